@@ -1,0 +1,218 @@
+//! The image model shared by every source, the rewrite and every sink.
+//! Blobs are references: nothing is read until a sink copies it.
+
+use crate::digest::Digest;
+use anyhow::{Context, Result};
+use serde_json::{Map, Value};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+
+/// Caps on JSON documents read from untrusted input.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+pub const MAX_CONFIG: u64 = 16 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Docker,
+    Oci,
+}
+
+/// Where a blob's bytes are: a byte range of a file (a file in a layout, or a
+/// member of a tar archive), or bytes harden made.
+#[derive(Debug, Clone)]
+pub enum Blob {
+    File { path: Arc<PathBuf>, offset: u64, len: u64 },
+    Bytes(Arc<Vec<u8>>),
+}
+
+impl Blob {
+    pub fn len(&self) -> u64 {
+        match self {
+            Blob::File { len, .. } => *len,
+            Blob::Bytes(b) => b.len() as u64,
+        }
+    }
+
+    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            Blob::File { path, offset, len } => {
+                let mut f = File::open(path.as_path())
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                f.seek(SeekFrom::Start(*offset))?;
+                Box::new(f.take(*len))
+            }
+            Blob::Bytes(b) => Box::new(io::Cursor::new(SharedBytes(b.clone()))),
+        })
+    }
+
+    /// The whole blob, for small JSON documents; refuses anything over `cap`.
+    pub fn read_capped(&self, cap: u64, what: &str) -> Result<Vec<u8>> {
+        if self.len() > cap {
+            anyhow::bail!("{what} is {} bytes, more than the {cap} allowed", self.len());
+        }
+        let mut buf = Vec::with_capacity(self.len() as usize);
+        self.open()?.read_to_end(&mut buf)?;
+        if buf.len() as u64 != self.len() {
+            anyhow::bail!("{what} is truncated");
+        }
+        Ok(buf)
+    }
+
+    /// Reads a JSON document and checks it against its digest.
+    pub fn read_verified(&self, digest: &Digest, cap: u64, what: &str) -> Result<Vec<u8>> {
+        let bytes = self.read_capped(cap, what)?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            anyhow::bail!("{what} does not match its digest: expected {digest}, content hashes to {actual}");
+        }
+        Ok(bytes)
+    }
+
+    /// Is this blob gzip-compressed? (Looks at the magic bytes.)
+    pub fn is_gzip(&self) -> Result<bool> {
+        let mut magic = [0u8; 2];
+        let n = self.open()?.read(&mut magic)?;
+        Ok(n == 2 && magic == [0x1f, 0x8b])
+    }
+}
+
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The descriptor as the source had it (mediaType, digest, size, and any
+    /// annotations or urls), so that sinks keep what they do not understand.
+    pub descriptor: Map<String, Value>,
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub blob: Blob,
+}
+
+impl Layer {
+    pub fn media_type(&self) -> &str {
+        self.descriptor
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or(OCI_LAYER)
+    }
+
+    pub fn is_gzip(&self) -> bool {
+        self.media_type().ends_with("gzip")
+    }
+}
+
+/// One platform's image.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub family: Family,
+    /// The config exactly as read (its digest is the image ID).
+    pub config: Vec<u8>,
+    pub layers: Vec<Layer>,
+    pub manifest_annotations: Map<String, Value>,
+    /// Digest of the source manifest, when the source had one.
+    pub manifest_digest: Option<Digest>,
+    /// A docker-style `name:tag` the source knew the image by.
+    pub name: Option<String>,
+}
+
+impl Image {
+    pub fn config_digest(&self) -> Digest {
+        Digest::of(&self.config)
+    }
+
+    pub fn config_json(&self) -> Result<Value> {
+        serde_json::from_slice(&self.config).context("the image config is not valid JSON")
+    }
+
+    pub fn config_media_type(&self) -> &'static str {
+        match self.family {
+            Family::Docker => DOCKER_CONFIG,
+            Family::Oci => OCI_CONFIG,
+        }
+    }
+
+    /// The manifest for this image in its family: the exact bytes to store.
+    pub fn manifest(&self) -> Vec<u8> {
+        let mut m = Map::new();
+        m.insert("schemaVersion".into(), 2.into());
+        m.insert(
+            "mediaType".into(),
+            match self.family {
+                Family::Docker => DOCKER_MANIFEST,
+                Family::Oci => OCI_MANIFEST,
+            }
+            .into(),
+        );
+        m.insert(
+            "config".into(),
+            descriptor(self.config_media_type(), &self.config_digest(), self.config.len() as u64),
+        );
+        m.insert(
+            "layers".into(),
+            self.layers.iter().map(|l| Value::Object(l.descriptor.clone())).collect(),
+        );
+        if self.family == Family::Oci && !self.manifest_annotations.is_empty() {
+            m.insert("annotations".into(), Value::Object(self.manifest_annotations.clone()));
+        }
+        serde_json::to_vec(&Value::Object(m)).expect("JSON")
+    }
+
+    /// The same image with OCI media types, for destinations that hold only OCI.
+    pub fn into_oci(mut self) -> Image {
+        if self.family == Family::Oci {
+            return self;
+        }
+        self.family = Family::Oci;
+        for layer in &mut self.layers {
+            let mt = if layer.is_gzip() { OCI_LAYER_GZIP } else { OCI_LAYER };
+            layer.descriptor.insert("mediaType".into(), mt.into());
+        }
+        self
+    }
+}
+
+pub fn descriptor(media_type: &str, digest: &Digest, size: u64) -> Value {
+    serde_json::json!({"mediaType": media_type, "digest": digest.as_str(), "size": size})
+}
+
+/// The layer media type of `family` for a compressed or uncompressed layer.
+pub fn layer_media_type(family: Family, gzip: bool) -> &'static str {
+    match (family, gzip) {
+        (Family::Docker, true) => DOCKER_LAYER_GZIP,
+        (Family::Docker, false) => DOCKER_LAYER,
+        (Family::Oci, true) => OCI_LAYER_GZIP,
+        (Family::Oci, false) => OCI_LAYER,
+    }
+}
+
+/// `rootfs.diff_ids` of a config, checked.
+pub fn diff_ids(config: &Value) -> Result<Vec<Digest>> {
+    let ids = config
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .context("the image config has no rootfs.diff_ids")?;
+    ids.iter()
+        .map(|v| Digest::parse(v.as_str().unwrap_or_default()).context("in rootfs.diff_ids"))
+        .collect()
+}

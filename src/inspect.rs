@@ -1,0 +1,87 @@
+//! `harden inspect`: what an image runs, as whom, and whether harden touched it.
+
+use crate::image::Image;
+use crate::layer::STEPDOWN_PATH;
+use crate::rewrite::{self, LABEL_MODE, LABEL_ORIGINAL, LABEL_VERSION};
+use anyhow::Result;
+use serde_json::{json, Value};
+
+pub fn describe(image: &Image) -> Result<Value> {
+    let config = image.config_json()?;
+    let c = config.get("config").cloned().unwrap_or(json!({}));
+    let label = |k: &str| c.pointer(&format!("/Labels/{}", k.replace('/', "~1"))).and_then(Value::as_str).map(str::to_string);
+    let user = c.get("User").and_then(Value::as_str).unwrap_or("").to_string();
+    let starts_as_root = rewrite::user_is_root(&user);
+    let entrypoint = c.get("Entrypoint").cloned().unwrap_or(Value::Null);
+    let wrapped = entrypoint.get(0).and_then(Value::as_str) == Some(STEPDOWN_PATH);
+    let hardened = match (label(LABEL_VERSION), wrapped) {
+        (Some(version), true) => {
+            let args: Vec<&str> = entrypoint
+                .as_array()
+                .map(|a| a.iter().skip(1).filter_map(Value::as_str).take_while(|s| *s != "--").collect())
+                .unwrap_or_default();
+            json!({
+                "version": version,
+                "mode": label(LABEL_MODE),
+                "stepdown_options": args,
+                "original": label(LABEL_ORIGINAL).and_then(|o| serde_json::from_str::<Value>(&o).ok()),
+            })
+        }
+        _ => Value::Null,
+    };
+    // The command runs as root when the image starts as root and nothing steps down.
+    let command_runs_as_root = starts_as_root && hardened.is_null();
+    Ok(json!({
+        "user": user,
+        "entrypoint": entrypoint,
+        "cmd": c.get("Cmd").cloned().unwrap_or(Value::Null),
+        "env": c.get("Env").cloned().unwrap_or(Value::Null),
+        "working_dir": c.get("WorkingDir").cloned().unwrap_or(Value::Null),
+        "image_id": image.config_digest().as_str(),
+        "manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
+        "layers": image.layers.len(),
+        "starts_as_root": starts_as_root,
+        "command_runs_as_root": command_runs_as_root,
+        "hardened": hardened,
+    }))
+}
+
+pub fn human(d: &Value) -> String {
+    let show = |v: &Value| match v {
+        Value::Null => "(none)".to_string(),
+        Value::String(s) if s.is_empty() => "(empty: root)".to_string(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    for (label, key) in [
+        ("User", "user"),
+        ("Entrypoint", "entrypoint"),
+        ("Cmd", "cmd"),
+        ("Env", "env"),
+        ("WorkingDir", "working_dir"),
+        ("Image ID", "image_id"),
+        ("Manifest", "manifest_digest"),
+        ("Layers", "layers"),
+    ] {
+        out.push_str(&format!("{label:<12} {}\n", show(&d[key])));
+    }
+    let verdict = match (d["starts_as_root"].as_bool(), d["hardened"].is_null()) {
+        (Some(true), true) => "starts as root and runs its command as root",
+        (Some(true), false) => "starts as root, then the step-down runs the command as a non-root user",
+        _ => "starts as a non-root user",
+    };
+    out.push_str(&format!("{:<12} {verdict}\n", "Runs as"));
+    match &d["hardened"] {
+        Value::Null => out.push_str(&format!("{:<12} no\n", "Hardened")),
+        h => out.push_str(&format!(
+            "{:<12} yes, by harden {} ({} mode), step-down options {}; original Entrypoint {} User {}\n",
+            "Hardened",
+            h["version"].as_str().unwrap_or("?"),
+            h["mode"].as_str().unwrap_or("?"),
+            h["stepdown_options"],
+            show(&h["original"]["Entrypoint"]),
+            show(&h["original"]["User"]),
+        )),
+    }
+    out
+}

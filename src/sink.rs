@@ -1,0 +1,386 @@
+//! Writing images: docker-archive, OCI layout directory, oci-archive.
+//! Every output is built aside and renamed into place at the end, so a failure
+//! leaves nothing half-written; every blob copied is checked against its digest.
+
+use crate::digest::{self, Digest, HashingReader};
+use crate::image::{Blob, Image};
+use crate::layer::header;
+use crate::source::REF_NAME;
+use crate::transport::{ArchiveSelect, ImageRef};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use tar::EntryType;
+use tempfile::NamedTempFile;
+
+#[derive(Debug, Serialize)]
+pub struct Written {
+    pub destination: String,
+    /// Digest of the manifest written (none in a docker-archive, which has no manifest).
+    pub manifest_digest: Option<String>,
+    /// The config digest, which docker and podman show as the image ID.
+    pub image_id: String,
+}
+
+/// Refuses a destination that would overwrite the source.
+pub fn check_not_source(src: &ImageRef, dest: &ImageRef) -> Result<()> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let clash = match (src, dest) {
+        (ImageRef::Oci { dir: a, tag: ta }, ImageRef::Oci { dir: b, tag: tb }) => same(a, b) && ta == tb,
+        (ImageRef::Oci { .. }, _) | (_, ImageRef::Oci { .. }) => false,
+        (
+            ImageRef::DockerArchive { path: a, .. } | ImageRef::OciArchive { path: a, .. },
+            ImageRef::DockerArchive { path: b, .. } | ImageRef::OciArchive { path: b, .. },
+        ) => same(a, b),
+    };
+    if clash {
+        bail!("the destination {dest} is the source: harden never modifies its input");
+    }
+    Ok(())
+}
+
+pub fn write_image(image: &Image, dest: &ImageRef) -> Result<Written> {
+    let result = match dest {
+        ImageRef::DockerArchive { path, select } => {
+            let name = match select {
+                ArchiveSelect::Name(n) => Some(n.clone()),
+                ArchiveSelect::Index(_) => bail!("{dest}: @INDEX selects a source image; name the output :NAME:TAG"),
+                ArchiveSelect::Only => image.name.as_deref().and_then(hardened_name),
+            };
+            write_docker_archive(image, path, name)
+        }
+        ImageRef::Oci { dir, tag } => write_oci(&image.clone().into_oci(), Layout::open_dir(dir)?, tag.as_deref()),
+        ImageRef::OciArchive { path, tag } => {
+            write_oci(&image.clone().into_oci(), Layout::new_archive(path)?, tag.as_deref())
+        }
+    };
+    result.with_context(|| format!("writing {dest}"))
+}
+
+/// `repo:tag` → `repo:tag-hardened`, the default name of a hardened image.
+pub fn hardened_name(name: &str) -> Option<String> {
+    let (repo, tag) = name.rsplit_once(':').filter(|(r, t)| !r.is_empty() && !t.contains('/'))?;
+    let tag = format!("{}-hardened", tag.chars().take(119).collect::<String>());
+    Some(format!("{repo}:{tag}"))
+}
+
+/// A temp file next to `dest`, so that the final rename stays on one filesystem.
+fn temp_beside(dest: &Path) -> Result<NamedTempFile> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = dest.file_name().context("destination has no file name")?;
+    tempfile::Builder::new()
+        .prefix(&format!(".{}.harden-", name.to_string_lossy()))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
+
+/// Appends a blob as a tar member, checking digest and size as it streams.
+fn append_verified<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    blob: &Blob,
+    expected: &Digest,
+) -> Result<()> {
+    let mut h = header(EntryType::Regular, 0o644, blob.len());
+    let mut reader = HashingReader::new(blob.open()?);
+    tar.append_data(&mut h, name, &mut reader)
+        .with_context(|| format!("copying {name}"))?;
+    digest::verify(&format!("blob {expected}"), expected, blob.len(), reader.finish())
+}
+
+fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<()> {
+    let mut h = header(EntryType::Regular, 0o644, bytes.len() as u64);
+    tar.append_data(&mut h, name, bytes)?;
+    Ok(())
+}
+
+/// Finishes a tar in a temp file and renames it to `dest`.
+fn persist_tar(tar: tar::Builder<BufWriter<File>>, tmp: NamedTempFile, dest: &Path) -> Result<()> {
+    let file = tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    tmp.persist(dest)
+        .with_context(|| format!("cannot rename the output to {}", dest.display()))?;
+    Ok(())
+}
+
+/// The `docker save` format: uncompressed layers named by diff_id, the config
+/// named by its digest, and manifest.json.
+fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) -> Result<Written> {
+    let tmp = temp_beside(path)?;
+    let mut tar = tar::Builder::new(BufWriter::new(tmp.reopen()?));
+    let mut layer_names = Vec::new();
+    let mut written = HashSet::new();
+    for layer in &image.layers {
+        let name = format!("{}.tar", layer.diff_id.hex());
+        if written.insert(name.clone()) {
+            if layer.media_type().contains("zstd") {
+                bail!("layer {} is zstd-compressed; docker-archive output needs gzip or plain layers", layer.digest);
+            }
+            if layer.is_gzip() {
+                append_decompressed(&mut tar, &name, layer, path)?;
+            } else {
+                append_verified(&mut tar, &name, &layer.blob, &layer.diff_id)?;
+            }
+        }
+        layer_names.push(name);
+    }
+    let config_digest = image.config_digest();
+    let config_name = format!("{}.json", config_digest.hex());
+    append_bytes(&mut tar, &config_name, &image.config)?;
+    let manifest = json!([{
+        "Config": config_name,
+        "RepoTags": repo_tag.iter().collect::<Vec<_>>(),
+        "Layers": layer_names,
+    }]);
+    append_bytes(&mut tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
+    persist_tar(tar, tmp, path)?;
+    Ok(Written {
+        destination: format!("docker-archive:{}{}", path.display(), repo_tag.map(|t| format!(":{t}")).unwrap_or_default()),
+        manifest_digest: None,
+        image_id: config_digest.to_string(),
+    })
+}
+
+/// docker-archive layers are uncompressed: gunzip into a scratch file (the tar
+/// header needs the size first), checking the compressed digest and the diff_id.
+fn append_decompressed<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    layer: &crate::image::Layer,
+    near: &Path,
+) -> Result<()> {
+    let dir = near.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut scratch = tempfile::tempfile_in(dir)?;
+    let mut compressed = HashingReader::new(layer.blob.open()?);
+    let mut gz = flate2::read::GzDecoder::new(&mut compressed);
+    let plain = digest::copy_hashed(&mut gz, &mut BufWriter::new(&mut scratch))
+        .with_context(|| format!("decompressing layer {}", layer.digest))?;
+    io::copy(&mut gz, &mut io::sink())?; // drain any gzip trailer before checking
+    drop(gz);
+    digest::verify(&format!("layer {}", layer.digest), &layer.digest, layer.blob.len(), compressed.finish())?;
+    if plain.0 != layer.diff_id {
+        bail!("layer {} decompresses to {}, but the config says {}", layer.digest, plain.0, layer.diff_id);
+    }
+    scratch.rewind()?;
+    let mut h = header(EntryType::Regular, 0o644, plain.1);
+    tar.append_data(&mut h, name, &mut scratch)?;
+    Ok(())
+}
+
+/// An OCI image layout being written: a directory (new, built aside and
+/// renamed; or existing, gaining blobs and a new index.json) or a tar file.
+enum Layout {
+    Dir {
+        root: PathBuf,
+        /// For a new directory: the temp dir being filled and the final path.
+        fresh: Option<(tempfile::TempDir, PathBuf)>,
+        /// Blobs this run added to an existing layout, removed on failure.
+        added: Vec<PathBuf>,
+    },
+    Tar {
+        tar: tar::Builder<BufWriter<File>>,
+        tmp: NamedTempFile,
+        dest: PathBuf,
+        written: HashSet<Digest>,
+    },
+}
+
+impl Layout {
+    fn open_dir(dir: &Path) -> Result<Layout> {
+        if dir.exists() {
+            let empty = fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+            if !empty && !dir.join("oci-layout").is_file() {
+                bail!("{} exists and is not an OCI image layout", dir.display());
+            }
+            fs::create_dir_all(dir.join("blobs/sha256"))?;
+            return Ok(Layout::Dir { root: dir.to_path_buf(), fresh: None, added: Vec::new() });
+        }
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".harden-layout-")
+            .tempdir_in(parent)
+            .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?;
+        fs::create_dir_all(tmp.path().join("blobs/sha256"))?;
+        Ok(Layout::Dir { root: tmp.path().to_path_buf(), fresh: Some((tmp, dir.to_path_buf())), added: Vec::new() })
+    }
+
+    fn new_archive(path: &Path) -> Result<Layout> {
+        let tmp = temp_beside(path)?;
+        let mut tar = tar::Builder::new(BufWriter::new(tmp.reopen()?));
+        for dir in ["blobs/", "blobs/sha256/"] {
+            let mut h = header(EntryType::Directory, 0o755, 0);
+            tar.append_data(&mut h, dir, io::empty())?;
+        }
+        Ok(Layout::Tar { tar, tmp, dest: path.to_path_buf(), written: HashSet::new() })
+    }
+
+    /// The index.json already there (an existing layout directory), if any.
+    fn existing_index(&self) -> Result<Option<Value>> {
+        match self {
+            Layout::Dir { root, fresh: None, .. } if root.join("index.json").is_file() => {
+                let blob = crate::store::Store::dir(root)?.get("index.json")?;
+                let bytes = blob.read_capped(crate::image::MAX_MANIFEST, "index.json")?;
+                Ok(Some(serde_json::from_slice(&bytes).context("the destination's index.json is not JSON")?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn put_blob(&mut self, digest: &Digest, blob: &Blob) -> Result<()> {
+        match self {
+            Layout::Tar { tar, written, .. } => {
+                if written.insert(digest.clone()) {
+                    append_verified(tar, &format!("blobs/sha256/{}", digest.hex()), blob, digest)?;
+                }
+                Ok(())
+            }
+            Layout::Dir { root, added, .. } => {
+                let dest = root.join("blobs/sha256").join(digest.hex());
+                if fs::metadata(&dest).map(|m| m.len() == blob.len()).unwrap_or(false) {
+                    return Ok(()); // content-addressed: already there
+                }
+                let tmp = temp_beside(&dest)?;
+                // A whole file from another layout is hard-linked: no bytes move.
+                let linked = match blob {
+                    Blob::File { path, offset: 0, len } if fs::metadata(path.as_path()).map(|m| m.len()) .ok() == Some(*len) => {
+                        let link = tmp.path().with_extension("link");
+                        fs::hard_link(path.as_path(), &link).is_ok() && fs::rename(&link, &dest).is_ok()
+                    }
+                    _ => false,
+                };
+                if !linked {
+                    let mut out = BufWriter::new(tmp.as_file());
+                    let got = digest::copy_hashed(&mut blob.open()?, &mut out)?;
+                    out.flush()?;
+                    drop(out);
+                    digest::verify(&format!("blob {digest}"), digest, blob.len(), got)?;
+                    tmp.as_file().sync_all()?;
+                    tmp.persist(&dest)?;
+                }
+                added.push(dest);
+                Ok(())
+            }
+        }
+    }
+
+    fn put_bytes(&mut self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        self.put_blob(&digest, &Blob::Bytes(std::sync::Arc::new(bytes.to_vec())))?;
+        Ok(digest)
+    }
+
+    fn finish(self, index: &Value) -> Result<()> {
+        let index = serde_json::to_vec(index)?;
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        match self {
+            Layout::Tar { mut tar, tmp, dest, .. } => {
+                append_bytes(&mut tar, "oci-layout", layout)?;
+                append_bytes(&mut tar, "index.json", &index)?;
+                persist_tar(tar, tmp, &dest)
+            }
+            Layout::Dir { root, fresh, .. } => {
+                for (name, bytes) in [("oci-layout", &layout[..]), ("index.json", &index[..])] {
+                    let dest = root.join(name);
+                    let mut tmp = temp_beside(&dest)?;
+                    tmp.write_all(bytes)?;
+                    tmp.as_file().sync_all()?;
+                    tmp.persist(&dest)?;
+                }
+                if let Some((tmp, final_path)) = fresh {
+                    let built = tmp.keep();
+                    if let Err(e) = fs::rename(&built, &final_path) {
+                        let _ = fs::remove_dir_all(&built);
+                        return Err(e).with_context(|| format!("cannot rename the output to {}", final_path.display()));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The destination in transport syntax.
+    fn describe(&self, tag: Option<&str>) -> String {
+        let (kind, path) = match self {
+            Layout::Dir { fresh: Some((_, p)), .. } | Layout::Dir { root: p, .. } => ("oci", p),
+            Layout::Tar { dest, .. } => ("oci-archive", dest),
+        };
+        format!("{kind}:{}{}", path.display(), tag.map(|t| format!(":{t}")).unwrap_or_default())
+    }
+
+    fn abandon(self) {
+        // Fresh outputs vanish with their temp dir/file; an existing layout loses what we added.
+        if let Layout::Dir { added, fresh: None, .. } = self {
+            for p in added {
+                let _ = fs::remove_file(p);
+            }
+        }
+    }
+}
+
+fn write_oci(image: &Image, mut layout: Layout, tag: Option<&str>) -> Result<Written> {
+    let result = (|| {
+        for layer in &image.layers {
+            layout.put_blob(&layer.digest, &layer.blob)?;
+        }
+        let config_digest = layout.put_bytes(&image.config)?;
+        let manifest = image.manifest();
+        let manifest_digest = layout.put_bytes(&manifest)?;
+        let mut entry = json!({
+            "mediaType": crate::image::OCI_MANIFEST,
+            "digest": manifest_digest.as_str(),
+            "size": manifest.len(),
+        });
+        if let Some(t) = tag {
+            entry["annotations"] = json!({ REF_NAME: t });
+        }
+        let mut index = layout
+            .existing_index()?
+            .unwrap_or_else(|| json!({"schemaVersion": 2, "mediaType": crate::image::OCI_INDEX, "manifests": []}));
+        let manifests = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .context("the destination's index.json has no manifests list")?;
+        // The tag moves to the new image, as `skopeo copy` does.
+        manifests.retain(|m| m.pointer("/annotations/org.opencontainers.image.ref.name").and_then(Value::as_str) != tag);
+        manifests.push(entry);
+        Ok((index, config_digest, manifest_digest))
+    })();
+    match result {
+        Ok((index, config_digest, manifest_digest)) => {
+            let destination = layout.describe(tag);
+            layout.finish(&index)?;
+            Ok(Written {
+                destination,
+                manifest_digest: Some(manifest_digest.to_string()),
+                image_id: config_digest.to_string(),
+            })
+        }
+        Err(e) => {
+            layout.abandon();
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names() {
+        assert_eq!(hardened_name("example/t:latest").as_deref(), Some("example/t:latest-hardened"));
+        assert_eq!(hardened_name("localhost:5000/t:1").as_deref(), Some("localhost:5000/t:1-hardened"));
+        assert_eq!(hardened_name("notag"), None);
+        assert_eq!(hardened_name("localhost:5000/notag"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! Image references in skopeo's transport syntax.
+
+use anyhow::{bail, Result};
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// `docker-archive:PATH[:NAME:TAG|:@INDEX]`, the `docker save` format.
+    DockerArchive { path: PathBuf, select: ArchiveSelect },
+    /// `oci:DIR[:TAG]`, an OCI image layout directory.
+    Oci { dir: PathBuf, tag: Option<String> },
+    /// `oci-archive:PATH[:TAG]`, an OCI image layout in a tar file.
+    OciArchive { path: PathBuf, tag: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveSelect {
+    Only,
+    Name(String),
+    Index(usize),
+}
+
+impl ImageRef {
+    pub fn parse(s: &str) -> Result<ImageRef> {
+        let Some((transport, rest)) = s.split_once(':') else {
+            bail!("{s:?} names no transport: use docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH[:TAG]");
+        };
+        let (path, reference) = match rest.split_once(':') {
+            Some((p, r)) => (p, Some(r)),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            bail!("{s:?}: the path is empty");
+        }
+        let path = PathBuf::from(path);
+        match transport {
+            "docker-archive" => {
+                let select = match reference {
+                    None => ArchiveSelect::Only,
+                    Some(r) if r.starts_with('@') => match r[1..].parse() {
+                        Ok(i) => ArchiveSelect::Index(i),
+                        Err(_) => bail!("{s:?}: {r:?} is not @INDEX"),
+                    },
+                    Some(r) => {
+                        check_name(r).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+                        ArchiveSelect::Name(r.to_string())
+                    }
+                };
+                Ok(ImageRef::DockerArchive { path, select })
+            }
+            "oci" | "oci-archive" => {
+                let tag = match reference {
+                    Some(t) => {
+                        check_tag(t).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+                        Some(t.to_string())
+                    }
+                    None => None,
+                };
+                Ok(if transport == "oci" {
+                    ImageRef::Oci { dir: path, tag }
+                } else {
+                    ImageRef::OciArchive { path, tag }
+                })
+            }
+            "docker" => bail!("{s:?}: the docker:// registry transport is not available yet; use docker-archive:, oci: or oci-archive:"),
+            other => bail!("{s:?}: unknown transport {other:?} (docker-archive, oci, oci-archive)"),
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageRef::DockerArchive { path, select } => {
+                write!(f, "docker-archive:{}", path.display())?;
+                match select {
+                    ArchiveSelect::Only => Ok(()),
+                    ArchiveSelect::Name(n) => write!(f, ":{n}"),
+                    ArchiveSelect::Index(i) => write!(f, ":@{i}"),
+                }
+            }
+            ImageRef::Oci { dir, tag } => {
+                write!(f, "oci:{}", dir.display())?;
+                tag.iter().try_for_each(|t| write!(f, ":{t}"))
+            }
+            ImageRef::OciArchive { path, tag } => {
+                write!(f, "oci-archive:{}", path.display())?;
+                tag.iter().try_for_each(|t| write!(f, ":{t}"))
+            }
+        }
+    }
+}
+
+/// An OCI ref name / docker tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn check_tag(t: &str) -> Result<()> {
+    let ok = !t.is_empty()
+        && t.len() <= 128
+        && !t.starts_with(['.', '-'])
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        bail!("{t:?} is not a valid tag");
+    }
+    Ok(())
+}
+
+/// A docker `NAME:TAG`: lowercase path components, then a tag.
+pub fn check_name(n: &str) -> Result<()> {
+    let (repo, tag) = n
+        .rsplit_once(':')
+        .filter(|(r, _)| !r.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("{n:?} is not NAME:TAG"))?;
+    check_tag(tag)?;
+    let ok = repo.len() <= 255
+        && repo.split('/').all(|c| {
+            !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && !c.starts_with(['.', '_', '-'])
+        });
+    if !ok {
+        bail!("{repo:?} is not a valid image name");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_transports() {
+        assert_eq!(
+            ImageRef::parse("docker-archive:a.tar").unwrap(),
+            ImageRef::DockerArchive { path: "a.tar".into(), select: ArchiveSelect::Only }
+        );
+        assert_eq!(
+            ImageRef::parse("docker-archive:a.tar:example/t:1.0").unwrap(),
+            ImageRef::DockerArchive { path: "a.tar".into(), select: ArchiveSelect::Name("example/t:1.0".into()) }
+        );
+        assert_eq!(
+            ImageRef::parse("docker-archive:a.tar:@1").unwrap(),
+            ImageRef::DockerArchive { path: "a.tar".into(), select: ArchiveSelect::Index(1) }
+        );
+        assert_eq!(
+            ImageRef::parse("oci:/tmp/l:v1").unwrap(),
+            ImageRef::Oci { dir: "/tmp/l".into(), tag: Some("v1".into()) }
+        );
+        assert_eq!(
+            ImageRef::parse("oci-archive:x.tar").unwrap(),
+            ImageRef::OciArchive { path: "x.tar".into(), tag: None }
+        );
+        for s in ["docker-archive:a.tar", "oci:/l:t", "oci-archive:x.tar:latest", "docker-archive:a.tar:@2"] {
+            assert_eq!(ImageRef::parse(s).unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "a.tar",
+            "tarball:a.tar",
+            "oci:",
+            "oci:/l:bad/tag",
+            "oci:/l:-x",
+            "docker-archive:a.tar:UPPER:t",
+            "docker-archive:a.tar:notag",
+            "docker-archive:a.tar:@x",
+            "docker://alpine",
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
