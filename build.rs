@@ -45,5 +45,8 @@ fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) {
         .env("CARGO_PKG_VERSION", env::var("CARGO_PKG_VERSION").unwrap())
         .status()
         .expect("run rustc for the step-down binary");
-    assert!(status.success(), "building the step-down binary for {target} failed");
+    assert!(
+        status.success(),
+        "building the step-down binary for {target} failed"
+    );
 }

@@ -12,13 +12,23 @@ pub struct Digest(String);
 impl Digest {
     pub fn parse(s: &str) -> Result<Digest> {
         let Some((algo, hex)) = s.split_once(':') else {
-            bail!("invalid digest {:?}: expected sha256:<64 hex digits>", short(s));
+            bail!(
+                "invalid digest {:?}: expected sha256:<64 hex digits>",
+                short(s)
+            );
         };
         if algo != "sha256" {
-            bail!("unsupported digest algorithm {:?} in {:?}", short(algo), short(s));
+            bail!(
+                "unsupported digest algorithm {:?} in {:?}",
+                short(algo),
+                short(s)
+            );
         }
         if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            bail!("invalid digest {:?}: expected sha256:<64 hex digits>", short(s));
+            bail!(
+                "invalid digest {:?}: expected sha256:<64 hex digits>",
+                short(s)
+            );
         }
         Ok(Digest(s.to_string()))
     }
@@ -74,7 +84,11 @@ impl<W: Write> HashingWriter<W> {
     }
 
     pub fn finish(self) -> (W, Digest, u64) {
-        (self.inner, Digest::from_hash(self.hasher.finalize().as_slice()), self.count)
+        (
+            self.inner,
+            Digest::from_hash(self.hasher.finalize().as_slice()),
+            self.count,
+        )
     }
 }
 
@@ -108,7 +122,10 @@ impl<R: Read> HashingReader<R> {
     }
 
     pub fn finish(self) -> (Digest, u64) {
-        (Digest::from_hash(self.hasher.finalize().as_slice()), self.count)
+        (
+            Digest::from_hash(self.hasher.finalize().as_slice()),
+            self.count,
+        )
     }
 }
 
@@ -122,12 +139,20 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// Fails unless what was read has the expected digest and size.
-pub fn verify(what: &str, expected: &Digest, expected_len: u64, actual: (Digest, u64)) -> anyhow::Result<()> {
+pub fn verify(
+    what: &str,
+    expected: &Digest,
+    expected_len: u64,
+    actual: (Digest, u64),
+) -> anyhow::Result<()> {
     if actual.1 != expected_len {
         bail!("{what} is truncated: {} of {expected_len} bytes", actual.1);
     }
     if &actual.0 != expected {
-        bail!("{what} does not match its digest: expected {expected}, content hashes to {}", actual.0);
+        bail!(
+            "{what} does not match its digest: expected {expected}, content hashes to {}",
+            actual.0
+        );
     }
     Ok(())
 }

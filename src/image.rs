@@ -36,7 +36,11 @@ pub enum Family {
 /// member of a tar archive), or bytes harden made.
 #[derive(Debug, Clone)]
 pub enum Blob {
-    File { path: Arc<PathBuf>, offset: u64, len: u64 },
+    File {
+        path: Arc<PathBuf>,
+        offset: u64,
+        len: u64,
+    },
     Bytes(Arc<Vec<u8>>),
 }
 
@@ -63,7 +67,10 @@ impl Blob {
     /// The whole blob, for small JSON documents; refuses anything over `cap`.
     pub fn read_capped(&self, cap: u64, what: &str) -> Result<Vec<u8>> {
         if self.len() > cap {
-            anyhow::bail!("{what} is {} bytes, more than the {cap} allowed", self.len());
+            anyhow::bail!(
+                "{what} is {} bytes, more than the {cap} allowed",
+                self.len()
+            );
         }
         let mut buf = Vec::with_capacity(self.len() as usize);
         self.open()?.read_to_end(&mut buf)?;
@@ -78,7 +85,9 @@ impl Blob {
         let bytes = self.read_capped(cap, what)?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
-            anyhow::bail!("{what} does not match its digest: expected {digest}, content hashes to {actual}");
+            anyhow::bail!(
+                "{what} does not match its digest: expected {digest}, content hashes to {actual}"
+            );
         }
         Ok(bytes)
     }
@@ -166,14 +175,24 @@ impl Image {
         );
         m.insert(
             "config".into(),
-            descriptor(self.config_media_type(), &self.config_digest(), self.config.len() as u64),
+            descriptor(
+                self.config_media_type(),
+                &self.config_digest(),
+                self.config.len() as u64,
+            ),
         );
         m.insert(
             "layers".into(),
-            self.layers.iter().map(|l| Value::Object(l.descriptor.clone())).collect(),
+            self.layers
+                .iter()
+                .map(|l| Value::Object(l.descriptor.clone()))
+                .collect(),
         );
         if self.family == Family::Oci && !self.manifest_annotations.is_empty() {
-            m.insert("annotations".into(), Value::Object(self.manifest_annotations.clone()));
+            m.insert(
+                "annotations".into(),
+                Value::Object(self.manifest_annotations.clone()),
+            );
         }
         serde_json::to_vec(&Value::Object(m)).expect("JSON")
     }
@@ -185,7 +204,11 @@ impl Image {
         }
         self.family = Family::Oci;
         for layer in &mut self.layers {
-            let mt = if layer.is_gzip() { OCI_LAYER_GZIP } else { OCI_LAYER };
+            let mt = if layer.is_gzip() {
+                OCI_LAYER_GZIP
+            } else {
+                OCI_LAYER
+            };
             layer.descriptor.insert("mediaType".into(), mt.into());
         }
         self

@@ -9,8 +9,16 @@ use serde_json::{json, Value};
 pub fn describe(image: &Image) -> Result<Value> {
     let config = image.config_json()?;
     let c = config.get("config").cloned().unwrap_or(json!({}));
-    let label = |k: &str| c.pointer(&format!("/Labels/{}", k.replace('/', "~1"))).and_then(Value::as_str).map(str::to_string);
-    let user = c.get("User").and_then(Value::as_str).unwrap_or("").to_string();
+    let label = |k: &str| {
+        c.pointer(&format!("/Labels/{}", k.replace('/', "~1")))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let user = c
+        .get("User")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let starts_as_root = rewrite::user_is_root(&user);
     let entrypoint = c.get("Entrypoint").cloned().unwrap_or(Value::Null);
     let wrapped = entrypoint.get(0).and_then(Value::as_str) == Some(STEPDOWN_PATH);
@@ -18,7 +26,13 @@ pub fn describe(image: &Image) -> Result<Value> {
         (Some(version), true) => {
             let args: Vec<&str> = entrypoint
                 .as_array()
-                .map(|a| a.iter().skip(1).filter_map(Value::as_str).take_while(|s| *s != "--").collect())
+                .map(|a| {
+                    a.iter()
+                        .skip(1)
+                        .filter_map(Value::as_str)
+                        .take_while(|s| *s != "--")
+                        .collect()
+                })
                 .unwrap_or_default();
             json!({
                 "version": version,
@@ -67,7 +81,9 @@ pub fn human(d: &Value) -> String {
     }
     let verdict = match (d["starts_as_root"].as_bool(), d["hardened"].is_null()) {
         (Some(true), true) => "starts as root and runs its command as root",
-        (Some(true), false) => "starts as root, then the step-down runs the command as a non-root user",
+        (Some(true), false) => {
+            "starts as root, then the step-down runs the command as a non-root user"
+        }
         _ => "starts as a non-root user",
     };
     out.push_str(&format!("{:<12} {verdict}\n", "Runs as"));

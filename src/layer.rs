@@ -40,7 +40,9 @@ pub fn stepdown_layer(binary: &[u8]) -> Result<StepdownLayer> {
     tar.append_data(&mut file, &STEPDOWN_PATH[1..], binary)?;
     let tar = tar.into_inner()?; // writes the two end-of-archive blocks
 
-    let mut gz = GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
+    let mut gz = GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), Compression::best());
     gz.write_all(&tar)?;
     let gzip = gz.finish()?;
     Ok(StepdownLayer {
@@ -63,10 +65,15 @@ mod tests {
         assert_ne!(stepdown_layer(b"other").unwrap().digest, a.digest);
 
         let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(&a.gzip[..]).read_to_end(&mut tar).unwrap();
+        flate2::read::GzDecoder::new(&a.gzip[..])
+            .read_to_end(&mut tar)
+            .unwrap();
         assert_eq!(Digest::of(&tar), a.diff_id);
         assert_eq!(tar.len() % 512, 0);
-        assert!(tar[tar.len() - 1024..].iter().all(|b| *b == 0), "end-of-archive blocks");
+        assert!(
+            tar[tar.len() - 1024..].iter().all(|b| *b == 0),
+            "end-of-archive blocks"
+        );
 
         let mut archive = tar::Archive::new(&tar[..]);
         let entries: Vec<(String, u32, u64, u64)> = archive
@@ -76,7 +83,12 @@ mod tests {
                 let e = e.unwrap();
                 let h = e.header();
                 let path = e.path().unwrap().to_string_lossy().into_owned();
-                (path, h.mode().unwrap(), h.uid().unwrap(), h.mtime().unwrap())
+                (
+                    path,
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.mtime().unwrap(),
+                )
             })
             .collect();
         assert_eq!(

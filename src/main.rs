@@ -27,7 +27,11 @@ const STEPDOWN_AMD64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-s
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Parser)]
-#[command(name = "harden", version, about = "Make existing container images run as a non-root user, without a Dockerfile or a Docker daemon")]
+#[command(
+    name = "harden",
+    version,
+    about = "Make existing container images run as a non-root user, without a Dockerfile or a Docker daemon"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -163,7 +167,13 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Rewrite { source, dest, settings, json, quiet } => {
+        Command::Rewrite {
+            source,
+            dest,
+            settings,
+            json,
+            quiet,
+        } => {
             let settings = settings.validate()?;
             let (src, dst) = (ImageRef::parse(&source)?, ImageRef::parse(&dest)?);
             sink::check_not_source(&src, &dst)?;
@@ -188,7 +198,10 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{out}");
             }
             if !quiet {
-                eprintln!("harden: wrote {} (image ID {})", written.destination, written.image_id);
+                eprintln!(
+                    "harden: wrote {} (image ID {})",
+                    written.destination, written.image_id
+                );
             }
             Ok(())
         }
@@ -214,11 +227,17 @@ fn run(cli: Cli) -> Result<()> {
 
 fn write_executable(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     tmp.write_all(bytes)?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o755))?;
-    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o755))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -227,7 +246,9 @@ fn source_date_epoch() -> Result<Option<String>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Err(_) => Ok(None),
         Ok(v) => {
-            let secs: i64 = v.parse().with_context(|| format!("SOURCE_DATE_EPOCH {v:?} is not a number of seconds"))?;
+            let secs: i64 = v
+                .parse()
+                .with_context(|| format!("SOURCE_DATE_EPOCH {v:?} is not a number of seconds"))?;
             Ok(Some(rfc3339(secs)))
         }
     }
@@ -245,7 +266,12 @@ fn rfc3339(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

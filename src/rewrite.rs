@@ -76,11 +76,20 @@ pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String>
 
 /// The hardened image: the source with harden's layer appended (replacing the
 /// layer of an earlier harden run) and the config rewritten.
-pub fn harden(src: &Image, settings: &Settings, layer: &StepdownLayer, ctx: &RunContext) -> Result<Image> {
+pub fn harden(
+    src: &Image,
+    settings: &Settings,
+    layer: &StepdownLayer,
+    ctx: &RunContext,
+) -> Result<Image> {
     let mut config = src.config_json()?;
     let mut layers = src.layers.clone();
     if image::diff_ids(&config)?.len() != layers.len() {
-        bail!("the image config lists {} diff_ids but the manifest has {} layers", image::diff_ids(&config)?.len(), layers.len());
+        bail!(
+            "the image config lists {} diff_ids but the manifest has {} layers",
+            image::diff_ids(&config)?.len(),
+            layers.len()
+        );
     }
     if undo_previous(&mut config)? {
         layers.pop();
@@ -126,12 +135,18 @@ fn labels(config: &Value) -> Option<&Map<String, Value>> {
 /// User and drops harden's layer and history entry. Returns whether the top
 /// layer must be dropped.
 fn undo_previous(config: &mut Value) -> Result<bool> {
-    let Some(labels) = labels(config) else { return Ok(false) };
+    let Some(labels) = labels(config) else {
+        return Ok(false);
+    };
     let Some(original) = labels.get(LABEL_ORIGINAL).and_then(Value::as_str) else {
         return Ok(false);
     };
-    let original: Value = serde_json::from_str(original).context("label dev.harden.original is not JSON")?;
-    let layer = labels.get(LABEL_LAYER).and_then(Value::as_str).map(str::to_string);
+    let original: Value =
+        serde_json::from_str(original).context("label dev.harden.original is not JSON")?;
+    let layer = labels
+        .get(LABEL_LAYER)
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let c = config_section(config);
     for key in ["Entrypoint", "User"] {
         match original.get(key) {
@@ -145,7 +160,9 @@ fn undo_previous(config: &mut Value) -> Result<bool> {
         }
     }
     // Only the top layer can be taken off: anything built on top stays as it is.
-    let ids = config.pointer_mut("/rootfs/diff_ids").and_then(Value::as_array_mut);
+    let ids = config
+        .pointer_mut("/rootfs/diff_ids")
+        .and_then(Value::as_array_mut);
     let top_is_ours = match (ids, layer) {
         (Some(ids), Some(layer)) if ids.last().and_then(Value::as_str) == Some(&layer) => {
             ids.pop();
@@ -155,7 +172,9 @@ fn undo_previous(config: &mut Value) -> Result<bool> {
     };
     if top_is_ours {
         if let Some(history) = config.get_mut("history").and_then(Value::as_array_mut) {
-            let ours = history.iter().rposition(|h| h.get("empty_layer") != Some(&Value::Bool(true)));
+            let ours = history
+                .iter()
+                .rposition(|h| h.get("empty_layer") != Some(&Value::Bool(true)));
             if let Some(i) = ours.filter(|i| {
                 history[*i]
                     .get("created_by")
@@ -178,13 +197,22 @@ fn config_section(config: &mut Value) -> &mut Map<String, Value> {
     c.as_object_mut().unwrap()
 }
 
-fn rewrite_config(config: &mut Value, settings: &Settings, diff_id: &Digest, ctx: &RunContext) -> Result<()> {
+fn rewrite_config(
+    config: &mut Value,
+    settings: &Settings,
+    diff_id: &Digest,
+    ctx: &RunContext,
+) -> Result<()> {
     if !config.is_object() {
         bail!("the image config is not a JSON object");
     }
     let c = config_section(config);
     let entrypoint = c.get("Entrypoint").cloned().unwrap_or(Value::Null);
-    let user = c.get("User").and_then(Value::as_str).unwrap_or("").to_string();
+    let user = c
+        .get("User")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let original = json!({"Entrypoint": entrypoint, "User": user});
 
     let options = stepdown_options(settings, &user);
@@ -192,6 +220,8 @@ fn rewrite_config(config: &mut Value, settings: &Settings, diff_id: &Digest, ctx
     new_entrypoint.extend(options.iter().map(|o| Value::from(o.as_str())));
     new_entrypoint.push("--".into());
     match &entrypoint {
+        // [""] means "no entrypoint" to docker and podman.
+        Value::Array(a) if a.len() == 1 && a[0] == "" => {}
         Value::Array(a) => new_entrypoint.extend(a.iter().cloned()),
         Value::Null => {}
         Value::String(s) if s.is_empty() => {}
@@ -211,10 +241,15 @@ fn rewrite_config(config: &mut Value, settings: &Settings, diff_id: &Digest, ctx
     labels.insert(LABEL_VERSION.into(), ctx.version.as_str().into());
     labels.insert(LABEL_MODE.into(), "runtime".into());
     labels.insert(LABEL_LAYER.into(), diff_id.as_str().into());
-    labels.insert(LABEL_ORIGINAL.into(), serde_json::to_string(&original)?.into());
+    labels.insert(
+        LABEL_ORIGINAL.into(),
+        serde_json::to_string(&original)?.into(),
+    );
 
     let root = config.as_object_mut().unwrap();
-    let rootfs = root.entry("rootfs").or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+    let rootfs = root
+        .entry("rootfs")
+        .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
     rootfs
         .get_mut("diff_ids")
         .and_then(Value::as_array_mut)
@@ -223,17 +258,28 @@ fn rewrite_config(config: &mut Value, settings: &Settings, diff_id: &Digest, ctx
 
     if let Some(history) = root.get_mut("history").and_then(Value::as_array_mut) {
         let mut entry = Map::new();
-        let created = ctx.created.clone().or_else(|| {
-            root_created(history).map(str::to_string)
-        });
+        let created = ctx
+            .created
+            .clone()
+            .or_else(|| root_created(history).map(str::to_string));
         if let Some(created) = created {
             entry.insert("created".into(), created.into());
         }
         entry.insert(
             "created_by".into(),
-            format!("harden {}: step-down entrypoint {} {}", ctx.version, STEPDOWN_PATH, options.join(" ")).trim_end().into(),
+            format!(
+                "harden {}: step-down entrypoint {} {}",
+                ctx.version,
+                STEPDOWN_PATH,
+                options.join(" ")
+            )
+            .trim_end()
+            .into(),
         );
-        entry.insert("comment".into(), "added by harden: runs the command as a non-root user".into());
+        entry.insert(
+            "comment".into(),
+            "added by harden: runs the command as a non-root user".into(),
+        );
         history.push(Value::Object(entry));
     }
     Ok(())
@@ -241,7 +287,10 @@ fn rewrite_config(config: &mut Value, settings: &Settings, diff_id: &Digest, ctx
 
 /// The newest `created` among history entries: a stable stand-in for "now".
 fn root_created(history: &[Value]) -> Option<&str> {
-    history.iter().rev().find_map(|h| h.get("created").and_then(Value::as_str))
+    history
+        .iter()
+        .rev()
+        .find_map(|h| h.get("created").and_then(Value::as_str))
 }
 
 #[cfg(test)]
@@ -262,7 +311,10 @@ mod tests {
             .map(|i| {
                 let d = Digest::of(&[i as u8]);
                 Layer {
-                    descriptor: image::descriptor(image::OCI_LAYER, &d, 1).as_object().unwrap().clone(),
+                    descriptor: image::descriptor(image::OCI_LAYER, &d, 1)
+                        .as_object()
+                        .unwrap()
+                        .clone(),
                     digest: d.clone(),
                     diff_id: d,
                     blob: Blob::Bytes(Arc::new(vec![i as u8])),
@@ -314,11 +366,26 @@ mod tests {
         let c = cfg(&out);
         assert_eq!(
             c["config"]["Entrypoint"],
-            json!([STEPDOWN_PATH, "--user", "aws", "--uid-env", "AWS_UID", "--match-owner", "/home/aws/.aws", "--", "/bin/echo", "entry"])
+            json!([
+                STEPDOWN_PATH,
+                "--user",
+                "aws",
+                "--uid-env",
+                "AWS_UID",
+                "--match-owner",
+                "/home/aws/.aws",
+                "--",
+                "/bin/echo",
+                "entry"
+            ])
         );
         assert_eq!(c["config"]["Cmd"], json!(["default"]));
         assert_eq!(c["config"]["User"], "0:0");
-        assert_eq!(c["config"]["Env"], json!(["PATH=/bin", "A=1"]), "no UID default baked into Env");
+        assert_eq!(
+            c["config"]["Env"],
+            json!(["PATH=/bin", "A=1"]),
+            "no UID default baked into Env"
+        );
         for key in ["WorkingDir", "ExposedPorts", "StopSignal", "Volumes"] {
             assert_eq!(c["config"][key], source_config()["config"][key], "{key}");
         }
@@ -330,12 +397,21 @@ mod tests {
         let history = c["history"].as_array().unwrap();
         assert_eq!(history.len(), 2);
         assert_eq!(history[1]["created"], "2024-01-01T00:00:00Z");
-        assert!(history[1]["created_by"].as_str().unwrap().starts_with("harden 0.1.0"));
+        assert!(history[1]["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("harden 0.1.0"));
         assert_eq!(out.layers.len(), 2);
         assert_eq!(out.layers[1].digest, layer().digest);
         assert_eq!(out.layers[1].media_type(), image::OCI_LAYER_GZIP);
-        assert_eq!(out.manifest_annotations[image::ANNOTATION_BASE_DIGEST], Digest::of(b"manifest").as_str());
-        assert_eq!(out.manifest_annotations[image::ANNOTATION_BASE_NAME], "example/app:1");
+        assert_eq!(
+            out.manifest_annotations[image::ANNOTATION_BASE_DIGEST],
+            Digest::of(b"manifest").as_str()
+        );
+        assert_eq!(
+            out.manifest_annotations[image::ANNOTATION_BASE_NAME],
+            "example/app:1"
+        );
     }
 
     #[test]
@@ -343,22 +419,48 @@ mod tests {
         let mut config = source_config();
         config["config"]["Entrypoint"] = Value::Null;
         let out = harden(&image(config, 1), &Settings::default(), &layer(), &ctx()).unwrap();
-        assert_eq!(cfg(&out)["config"]["Entrypoint"], json!([STEPDOWN_PATH, "--"]));
+        assert_eq!(
+            cfg(&out)["config"]["Entrypoint"],
+            json!([STEPDOWN_PATH, "--"])
+        );
         assert_eq!(cfg(&out)["config"]["Cmd"], json!(["default"]));
     }
 
     #[test]
+    fn empty_string_entrypoint_means_none() {
+        let mut config = source_config();
+        config["config"]["Entrypoint"] = json!([""]);
+        let out = harden(&image(config, 1), &Settings::default(), &layer(), &ctx()).unwrap();
+        assert_eq!(
+            cfg(&out)["config"]["Entrypoint"],
+            json!([STEPDOWN_PATH, "--"])
+        );
+    }
+
+    #[test]
     fn non_root_image_user_becomes_the_default_target() {
-        assert_eq!(stepdown_options(&Settings::default(), "1001:1002"), ["--uid", "1001", "--gid", "1002"]);
-        assert_eq!(stepdown_options(&Settings::default(), "node"), ["--user", "node"]);
+        assert_eq!(
+            stepdown_options(&Settings::default(), "1001:1002"),
+            ["--uid", "1001", "--gid", "1002"]
+        );
+        assert_eq!(
+            stepdown_options(&Settings::default(), "node"),
+            ["--user", "node"]
+        );
         assert!(stepdown_options(&Settings::default(), "root").is_empty());
         assert!(stepdown_options(&Settings::default(), "0:0").is_empty());
-        let explicit = Settings { uid: Some(5), ..Settings::default() };
+        let explicit = Settings {
+            uid: Some(5),
+            ..Settings::default()
+        };
         assert_eq!(stepdown_options(&explicit, "node"), ["--uid", "5"]);
         let mut config = source_config();
         config["config"]["User"] = "1001".into();
         let out = harden(&image(config, 1), &Settings::default(), &layer(), &ctx()).unwrap();
-        assert_eq!(cfg(&out)["config"]["Entrypoint"][1..4], json!(["--uid", "1001", "--"]));
+        assert_eq!(
+            cfg(&out)["config"]["Entrypoint"].as_array().unwrap()[1..4],
+            json!(["--uid", "1001", "--"]).as_array().unwrap()[..]
+        );
         assert_eq!(cfg(&out)["config"]["User"], "0:0");
     }
 
@@ -366,7 +468,10 @@ mod tests {
     fn hardening_twice_replaces_instead_of_stacking() {
         let src = image(source_config(), 1);
         let once = harden(&src, &Settings::default(), &layer(), &ctx()).unwrap();
-        let settings = Settings { uid: Some(42), ..Settings::default() };
+        let settings = Settings {
+            uid: Some(42),
+            ..Settings::default()
+        };
         let twice = harden(&once, &settings, &layer(), &ctx()).unwrap();
         let direct = harden(&src, &settings, &layer(), &ctx()).unwrap();
         assert_eq!(twice.layers.len(), 2);
@@ -376,7 +481,13 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_configs() {
-        assert!(harden(&image(source_config(), 2), &Settings::default(), &layer(), &ctx()).is_err());
+        assert!(harden(
+            &image(source_config(), 2),
+            &Settings::default(),
+            &layer(),
+            &ctx()
+        )
+        .is_err());
         let mut bad = source_config();
         bad["config"]["Entrypoint"] = json!(5);
         assert!(harden(&image(bad, 1), &Settings::default(), &layer(), &ctx()).is_err());

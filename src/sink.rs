@@ -33,7 +33,9 @@ pub fn check_not_source(src: &ImageRef, dest: &ImageRef) -> Result<()> {
         _ => false,
     };
     let clash = match (src, dest) {
-        (ImageRef::Oci { dir: a, tag: ta }, ImageRef::Oci { dir: b, tag: tb }) => same(a, b) && ta == tb,
+        (ImageRef::Oci { dir: a, tag: ta }, ImageRef::Oci { dir: b, tag: tb }) => {
+            same(a, b) && ta == tb
+        }
         (ImageRef::Oci { .. }, _) | (_, ImageRef::Oci { .. }) => false,
         (
             ImageRef::DockerArchive { path: a, .. } | ImageRef::OciArchive { path: a, .. },
@@ -51,22 +53,32 @@ pub fn write_image(image: &Image, dest: &ImageRef) -> Result<Written> {
         ImageRef::DockerArchive { path, select } => {
             let name = match select {
                 ArchiveSelect::Name(n) => Some(n.clone()),
-                ArchiveSelect::Index(_) => bail!("{dest}: @INDEX selects a source image; name the output :NAME:TAG"),
+                ArchiveSelect::Index(_) => {
+                    bail!("{dest}: @INDEX selects a source image; name the output :NAME:TAG")
+                }
                 ArchiveSelect::Only => image.name.as_deref().and_then(hardened_name),
             };
             write_docker_archive(image, path, name)
         }
-        ImageRef::Oci { dir, tag } => write_oci(&image.clone().into_oci(), Layout::open_dir(dir)?, tag.as_deref()),
-        ImageRef::OciArchive { path, tag } => {
-            write_oci(&image.clone().into_oci(), Layout::new_archive(path)?, tag.as_deref())
-        }
+        ImageRef::Oci { dir, tag } => write_oci(
+            &image.clone().into_oci(),
+            Layout::open_dir(dir)?,
+            tag.as_deref(),
+        ),
+        ImageRef::OciArchive { path, tag } => write_oci(
+            &image.clone().into_oci(),
+            Layout::new_archive(path)?,
+            tag.as_deref(),
+        ),
     };
     result.with_context(|| format!("writing {dest}"))
 }
 
 /// `repo:tag` → `repo:tag-hardened`, the default name of a hardened image.
 pub fn hardened_name(name: &str) -> Option<String> {
-    let (repo, tag) = name.rsplit_once(':').filter(|(r, t)| !r.is_empty() && !t.contains('/'))?;
+    let (repo, tag) = name
+        .rsplit_once(':')
+        .filter(|(r, t)| !r.is_empty() && !t.contains('/'))?;
     let tag = format!("{}-hardened", tag.chars().take(119).collect::<String>());
     Some(format!("{repo}:{tag}"))
 }
@@ -95,7 +107,12 @@ fn append_verified<W: Write>(
     let mut reader = HashingReader::new(blob.open()?);
     tar.append_data(&mut h, name, &mut reader)
         .with_context(|| format!("copying {name}"))?;
-    digest::verify(&format!("blob {expected}"), expected, blob.len(), reader.finish())
+    digest::verify(
+        &format!("blob {expected}"),
+        expected,
+        blob.len(),
+        reader.finish(),
+    )
 }
 
 fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<()> {
@@ -124,7 +141,10 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
         let name = format!("{}.tar", layer.diff_id.hex());
         if written.insert(name.clone()) {
             if layer.media_type().contains("zstd") {
-                bail!("layer {} is zstd-compressed; docker-archive output needs gzip or plain layers", layer.digest);
+                bail!(
+                    "layer {} is zstd-compressed; docker-archive output needs gzip or plain layers",
+                    layer.digest
+                );
             }
             if layer.is_gzip() {
                 append_decompressed(&mut tar, &name, layer, path)?;
@@ -145,7 +165,11 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
     append_bytes(&mut tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
     persist_tar(tar, tmp, path)?;
     Ok(Written {
-        destination: format!("docker-archive:{}{}", path.display(), repo_tag.map(|t| format!(":{t}")).unwrap_or_default()),
+        destination: format!(
+            "docker-archive:{}{}",
+            path.display(),
+            repo_tag.map(|t| format!(":{t}")).unwrap_or_default()
+        ),
         manifest_digest: None,
         image_id: config_digest.to_string(),
     })
@@ -159,7 +183,10 @@ fn append_decompressed<W: Write>(
     layer: &crate::image::Layer,
     near: &Path,
 ) -> Result<()> {
-    let dir = near.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = near
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut scratch = tempfile::tempfile_in(dir)?;
     let mut compressed = HashingReader::new(layer.blob.open()?);
     let mut gz = flate2::read::GzDecoder::new(&mut compressed);
@@ -167,9 +194,19 @@ fn append_decompressed<W: Write>(
         .with_context(|| format!("decompressing layer {}", layer.digest))?;
     io::copy(&mut gz, &mut io::sink())?; // drain any gzip trailer before checking
     drop(gz);
-    digest::verify(&format!("layer {}", layer.digest), &layer.digest, layer.blob.len(), compressed.finish())?;
+    digest::verify(
+        &format!("layer {}", layer.digest),
+        &layer.digest,
+        layer.blob.len(),
+        compressed.finish(),
+    )?;
     if plain.0 != layer.diff_id {
-        bail!("layer {} decompresses to {}, but the config says {}", layer.digest, plain.0, layer.diff_id);
+        bail!(
+            "layer {} decompresses to {}, but the config says {}",
+            layer.digest,
+            plain.0,
+            layer.diff_id
+        );
     }
     scratch.rewind()?;
     let mut h = header(EntryType::Regular, 0o644, plain.1);
@@ -198,20 +235,38 @@ enum Layout {
 impl Layout {
     fn open_dir(dir: &Path) -> Result<Layout> {
         if dir.exists() {
-            let empty = fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+            let empty = fs::read_dir(dir)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
             if !empty && !dir.join("oci-layout").is_file() {
                 bail!("{} exists and is not an OCI image layout", dir.display());
             }
             fs::create_dir_all(dir.join("blobs/sha256"))?;
-            return Ok(Layout::Dir { root: dir.to_path_buf(), fresh: None, added: Vec::new() });
+            return Ok(Layout::Dir {
+                root: dir.to_path_buf(),
+                fresh: None,
+                added: Vec::new(),
+            });
         }
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
             .prefix(".harden-layout-")
             .tempdir_in(parent)
-            .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot create a temporary directory in {}",
+                    parent.display()
+                )
+            })?;
         fs::create_dir_all(tmp.path().join("blobs/sha256"))?;
-        Ok(Layout::Dir { root: tmp.path().to_path_buf(), fresh: Some((tmp, dir.to_path_buf())), added: Vec::new() })
+        Ok(Layout::Dir {
+            root: tmp.path().to_path_buf(),
+            fresh: Some((tmp, dir.to_path_buf())),
+            added: Vec::new(),
+        })
     }
 
     fn new_archive(path: &Path) -> Result<Layout> {
@@ -221,16 +276,26 @@ impl Layout {
             let mut h = header(EntryType::Directory, 0o755, 0);
             tar.append_data(&mut h, dir, io::empty())?;
         }
-        Ok(Layout::Tar { tar, tmp, dest: path.to_path_buf(), written: HashSet::new() })
+        Ok(Layout::Tar {
+            tar,
+            tmp,
+            dest: path.to_path_buf(),
+            written: HashSet::new(),
+        })
     }
 
     /// The index.json already there (an existing layout directory), if any.
     fn existing_index(&self) -> Result<Option<Value>> {
         match self {
-            Layout::Dir { root, fresh: None, .. } if root.join("index.json").is_file() => {
+            Layout::Dir {
+                root, fresh: None, ..
+            } if root.join("index.json").is_file() => {
                 let blob = crate::store::Store::dir(root)?.get("index.json")?;
                 let bytes = blob.read_capped(crate::image::MAX_MANIFEST, "index.json")?;
-                Ok(Some(serde_json::from_slice(&bytes).context("the destination's index.json is not JSON")?))
+                Ok(Some(
+                    serde_json::from_slice(&bytes)
+                        .context("the destination's index.json is not JSON")?,
+                ))
             }
             _ => Ok(None),
         }
@@ -246,15 +311,23 @@ impl Layout {
             }
             Layout::Dir { root, added, .. } => {
                 let dest = root.join("blobs/sha256").join(digest.hex());
-                if fs::metadata(&dest).map(|m| m.len() == blob.len()).unwrap_or(false) {
+                if fs::metadata(&dest)
+                    .map(|m| m.len() == blob.len())
+                    .unwrap_or(false)
+                {
                     return Ok(()); // content-addressed: already there
                 }
                 let tmp = temp_beside(&dest)?;
                 // A whole file from another layout is hard-linked: no bytes move.
                 let linked = match blob {
-                    Blob::File { path, offset: 0, len } if fs::metadata(path.as_path()).map(|m| m.len()) .ok() == Some(*len) => {
+                    Blob::File {
+                        path,
+                        offset: 0,
+                        len,
+                    } if fs::metadata(path.as_path()).map(|m| m.len()).ok() == Some(*len) => {
                         let link = tmp.path().with_extension("link");
-                        fs::hard_link(path.as_path(), &link).is_ok() && fs::rename(&link, &dest).is_ok()
+                        fs::hard_link(path.as_path(), &link).is_ok()
+                            && fs::rename(&link, &dest).is_ok()
                     }
                     _ => false,
                 };
@@ -283,7 +356,9 @@ impl Layout {
         let index = serde_json::to_vec(index)?;
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
         match self {
-            Layout::Tar { mut tar, tmp, dest, .. } => {
+            Layout::Tar {
+                mut tar, tmp, dest, ..
+            } => {
                 append_bytes(&mut tar, "oci-layout", layout)?;
                 append_bytes(&mut tar, "index.json", &index)?;
                 persist_tar(tar, tmp, &dest)
@@ -300,7 +375,9 @@ impl Layout {
                     let built = tmp.keep();
                     if let Err(e) = fs::rename(&built, &final_path) {
                         let _ = fs::remove_dir_all(&built);
-                        return Err(e).with_context(|| format!("cannot rename the output to {}", final_path.display()));
+                        return Err(e).with_context(|| {
+                            format!("cannot rename the output to {}", final_path.display())
+                        });
                     }
                 }
                 Ok(())
@@ -311,15 +388,26 @@ impl Layout {
     /// The destination in transport syntax.
     fn describe(&self, tag: Option<&str>) -> String {
         let (kind, path) = match self {
-            Layout::Dir { fresh: Some((_, p)), .. } | Layout::Dir { root: p, .. } => ("oci", p),
+            Layout::Dir {
+                fresh: Some((_, p)),
+                ..
+            }
+            | Layout::Dir { root: p, .. } => ("oci", p),
             Layout::Tar { dest, .. } => ("oci-archive", dest),
         };
-        format!("{kind}:{}{}", path.display(), tag.map(|t| format!(":{t}")).unwrap_or_default())
+        format!(
+            "{kind}:{}{}",
+            path.display(),
+            tag.map(|t| format!(":{t}")).unwrap_or_default()
+        )
     }
 
     fn abandon(self) {
         // Fresh outputs vanish with their temp dir/file; an existing layout loses what we added.
-        if let Layout::Dir { added, fresh: None, .. } = self {
+        if let Layout::Dir {
+            added, fresh: None, ..
+        } = self
+        {
             for p in added {
                 let _ = fs::remove_file(p);
             }
@@ -343,15 +431,19 @@ fn write_oci(image: &Image, mut layout: Layout, tag: Option<&str>) -> Result<Wri
         if let Some(t) = tag {
             entry["annotations"] = json!({ REF_NAME: t });
         }
-        let mut index = layout
-            .existing_index()?
-            .unwrap_or_else(|| json!({"schemaVersion": 2, "mediaType": crate::image::OCI_INDEX, "manifests": []}));
+        let mut index = layout.existing_index()?.unwrap_or_else(
+            || json!({"schemaVersion": 2, "mediaType": crate::image::OCI_INDEX, "manifests": []}),
+        );
         let manifests = index
             .get_mut("manifests")
             .and_then(Value::as_array_mut)
             .context("the destination's index.json has no manifests list")?;
         // The tag moves to the new image, as `skopeo copy` does.
-        manifests.retain(|m| m.pointer("/annotations/org.opencontainers.image.ref.name").and_then(Value::as_str) != tag);
+        manifests.retain(|m| {
+            m.pointer("/annotations/org.opencontainers.image.ref.name")
+                .and_then(Value::as_str)
+                != tag
+        });
         manifests.push(entry);
         Ok((index, config_digest, manifest_digest))
     })();
@@ -378,8 +470,14 @@ mod tests {
 
     #[test]
     fn default_names() {
-        assert_eq!(hardened_name("example/t:latest").as_deref(), Some("example/t:latest-hardened"));
-        assert_eq!(hardened_name("localhost:5000/t:1").as_deref(), Some("localhost:5000/t:1-hardened"));
+        assert_eq!(
+            hardened_name("example/t:latest").as_deref(),
+            Some("example/t:latest-hardened")
+        );
+        assert_eq!(
+            hardened_name("localhost:5000/t:1").as_deref(),
+            Some("localhost:5000/t:1-hardened")
+        );
         assert_eq!(hardened_name("notag"), None);
         assert_eq!(hardened_name("localhost:5000/notag"), None);
     }

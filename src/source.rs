@@ -19,7 +19,8 @@ pub fn read_image(r: &ImageRef) -> Result<Image> {
 }
 
 fn parse_json<T: for<'a> Deserialize<'a>>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes).with_context(|| format!("{what} is not valid JSON of the expected shape"))
+    serde_json::from_slice(bytes)
+        .with_context(|| format!("{what} is not valid JSON of the expected shape"))
 }
 
 #[derive(Deserialize)]
@@ -34,22 +35,32 @@ struct ArchiveManifestEntry {
 /// The digest a file name promises: `<hex>.json`, `<hex>.tar`, `blobs/sha256/<hex>`.
 fn digest_in_name(name: &str) -> Option<Digest> {
     let base = name.rsplit('/').next()?;
-    let hex = base.strip_suffix(".json").or_else(|| base.strip_suffix(".tar")).unwrap_or(base);
+    let hex = base
+        .strip_suffix(".json")
+        .or_else(|| base.strip_suffix(".tar"))
+        .unwrap_or(base);
     Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
 fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
     let manifest = store.get("manifest.json").context("not a docker-archive")?;
-    let entries: Vec<ArchiveManifestEntry> =
-        parse_json(&manifest.read_capped(MAX_MANIFEST, "manifest.json")?, "manifest.json")?;
+    let entries: Vec<ArchiveManifestEntry> = parse_json(
+        &manifest.read_capped(MAX_MANIFEST, "manifest.json")?,
+        "manifest.json",
+    )?;
     let (entry, name) = match select {
         ArchiveSelect::Only => match entries.as_slice() {
             [one] => (one, None),
             [] => bail!("manifest.json lists no image"),
-            _ => bail!("the archive holds {} images: name one with :NAME:TAG or :@INDEX", entries.len()),
+            _ => bail!(
+                "the archive holds {} images: name one with :NAME:TAG or :@INDEX",
+                entries.len()
+            ),
         },
         ArchiveSelect::Index(i) => (
-            entries.get(*i).with_context(|| format!("the archive has no image @{i} ({} images)", entries.len()))?,
+            entries.get(*i).with_context(|| {
+                format!("the archive has no image @{i} ({} images)", entries.len())
+            })?,
             None,
         ),
         ArchiveSelect::Name(n) => (
@@ -64,7 +75,9 @@ fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
 
     let config_blob = store.get(&entry.config)?;
     let config = match digest_in_name(&entry.config) {
-        Some(d) => config_blob.read_verified(&d, MAX_CONFIG, &format!("config {}", entry.config))?,
+        Some(d) => {
+            config_blob.read_verified(&d, MAX_CONFIG, &format!("config {}", entry.config))?
+        }
         None => config_blob.read_capped(MAX_CONFIG, &format!("config {}", entry.config))?,
     };
     let config_json: Value = parse_json(&config, &format!("config {}", entry.config))?;
@@ -89,7 +102,11 @@ fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
         } else {
             crate::digest::copy_hashed(&mut blob.open()?, &mut std::io::sink())?.0
         };
-        let descriptor = image::descriptor(image::layer_media_type(Family::Docker, gzip), &digest, blob.len());
+        let descriptor = image::descriptor(
+            image::layer_media_type(Family::Docker, gzip),
+            &digest,
+            blob.len(),
+        );
         layers.push(Layer {
             descriptor: descriptor.as_object().cloned().unwrap_or_default(),
             digest,
@@ -122,19 +139,31 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 fn blob(store: &Store, digest: &Digest, size: u64) -> Result<Blob> {
     let b = store.get(&format!("blobs/sha256/{}", digest.hex()))?;
     if b.len() != size {
-        bail!("blob {digest} is {} bytes, its descriptor says {size}", b.len());
+        bail!(
+            "blob {digest} is {} bytes, its descriptor says {size}",
+            b.len()
+        );
     }
     Ok(b)
 }
 
 fn read_oci_layout(store: &Store, tag: Option<&str>) -> Result<Image> {
-    let layout = store
-        .get("oci-layout")
-        .with_context(|| format!("{} is not an OCI image layout (no oci-layout file)", store.location().display()))?;
+    let layout = store.get("oci-layout").with_context(|| {
+        format!(
+            "{} is not an OCI image layout (no oci-layout file)",
+            store.location().display()
+        )
+    })?;
     let _: Value = parse_json(&layout.read_capped(4096, "oci-layout")?, "oci-layout")?;
-    let index: Value = parse_json(&store.get("index.json")?.read_capped(MAX_MANIFEST, "index.json")?, "index.json")?;
-    let manifests: Vec<Descriptor> = serde_json::from_value(index.get("manifests").cloned().unwrap_or(Value::Null))
-        .context("index.json has no valid manifests list")?;
+    let index: Value = parse_json(
+        &store
+            .get("index.json")?
+            .read_capped(MAX_MANIFEST, "index.json")?,
+        "index.json",
+    )?;
+    let manifests: Vec<Descriptor> =
+        serde_json::from_value(index.get("manifests").cloned().unwrap_or(Value::Null))
+            .context("index.json has no valid manifests list")?;
     let chosen = match tag {
         Some(t) => manifests
             .iter()
@@ -143,37 +172,61 @@ fn read_oci_layout(store: &Store, tag: Option<&str>) -> Result<Image> {
         None => match manifests.as_slice() {
             [one] => one,
             [] => bail!("the layout holds no image"),
-            _ => bail!("the layout holds {} images: name one with :TAG", manifests.len()),
+            _ => bail!(
+                "the layout holds {} images: name one with :TAG",
+                manifests.len()
+            ),
         },
     };
     let manifest_digest = Digest::parse(&chosen.digest).context("in index.json")?;
-    if chosen.media_type == image::OCI_INDEX || chosen.media_type.ends_with("manifest.list.v2+json") {
+    if chosen.media_type == image::OCI_INDEX || chosen.media_type.ends_with("manifest.list.v2+json")
+    {
         bail!("{manifest_digest} is a multi-platform index; harden reads single-platform images only for now");
     }
-    let manifest_bytes = blob(store, &manifest_digest, chosen.size)?.read_verified(&manifest_digest, MAX_MANIFEST, "manifest")?;
+    let manifest_bytes = blob(store, &manifest_digest, chosen.size)?.read_verified(
+        &manifest_digest,
+        MAX_MANIFEST,
+        "manifest",
+    )?;
     read_manifest(store, &manifest_bytes, manifest_digest)
 }
 
 fn read_manifest(store: &Store, bytes: &[u8], digest: Digest) -> Result<Image> {
     let manifest: Value = parse_json(bytes, "manifest")?;
-    let media_type = manifest.get("mediaType").and_then(Value::as_str).unwrap_or(image::OCI_MANIFEST);
+    let media_type = manifest
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .unwrap_or(image::OCI_MANIFEST);
     let family = match media_type {
         image::OCI_MANIFEST => Family::Oci,
         image::DOCKER_MANIFEST => Family::Docker,
         other => bail!("unsupported manifest media type {other:?}"),
     };
-    let config_desc: Descriptor = serde_json::from_value(manifest.get("config").cloned().unwrap_or(Value::Null))
-        .context("manifest has no valid config descriptor")?;
+    let config_desc: Descriptor =
+        serde_json::from_value(manifest.get("config").cloned().unwrap_or(Value::Null))
+            .context("manifest has no valid config descriptor")?;
     let config_digest = Digest::parse(&config_desc.digest).context("config descriptor")?;
-    let config = blob(store, &config_digest, config_desc.size)?.read_verified(&config_digest, MAX_CONFIG, "config")?;
+    let config = blob(store, &config_digest, config_desc.size)?.read_verified(
+        &config_digest,
+        MAX_CONFIG,
+        "config",
+    )?;
     let diff_ids = image::diff_ids(&parse_json(&config, "config")?)?;
-    let layer_values = manifest.get("layers").and_then(Value::as_array).context("manifest has no layers list")?;
+    let layer_values = manifest
+        .get("layers")
+        .and_then(Value::as_array)
+        .context("manifest has no layers list")?;
     if layer_values.len() != diff_ids.len() {
-        bail!("manifest lists {} layers but the config has {} diff_ids", layer_values.len(), diff_ids.len());
+        bail!(
+            "manifest lists {} layers but the config has {} diff_ids",
+            layer_values.len(),
+            diff_ids.len()
+        );
     }
     let mut layers = Vec::new();
     for (value, diff_id) in layer_values.iter().zip(diff_ids) {
-        let d: Descriptor = serde_json::from_value(value.clone()).context("malformed layer descriptor")?;
+        let d: Descriptor =
+            serde_json::from_value(value.clone()).context("malformed layer descriptor")?;
         let layer_digest = Digest::parse(&d.digest).context("layer descriptor")?;
         layers.push(Layer {
             descriptor: value.as_object().cloned().unwrap_or_default(),
@@ -186,7 +239,11 @@ fn read_manifest(store: &Store, bytes: &[u8], digest: Digest) -> Result<Image> {
         family,
         config,
         layers,
-        manifest_annotations: manifest.get("annotations").and_then(Value::as_object).cloned().unwrap_or_default(),
+        manifest_annotations: manifest
+            .get("annotations")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
         manifest_digest: Some(digest),
         name: None,
     })

@@ -87,9 +87,14 @@ impl Store {
             .entries_with_seek()
             .with_context(|| format!("{} is not a tar archive", path.display()))?;
         for entry in entries {
-            let entry = entry.with_context(|| format!("{}: malformed or truncated tar archive", path.display()))?;
+            let entry = entry.with_context(|| {
+                format!("{}: malformed or truncated tar archive", path.display())
+            })?;
             let raw = entry.path().context("unreadable member name")?;
-            let raw = raw.to_str().context("member name is not UTF-8")?.to_string();
+            let raw = raw
+                .to_str()
+                .context("member name is not UTF-8")?
+                .to_string();
             let name = match clean_name(&raw) {
                 Ok(n) => n,
                 // Directory entries like "./" carry no content we need.
@@ -100,7 +105,10 @@ impl Store {
             let member = if kind.is_file() {
                 let (offset, len) = (entry.raw_file_position(), entry.size());
                 if offset + len > file_len {
-                    bail!("{}: truncated tar archive (member {name:?} runs past the end)", path.display());
+                    bail!(
+                        "{}: truncated tar archive (member {name:?} runs past the end)",
+                        path.display()
+                    );
                 }
                 Member::File { offset, len }
             } else if kind.is_symlink() || kind.is_hard_link() {
@@ -116,7 +124,10 @@ impl Store {
                     _ => "",
                 };
                 Member::Link(resolve_link(base, &target).with_context(|| {
-                    format!("{}: link {name:?} points outside the archive", path.display())
+                    format!(
+                        "{}: link {name:?} points outside the archive",
+                        path.display()
+                    )
                 })?)
             } else if kind.is_dir() {
                 continue;
@@ -171,7 +182,9 @@ impl Store {
                             })
                         }
                         Some(Member::Link(target)) => current = target.clone(),
-                        Some(Member::Other) => bail!("{}: {current} is not a regular file", path.display()),
+                        Some(Member::Other) => {
+                            bail!("{}: {current} is not a regular file", path.display())
+                        }
                         None => bail!("{} has no member {current:?}", path.display()),
                     }
                 }

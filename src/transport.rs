@@ -7,7 +7,10 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {
     /// `docker-archive:PATH[:NAME:TAG|:@INDEX]`, the `docker save` format.
-    DockerArchive { path: PathBuf, select: ArchiveSelect },
+    DockerArchive {
+        path: PathBuf,
+        select: ArchiveSelect,
+    },
     /// `oci:DIR[:TAG]`, an OCI image layout directory.
     Oci { dir: PathBuf, tag: Option<String> },
     /// `oci-archive:PATH[:TAG]`, an OCI image layout in a tar file.
@@ -97,7 +100,8 @@ pub fn check_tag(t: &str) -> Result<()> {
     let ok = !t.is_empty()
         && t.len() <= 128
         && !t.starts_with(['.', '-'])
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !ok {
         bail!("{t:?} is not a valid tag");
     }
@@ -114,7 +118,8 @@ pub fn check_name(n: &str) -> Result<()> {
     let ok = repo.len() <= 255
         && repo.split('/').all(|c| {
             !c.is_empty()
-                && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
                 && !c.starts_with(['.', '_', '-'])
         });
     if !ok {
@@ -131,25 +136,45 @@ mod tests {
     fn parses_transports() {
         assert_eq!(
             ImageRef::parse("docker-archive:a.tar").unwrap(),
-            ImageRef::DockerArchive { path: "a.tar".into(), select: ArchiveSelect::Only }
+            ImageRef::DockerArchive {
+                path: "a.tar".into(),
+                select: ArchiveSelect::Only
+            }
         );
         assert_eq!(
             ImageRef::parse("docker-archive:a.tar:example/t:1.0").unwrap(),
-            ImageRef::DockerArchive { path: "a.tar".into(), select: ArchiveSelect::Name("example/t:1.0".into()) }
+            ImageRef::DockerArchive {
+                path: "a.tar".into(),
+                select: ArchiveSelect::Name("example/t:1.0".into())
+            }
         );
         assert_eq!(
             ImageRef::parse("docker-archive:a.tar:@1").unwrap(),
-            ImageRef::DockerArchive { path: "a.tar".into(), select: ArchiveSelect::Index(1) }
+            ImageRef::DockerArchive {
+                path: "a.tar".into(),
+                select: ArchiveSelect::Index(1)
+            }
         );
         assert_eq!(
             ImageRef::parse("oci:/tmp/l:v1").unwrap(),
-            ImageRef::Oci { dir: "/tmp/l".into(), tag: Some("v1".into()) }
+            ImageRef::Oci {
+                dir: "/tmp/l".into(),
+                tag: Some("v1".into())
+            }
         );
         assert_eq!(
             ImageRef::parse("oci-archive:x.tar").unwrap(),
-            ImageRef::OciArchive { path: "x.tar".into(), tag: None }
+            ImageRef::OciArchive {
+                path: "x.tar".into(),
+                tag: None
+            }
         );
-        for s in ["docker-archive:a.tar", "oci:/l:t", "oci-archive:x.tar:latest", "docker-archive:a.tar:@2"] {
+        for s in [
+            "docker-archive:a.tar",
+            "oci:/l:t",
+            "oci-archive:x.tar:latest",
+            "docker-archive:a.tar:@2",
+        ] {
             assert_eq!(ImageRef::parse(s).unwrap().to_string(), s);
         }
     }

@@ -159,7 +159,11 @@ mod tests {
     fn parses_group_members() {
         let wheel = groups(GROUP).find(|g| g.gid == 10).unwrap();
         assert_eq!(wheel.members, ["root", "app"]);
-        assert!(groups(GROUP).find(|g| g.name == "app").unwrap().members.is_empty());
+        assert!(groups(GROUP)
+            .find(|g| g.name == "app")
+            .unwrap()
+            .members
+            .is_empty());
     }
 
     #[test]

@@ -126,10 +126,12 @@ fn parse_options(args: Vec<OsString>) -> Result<(Options, Vec<OsString>), String
             continue;
         }
         if !arg.starts_with('-') {
-            if opts != (Options {
-                allow_new_privs: opts.allow_new_privs,
-                ..Options::default()
-            }) {
+            if opts
+                != (Options {
+                    allow_new_privs: opts.allow_new_privs,
+                    ..Options::default()
+                })
+            {
                 return Err(format!("USER[:GROUP] form takes no options but --allow-new-privs; got {arg:?} after options (missing \"--\"?)"));
             }
             opts.spec = Some(arg);
@@ -144,7 +146,10 @@ fn parse_options(args: Vec<OsString>) -> Result<(Options, Vec<OsString>), String
             "--user" => {
                 let v = value()?;
                 if !accounts::valid_name(&v) {
-                    return Err(format!("--user {:?} is not a valid user name", accounts::shorten(&v)));
+                    return Err(format!(
+                        "--user {:?} is not a valid user name",
+                        accounts::shorten(&v)
+                    ));
                 }
                 opts.user = Some(v)
             }
@@ -153,7 +158,10 @@ fn parse_options(args: Vec<OsString>) -> Result<(Options, Vec<OsString>), String
             "--home" => {
                 let v = value()?;
                 if !accounts::valid_home(&v) {
-                    return Err(format!("--home {:?} is not an absolute path", accounts::shorten(&v)));
+                    return Err(format!(
+                        "--home {:?} is not an absolute path",
+                        accounts::shorten(&v)
+                    ));
                 }
                 opts.home = Some(v)
             }
@@ -203,7 +211,11 @@ fn choose_target(
     } else if let Some(uid) = opts.uid {
         (uid, opts.gid.unwrap_or(uid))
     } else if let Some(user) = named.filter(|u| u.uid != 0) {
-        (user.uid, opts.gid.unwrap_or(if user.gid == 0 { user.uid } else { user.gid }))
+        (
+            user.uid,
+            opts.gid
+                .unwrap_or(if user.gid == 0 { user.uid } else { user.gid }),
+        )
     } else {
         (1000, opts.gid.unwrap_or(1000))
     };
@@ -250,7 +262,11 @@ fn entrypoint_form(opts: &Options, command: Vec<OsString>) -> Result<(), String>
     drop_privileges(uid, gid, &[gid], !opts.allow_new_privs)?;
     exec(
         command,
-        &[("HOME", &plan.home), ("USER", &plan.name), ("LOGNAME", &plan.name)],
+        &[
+            ("HOME", &plan.home),
+            ("USER", &plan.name),
+            ("LOGNAME", &plan.name),
+        ],
     )
 }
 
@@ -264,10 +280,19 @@ fn gosu_form(spec: &str, opts: &Options, command: Vec<OsString>) -> Result<(), S
     if target.uid != 0 {
         require_setid_caps()?;
     }
-    drop_privileges(target.uid, target.gid, &target.groups, !opts.allow_new_privs)?;
+    drop_privileges(
+        target.uid,
+        target.gid,
+        &target.groups,
+        !opts.allow_new_privs,
+    )?;
     exec(
         command,
-        &[("HOME", &target.home), ("USER", &target.name), ("LOGNAME", &target.name)],
+        &[
+            ("HOME", &target.home),
+            ("USER", &target.name),
+            ("LOGNAME", &target.name),
+        ],
     )
 }
 
@@ -297,7 +322,12 @@ fn resolve_spec(spec: &str, passwd: &str, group: &str, current_uid: u32) -> Resu
     } else {
         Ok(accounts::users(passwd)
             .find(|u| u.name == user_part)
-            .ok_or_else(|| format!("unknown user {:?} (not in {PASSWD})", accounts::shorten(&user_part)))?)
+            .ok_or_else(|| {
+                format!(
+                    "unknown user {:?} (not in {PASSWD})",
+                    accounts::shorten(&user_part)
+                )
+            })?)
     };
     let (uid, name, home, primary) = match &entry {
         Ok(u) => (u.uid, u.name.clone(), u.home.clone(), u.gid),
@@ -313,7 +343,9 @@ fn resolve_spec(spec: &str, passwd: &str, group: &str, current_uid: u32) -> Resu
                 accounts::groups(group)
                     .find(|e| e.name == g)
                     .map(|e| e.gid)
-                    .ok_or_else(|| format!("unknown group {:?} (not in {GROUP})", accounts::shorten(g)))?
+                    .ok_or_else(|| {
+                        format!("unknown group {:?} (not in {GROUP})", accounts::shorten(g))
+                    })?
             };
             (gid, vec![gid])
         }
@@ -368,19 +400,28 @@ fn plan_accounts(
             (u.name, home, None)
         }
         None => {
-            let name =
-                accounts::free_name(wanted, uid, |n| accounts::users(passwd_text).any(|u| u.name == n));
+            let name = accounts::free_name(wanted, uid, |n| {
+                accounts::users(passwd_text).any(|u| u.name == n)
+            });
             let home = home.map(str::to_string).unwrap_or(format!("/home/{name}"));
             let line = format!("{name}:x:{uid}:{gid}::{home}:/sbin/nologin");
-            (name.clone(), home, Some(accounts::append_line(passwd_text, &line)))
+            (
+                name.clone(),
+                home,
+                Some(accounts::append_line(passwd_text, &line)),
+            )
         }
     };
     let new_group = if accounts::groups(group_text).any(|g| g.gid == gid) {
         None
     } else {
-        let gname =
-            accounts::free_name(&name, gid, |n| accounts::groups(group_text).any(|g| g.name == n));
-        Some(accounts::append_line(group_text, &format!("{gname}:x:{gid}:")))
+        let gname = accounts::free_name(&name, gid, |n| {
+            accounts::groups(group_text).any(|g| g.name == n)
+        });
+        Some(accounts::append_line(
+            group_text,
+            &format!("{gname}:x:{gid}:"),
+        ))
     };
     AccountPlan {
         name,
@@ -416,7 +457,11 @@ fn replace_file(path: &Path, content: &[u8]) -> io::Result<()> {
         Ok(m) if m.file_type().is_symlink() => {
             return Err(io::Error::other("it is a symbolic link; left alone"))
         }
-        Ok(m) => (m.permissions().mode() & 0o7777, Some((m.uid(), m.gid()))),
+        // Everyone must be able to read the account files: podman creates them 0600.
+        Ok(m) => (
+            m.permissions().mode() & 0o7777 | 0o444,
+            Some((m.uid(), m.gid())),
+        ),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if !dir.exists() {
                 fs::DirBuilder::new().mode(0o755).create(dir)?;
@@ -455,7 +500,9 @@ fn prepare_home(home: &str, uid: u32, gid: u32) {
         return;
     }
     let result = match fs::symlink_metadata(home) {
-        Ok(m) if m.is_dir() && m.uid() == 0 => std::os::unix::fs::lchown(home, Some(uid), Some(gid)),
+        Ok(m) if m.is_dir() && m.uid() == 0 => {
+            std::os::unix::fs::lchown(home, Some(uid), Some(gid))
+        }
         Ok(_) => Ok(()),
         Err(_) => fs::DirBuilder::new()
             .recursive(true)
@@ -473,7 +520,10 @@ fn prepare_home(home: &str, uid: u32, gid: u32) {
 /// Without CAP_SETUID/CAP_SETGID (e.g. `--cap-drop=ALL`, Kubernetes' restricted
 /// profile) the drop cannot work: say so before touching anything.
 fn require_setid_caps() -> Result<(), String> {
-    for (cap, name) in [(sys::CAP_SETUID, "CAP_SETUID"), (sys::CAP_SETGID, "CAP_SETGID")] {
+    for (cap, name) in [
+        (sys::CAP_SETUID, "CAP_SETUID"),
+        (sys::CAP_SETGID, "CAP_SETGID"),
+    ] {
         match sys::has_effective_cap(cap) {
             Ok(true) => {}
             Ok(false) => {
@@ -507,7 +557,9 @@ fn drop_privileges(uid: u32, gid: u32, groups: &[u32], no_new_privs: bool) -> Re
     want.sort_unstable();
     want.dedup();
     if now != want {
-        return Err(format!("supplementary groups are {now:?}, expected {want:?}"));
+        return Err(format!(
+            "supplementary groups are {now:?}, expected {want:?}"
+        ));
     }
     if uid != 0 && (sys::set_all_uids(0).is_ok() || sys::set_all_gids(0).is_ok()) {
         return Err("root could be regained after the drop".into());
@@ -530,7 +582,11 @@ fn exec(command: Vec<OsString>, env: &[(&str, &str)]) -> Result<(), String> {
     }
     let err = cmd.exec();
     // As a shell does: 127 for not found, 126 for found but not runnable.
-    let code = if err.kind() == io::ErrorKind::NotFound { 127 } else { 126 };
+    let code = if err.kind() == io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
     eprintln!(
         "harden-stepdown: cannot run {:?}: {err}",
         command[0].to_string_lossy()
@@ -552,8 +608,12 @@ mod tests {
 
     #[test]
     fn parses_both_forms() {
-        let (o, cmd) = parse_options(args(&["--uid", "42", "--user", "aws", "--", "ls", "-l"])).unwrap();
-        assert_eq!((o.uid, o.user.as_deref(), o.spec), (Some(42), Some("aws"), None));
+        let (o, cmd) =
+            parse_options(args(&["--uid", "42", "--user", "aws", "--", "ls", "-l"])).unwrap();
+        assert_eq!(
+            (o.uid, o.user.as_deref(), o.spec),
+            (Some(42), Some("aws"), None)
+        );
         assert_eq!(cmd, args(&["ls", "-l"]));
         let (o, cmd) = parse_options(args(&["--allow-new-privs", "1000:1000", "id"])).unwrap();
         assert_eq!(o.spec.as_deref(), Some("1000:1000"));
@@ -585,18 +645,40 @@ mod tests {
     fn target_env_beats_owner_beats_default() {
         let o = opts(&["--uid", "2000", "--"]);
         assert_eq!(choose_target(&o, env_of(&[]), None, None), Ok((2000, 2000)));
-        assert_eq!(choose_target(&o, env_of(&[]), Some((4321, 99)), None), Ok((4321, 99)));
-        assert_eq!(choose_target(&o, env_of(&[]), Some((0, 0)), None), Ok((2000, 2000)));
-        assert_eq!(choose_target(&o, env_of(&[]), Some((4321, 0)), None), Ok((4321, 4321)));
         assert_eq!(
-            choose_target(&o, env_of(&[("HARDEN_UID", "1234")]), Some((4321, 99)), None),
+            choose_target(&o, env_of(&[]), Some((4321, 99)), None),
+            Ok((4321, 99))
+        );
+        assert_eq!(
+            choose_target(&o, env_of(&[]), Some((0, 0)), None),
+            Ok((2000, 2000))
+        );
+        assert_eq!(
+            choose_target(&o, env_of(&[]), Some((4321, 0)), None),
+            Ok((4321, 4321))
+        );
+        assert_eq!(
+            choose_target(
+                &o,
+                env_of(&[("HARDEN_UID", "1234")]),
+                Some((4321, 99)),
+                None
+            ),
             Ok((1234, 1234))
         );
         assert_eq!(
-            choose_target(&o, env_of(&[("HARDEN_UID", "1234"), ("HARDEN_GID", "55")]), None, None),
+            choose_target(
+                &o,
+                env_of(&[("HARDEN_UID", "1234"), ("HARDEN_GID", "55")]),
+                None,
+                None
+            ),
             Ok((1234, 55))
         );
-        assert_eq!(choose_target(&opts(&["--"]), env_of(&[]), None, None), Ok((1000, 1000)));
+        assert_eq!(
+            choose_target(&opts(&["--"]), env_of(&[]), None, None),
+            Ok((1000, 1000))
+        );
     }
 
     #[test]
@@ -608,17 +690,29 @@ mod tests {
             home: "/home/node".into(),
         };
         let o = opts(&["--user", "node", "--"]);
-        assert_eq!(choose_target(&o, env_of(&[]), None, Some(&node)), Ok((1001, 1002)));
+        assert_eq!(
+            choose_target(&o, env_of(&[]), None, Some(&node)),
+            Ok((1001, 1002))
+        );
     }
 
     #[test]
     fn target_env_names_are_configurable_and_values_checked() {
         let o = opts(&["--uid-env", "AWS_UID", "--gid-env", "AWS_GID", "--"]);
-        assert_eq!(choose_target(&o, env_of(&[("AWS_UID", "501")]), None, None), Ok((501, 501)));
-        assert_eq!(choose_target(&o, env_of(&[("HARDEN_UID", "501")]), None, None), Ok((1000, 1000)));
+        assert_eq!(
+            choose_target(&o, env_of(&[("AWS_UID", "501")]), None, None),
+            Ok((501, 501))
+        );
+        assert_eq!(
+            choose_target(&o, env_of(&[("HARDEN_UID", "501")]), None, None),
+            Ok((1000, 1000))
+        );
         for bad in ["0", "", "1000; rm -rf /", "12\n", "4294967295", "-1"] {
             let env = move |k: &str| (k == "AWS_UID").then(|| OsString::from(bad));
-            assert!(choose_target(&o, env, None, None).is_err(), "{bad:?} accepted");
+            assert!(
+                choose_target(&o, env, None, None).is_err(),
+                "{bad:?} accepted"
+            );
         }
         let env = |k: &str| (k == "AWS_GID").then(|| OsString::from("0"));
         assert!(choose_target(&o, env, None, None).is_err());
@@ -633,12 +727,22 @@ mod tests {
         assert_eq!((p.name.as_str(), p.home.as_str()), ("app", "/home/app"));
         assert_eq!((p.passwd, p.group), (None, None));
 
-        let p = plan_accounts(Some(PASSWD), Some(GROUP), 4321, 4321, "aws", Some("/home/aws"));
+        let p = plan_accounts(
+            Some(PASSWD),
+            Some(GROUP),
+            4321,
+            4321,
+            "aws",
+            Some("/home/aws"),
+        );
         assert_eq!(
             p.passwd.as_deref(),
             Some("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\naws:x:4321:4321::/home/aws:/sbin/nologin\n")
         );
-        assert_eq!(p.group.as_deref(), Some("root:x:0:\napp:x:1000:\nstaff:x:50:app\naws:x:4321:\n"));
+        assert_eq!(
+            p.group.as_deref(),
+            Some("root:x:0:\napp:x:1000:\nstaff:x:50:app\naws:x:4321:\n")
+        );
 
         // The wanted name belongs to another UID: a distinct name, never a duplicate.
         let p = plan_accounts(Some(PASSWD), Some(GROUP), 1234, 1234, "app", None);
@@ -660,7 +764,10 @@ mod tests {
     #[test]
     fn spec_resolution_like_gosu_but_never_gid_zero() {
         let t = resolve_spec("app", PASSWD, GROUP, 0).unwrap();
-        assert_eq!((t.uid, t.gid, t.groups.clone()), (1000, 1000, vec![50, 1000]));
+        assert_eq!(
+            (t.uid, t.gid, t.groups.clone()),
+            (1000, 1000, vec![50, 1000])
+        );
         assert_eq!(t.home, "/home/app");
         let t = resolve_spec("4242", PASSWD, GROUP, 0).unwrap();
         assert_eq!((t.uid, t.gid, t.groups), (4242, 4242, vec![4242]));

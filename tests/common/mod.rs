@@ -1,0 +1,297 @@
+//! Shared fixtures for the integration tests: real images built with umoci and
+//! skopeo (independent OCI implementations), and podman + runc to run them.
+//! Missing tools fail the tests loudly: `make test` installs them.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn harden_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_harden")
+}
+
+pub fn harden(args: &[&str]) -> Output {
+    Command::new(harden_bin())
+        .args(args)
+        .output()
+        .expect("run harden")
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn sh(mut cmd: impl std::borrow::BorrowMut<Command>) -> String {
+    let cmd = cmd.borrow_mut();
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?}: {e} (run `make test`, which installs the tools)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn cmd(program: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(program);
+    c.args(args);
+    c
+}
+
+pub fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh directory for one test, under the shared work dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = work().join("t").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn work() -> &'static Path {
+    static WORK: OnceLock<PathBuf> = OnceLock::new();
+    WORK.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("harden-it-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+pub struct Fixtures {
+    /// OCI layout with tags: busybox (Cmd sh, Env, Labels, WorkingDir),
+    /// echo (Entrypoint echo entry, Cmd default), scratch (one static binary, no /etc).
+    pub layout: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Fixtures {
+    pub fn oci(&self, tag: &str) -> String {
+        format!("oci:{}:{tag}", self.layout.display())
+    }
+
+    /// docker-archive of a fixture (docker save format, written by skopeo).
+    pub fn archive(&self, tag: &str) -> String {
+        format!(
+            "docker-archive:{}",
+            self.dir.join(format!("{tag}.tar")).display()
+        )
+    }
+
+    pub fn archive_path(&self, tag: &str) -> PathBuf {
+        self.dir.join(format!("{tag}.tar"))
+    }
+}
+
+pub fn fixtures() -> &'static Fixtures {
+    static F: OnceLock<Fixtures> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = work().join("fixtures");
+        std::fs::create_dir_all(&dir).unwrap();
+        let busybox = which("busybox");
+        // A busybox root filesystem: the static binary plus applet links.
+        let rootfs = dir.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::create_dir_all(rootfs.join("srv")).unwrap();
+        std::fs::copy(&busybox, rootfs.join("bin/busybox")).unwrap();
+        let applets = sh(cmd(busybox.to_str().unwrap(), &["--list"]));
+        for a in applets.lines().filter(|a| *a != "busybox") {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+        }
+        // A scratch image: one static binary, no /etc, no shell at /bin/sh.
+        let scratchfs = dir.join("scratchfs");
+        std::fs::create_dir_all(&scratchfs).unwrap();
+        std::fs::copy(&busybox, scratchfs.join("busybox")).unwrap();
+
+        let layout = dir.join("layout");
+        let l = layout.to_str().unwrap();
+        sh(cmd("umoci", &["init", "--layout", l]));
+        for (tag, fs) in [
+            ("busybox", &rootfs),
+            ("echo", &rootfs),
+            ("scratch", &scratchfs),
+        ] {
+            let image = format!("{l}:{tag}");
+            sh(cmd("umoci", &["new", "--image", &image]));
+            sh(cmd(
+                "umoci",
+                &["insert", "--image", &image, fs.to_str().unwrap(), "/"],
+            ));
+        }
+        let config = |tag: &str, args: &[&str]| {
+            let image = format!("{l}:{tag}");
+            let mut all = vec!["config", "--image", image.as_str()];
+            all.extend_from_slice(args);
+            sh(cmd("umoci", &all));
+        };
+        config(
+            "busybox",
+            &[
+                "--config.cmd",
+                "sh",
+                "--config.env",
+                "PATH=/bin",
+                "--config.env",
+                "FOO=bar baz",
+                "--config.workingdir",
+                "/srv",
+                "--config.label",
+                "org.example.keep=yes",
+                "--config.exposedports",
+                "8080/tcp",
+                "--config.stopsignal",
+                "SIGINT",
+            ],
+        );
+        config(
+            "echo",
+            &[
+                "--config.entrypoint",
+                "/bin/echo",
+                "--config.entrypoint",
+                "entry",
+                "--config.cmd",
+                "default",
+                "--config.env",
+                "PATH=/bin",
+            ],
+        );
+        config(
+            "scratch",
+            &["--config.cmd", "/busybox", "--config.cmd", "id"],
+        );
+        for tag in ["busybox", "echo", "scratch"] {
+            let dest = format!(
+                "docker-archive:{}:example/{tag}:latest",
+                dir.join(format!("{tag}.tar")).display()
+            );
+            sh(cmd(
+                "skopeo",
+                &["copy", "-q", &format!("oci:{l}:{tag}"), &dest],
+            ));
+        }
+        Fixtures { layout, dir }
+    })
+}
+
+pub fn which(tool: &str) -> PathBuf {
+    for dir in
+        std::env::var("PATH")
+            .unwrap_or_default()
+            .split(':')
+            .chain(["/usr/sbin", "/sbin", "/bin"])
+    {
+        let p = Path::new(dir).join(tool);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{tool} is not installed: run `make test`, which installs the test tools");
+}
+
+/// podman with the flags that work on these machines (../shared/RECIPES.md),
+/// on a store private to this test run.
+pub struct Podman {
+    root: PathBuf,
+}
+
+pub fn podman() -> &'static Podman {
+    static P: OnceLock<Podman> = OnceLock::new();
+    P.get_or_init(|| {
+        which("podman");
+        which("runc");
+        Podman {
+            root: work().join("podman"),
+        }
+    })
+}
+
+impl Podman {
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.args([
+            "--root",
+            self.root.join("root").to_str().unwrap(),
+            "--runroot",
+            self.root.join("run").to_str().unwrap(),
+            "--storage-driver",
+            "vfs",
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ]);
+        c
+    }
+
+    /// Loads a docker-archive or oci-archive and returns the name (or ID) podman gave it.
+    pub fn load(&self, archive: &Path) -> String {
+        let out = sh(self
+            .command()
+            .args(["load", "-q", "-i", archive.to_str().unwrap()]));
+        let loaded = out
+            .lines()
+            .find_map(|l| l.split_once(": ").map(|(_, v)| v))
+            .and_then(|v| v.split(',').next())
+            .unwrap_or_else(|| panic!("no image in podman load output {out:?}"));
+        loaded.trim().to_string()
+    }
+
+    /// `podman run --rm` with the extra run options, then the image and its arguments.
+    pub fn run(&self, options: &[&str], image: &str, args: &[&str]) -> Output {
+        let mut c = self.command();
+        c.args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ]);
+        c.args(options).arg(image).args(args);
+        c.output().expect("run podman")
+    }
+
+    /// Like `run`, but the container must succeed; returns its stdout.
+    pub fn run_ok(&self, options: &[&str], image: &str, args: &[&str]) -> String {
+        let out = self.run(options, image, args);
+        let (o, e) = text(&out);
+        assert!(
+            out.status.success(),
+            "podman run {options:?} {image} {args:?} failed ({}):\n{o}\n{e}",
+            out.status
+        );
+        o
+    }
+}
+
+/// Hardens `src` into a docker-archive at `dir/name.tar` and loads it into podman.
+pub fn harden_and_load(src: &str, dir: &Path, name: &str, options: &[&str]) -> String {
+    let out = dir.join(format!("{name}.tar"));
+    let dest = format!("docker-archive:{}:localhost/{name}:latest", out.display());
+    let mut args = vec!["rewrite", "-q", src, dest.as_str()];
+    args.extend_from_slice(options);
+    let result = harden(&args);
+    let (o, e) = text(&result);
+    assert!(result.status.success(), "harden {args:?} failed:\n{o}\n{e}");
+    podman().load(&out)
+}
+
+/// A `Key: value` line of /proc/self/status output.
+pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+        .trim()
+}

@@ -1,0 +1,243 @@
+//! Hardened images under a real runtime (podman + runc): the step-down
+//! contract checked from inside the container.
+
+mod common;
+use common::*;
+
+/// The default target: uid/gid 1000, a passwd entry, a writable HOME, no
+/// capabilities, no_new_privs, only the target group, and PID 1 not root.
+#[test]
+fn default_user_and_privileges() {
+    let dir = scratch("default");
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "default", &[]);
+    let out = podman().run_ok(
+        &[],
+        &image,
+        &["sh", "-c", "id -u; id -g; whoami; echo $HOME $USER $LOGNAME; touch $HOME/w && echo home-writable; cat /proc/self/status; echo PID1; cat /proc/1/status"],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..5],
+        ["1000", "1000", "app", "/home/app app app", "home-writable"],
+        "{out}"
+    );
+    let (own, pid1) = out.split_once("PID1").unwrap();
+    assert_eq!(status_field(own, "Uid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(own, "Gid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(own, "Groups"), "1000");
+    assert_eq!(status_field(own, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(own, "CapPrm"), "0000000000000000");
+    assert_eq!(status_field(own, "NoNewPrivs"), "1");
+    assert_eq!(
+        status_field(pid1, "Uid"),
+        "1000\t1000\t1000\t1000",
+        "PID 1 is the command, not root"
+    );
+}
+
+#[test]
+fn env_overrides_uid_and_gid() {
+    let dir = scratch("env");
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "env", &[]);
+    let out = podman().run_ok(
+        &["-e", "HARDEN_UID=4321", "-e", "HARDEN_GID=4322"],
+        &image,
+        &["sh", "-c", "id -u; id -g; whoami"],
+    );
+    assert_eq!(out, "4321\n4322\napp\n");
+    let out = podman().run_ok(
+        &["-e", "HARDEN_UID=1234"],
+        &image,
+        &["sh", "-c", "id -u; id -g"],
+    );
+    assert_eq!(out, "1234\n1234\n", "GID defaults to the UID");
+}
+
+#[test]
+fn custom_env_names_and_match_owner_of_a_bind_mount() {
+    let dir = scratch("match");
+    let image = harden_and_load(
+        &fixtures().archive("busybox"),
+        &dir,
+        "match",
+        &[
+            "--user",
+            "aws",
+            "--uid-env",
+            "AWS_UID",
+            "--gid-env",
+            "AWS_GID",
+            "--match-owner",
+            "/home/aws/.aws",
+        ],
+    );
+    let creds = dir.join("dot-aws");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("credentials"), "[default]\n").unwrap();
+    std::os::unix::fs::chown(&creds, Some(4321), Some(4322)).unwrap();
+    std::os::unix::fs::chown(creds.join("credentials"), Some(4321), Some(4322)).unwrap();
+    std::fs::set_permissions(
+        creds.join("credentials"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let mount = format!("{}:/home/aws/.aws", creds.display());
+    // No env at all: the owner of the mounted directory wins over the default.
+    let out = podman().run_ok(&["-v", &mount], &image, &["sh", "-c", "id -u; id -g; whoami; echo $HOME; cat /home/aws/.aws/credentials; touch $HOME/w && echo home-writable"]);
+    assert_eq!(
+        out,
+        "4321\n4322\naws\n/home/aws\n[default]\nhome-writable\n"
+    );
+    // The env variable named at rewrite time beats the owner.
+    let out = podman().run_ok(&["-v", &mount, "-e", "AWS_UID=777"], &image, &["id", "-u"]);
+    assert_eq!(out, "777\n");
+    // HARDEN_UID is not the variable of this image.
+    let out = podman().run_ok(&["-e", "HARDEN_UID=777"], &image, &["id", "-u"]);
+    assert_eq!(out, "1000\n");
+}
+
+#[test]
+fn started_as_a_user_passes_through() {
+    let dir = scratch("passthrough");
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "passthrough", &[]);
+    let out = podman().run_ok(
+        &["--user", "1001"],
+        &image,
+        &["sh", "-c", "id -u; cat /proc/1/status"],
+    );
+    assert!(out.starts_with("1001\n"), "{out}");
+    assert_eq!(status_field(&out, "Uid"), "1001\t1001\t1001\t1001");
+}
+
+#[test]
+fn fails_closed_without_capabilities() {
+    let dir = scratch("capdrop");
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "capdrop", &[]);
+    for drop in ["ALL", "SETUID", "SETGID"] {
+        let out = podman().run(&["--cap-drop", drop], &image, &["echo", "COMMAND-RAN"]);
+        let (o, e) = text(&out);
+        assert!(!out.status.success(), "--cap-drop {drop}: must fail");
+        assert!(
+            !o.contains("COMMAND-RAN"),
+            "--cap-drop {drop}: the command ran: {o}"
+        );
+        assert!(
+            e.contains("harden-stepdown: cannot drop privileges"),
+            "--cap-drop {drop}: {e}"
+        );
+    }
+}
+
+#[test]
+fn read_only_root_filesystem_still_runs() {
+    let dir = scratch("readonly");
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "readonly", &[]);
+    let out = podman().run(
+        &["--read-only"],
+        &image,
+        &["sh", "-c", "id -u; grep NoNewPrivs /proc/self/status"],
+    );
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "{o}{e}");
+    assert_eq!(o, "1000\nNoNewPrivs:\t1\n");
+    assert!(
+        !e.contains("warning"),
+        "a read-only root needs no warning: {e}"
+    );
+}
+
+#[test]
+fn entrypoint_and_cmd_keep_their_meaning() {
+    let dir = scratch("semantics");
+    let image = harden_and_load(&fixtures().archive("echo"), &dir, "semantics", &[]);
+    assert_eq!(podman().run_ok(&[], &image, &[]), "entry default\n");
+    assert_eq!(podman().run_ok(&[], &image, &["x", "y z"]), "entry x y z\n");
+    // The same image before hardening, for comparison.
+    let original = podman().load(&fixtures().archive_path("echo"));
+    assert_eq!(
+        podman().run_ok(&[], &original, &["x", "y z"]),
+        "entry x y z\n"
+    );
+}
+
+#[test]
+fn config_is_kept_and_visible_at_run_time() {
+    let dir = scratch("kept");
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "kept", &[]);
+    let out = podman().run_ok(&[], &image, &["sh", "-c", "pwd; echo \"$FOO\""]);
+    assert_eq!(out, "/srv\nbar baz\n");
+    let inspect =
+        sh(podman()
+            .command()
+            .args(["image", "inspect", &image, "--format", "{{json .Config}}"]));
+    let config: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(config["Labels"]["org.example.keep"], "yes");
+    assert_eq!(config["StopSignal"], "SIGINT");
+    assert!(config["ExposedPorts"].get("8080/tcp").is_some(), "{config}");
+}
+
+#[test]
+fn scratch_image_without_etc_or_shell() {
+    let dir = scratch("scratchimg");
+    let image = harden_and_load(&fixtures().archive("scratch"), &dir, "scratchimg", &[]);
+    let out = podman().run_ok(&[], &image, &[]);
+    assert_eq!(out, "uid=1000(app) gid=1000(app) groups=1000(app)\n");
+    let out = podman().run_ok(&[], &image, &["/busybox", "cat", "/etc/passwd"]);
+    assert!(
+        out.contains("app:x:1000:1000::/home/app:/sbin/nologin"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches(":1000:").count(),
+        1,
+        "one entry for the UID: {out}"
+    );
+    let out = podman().run_ok(&["-e", "HARDEN_UID=2222", "--read-only"], &image, &[]);
+    assert!(out.starts_with("uid=2222 gid=2222"), "{out}");
+}
+
+#[test]
+fn oci_archive_output_runs() {
+    let dir = scratch("ociarchive");
+    let out = dir.join("h.tar");
+    let dest = format!("oci-archive:{}:v1", out.display());
+    let r = harden(&["rewrite", "-q", &fixtures().oci("busybox"), &dest]);
+    assert!(r.status.success(), "{:?}", text(&r));
+    let image = podman().load(&out);
+    assert_eq!(podman().run_ok(&[], &image, &["id", "-u"]), "1000\n");
+}
+
+#[test]
+fn non_root_image_user_stays_the_default() {
+    let dir = scratch("imageuser");
+    let layout = dir.join("layout");
+    sh(cmd(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &fixtures().oci("busybox"),
+            &format!("oci:{}:u", layout.display()),
+        ],
+    ));
+    sh(cmd(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &format!("{}:u", layout.display()),
+            "--config.user",
+            "1500:1600",
+        ],
+    ));
+    let image = harden_and_load(
+        &format!("oci:{}:u", layout.display()),
+        &dir,
+        "imageuser",
+        &[],
+    );
+    assert_eq!(
+        podman().run_ok(&[], &image, &["sh", "-c", "id -u; id -g"]),
+        "1500\n1600\n"
+    );
+}
