@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tar::EntryType;
 use tempfile::NamedTempFile;
@@ -90,8 +91,10 @@ fn temp_beside(dest: &Path) -> Result<NamedTempFile> {
         _ => Path::new("."),
     };
     let name = dest.file_name().context("destination has no file name")?;
+    // Outputs get the usual 0644, not the temp file's 0600.
     tempfile::Builder::new()
         .prefix(&format!(".{}.harden-", name.to_string_lossy()))
+        .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
 }
@@ -262,6 +265,7 @@ impl Layout {
                 )
             })?;
         fs::create_dir_all(tmp.path().join("blobs/sha256"))?;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))?;
         Ok(Layout::Dir {
             root: tmp.path().to_path_buf(),
             fresh: Some((tmp, dir.to_path_buf())),
@@ -373,6 +377,7 @@ impl Layout {
                 }
                 if let Some((tmp, final_path)) = fresh {
                     let built = tmp.keep();
+                    fs::set_permissions(&built, fs::Permissions::from_mode(0o755))?;
                     if let Err(e) = fs::rename(&built, &final_path) {
                         let _ = fs::remove_dir_all(&built);
                         return Err(e).with_context(|| {

@@ -51,6 +51,33 @@ fn env_overrides_uid_and_gid() {
         &["sh", "-c", "id -u; id -g"],
     );
     assert_eq!(out, "1234\n1234\n", "GID defaults to the UID");
+    // Hostile or wrong values are refused: the command never runs, as root or otherwise.
+    for (var, value) in [
+        ("HARDEN_UID", "0"),
+        ("HARDEN_UID", "1000; rm -rf /"),
+        ("HARDEN_UID", "10\n00"),
+        ("HARDEN_UID", ""),
+        ("HARDEN_UID", "99999999999"),
+        ("HARDEN_GID", "0"),
+    ] {
+        let long;
+        let value = if value == "99999999999" {
+            long = "9".repeat(5000);
+            long.as_str()
+        } else {
+            value
+        };
+        let env = format!("{var}={value}");
+        let out = podman().run(&["-e", &env], &image, &["echo", "COMMAND-RAN"]);
+        let (o, e) = text(&out);
+        assert!(!out.status.success(), "{env:?} accepted");
+        assert!(!o.contains("COMMAND-RAN"), "{env:?}: {o}");
+        assert!(
+            e.contains(&format!("harden-stepdown: ${var}")),
+            "{env:?}: {e}"
+        );
+        assert!(e.len() < 400, "the message stays short: {e}");
+    }
 }
 
 #[test]

@@ -356,7 +356,7 @@ fn resolve_spec(spec: &str, passwd: &str, group: &str, current_uid: u32) -> Resu
             if entry.is_ok() {
                 groups.extend(
                     accounts::groups(group)
-                        .filter(|g: &Group| g.members.iter().any(|m| *m == name))
+                        .filter(|g: &Group| g.members.contains(&name))
                         .map(|g| g.gid),
                 );
             }

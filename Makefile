@@ -1,0 +1,27 @@
+# harden: see README.md. `make demo` and `make test` do all set-up themselves.
+CARGO ?= cargo
+
+.PHONY: build demo test deps lint unit clean
+
+build:
+	$(CARGO) build --release
+	@ls -l target/release/harden
+
+demo: build
+	./scripts/demo
+
+deps:
+	./scripts/install-test-deps
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Unit tests and the integration tests (skopeo, umoci, podman+runc), as root.
+test: deps lint
+	rm -rf /tmp/harden-it-*
+	$(CARGO) test --workspace
+
+clean:
+	$(CARGO) clean
+	rm -rf .demo /tmp/harden-it-*

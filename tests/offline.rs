@@ -1,0 +1,601 @@
+//! `harden rewrite` between the offline formats, checked with skopeo and umoci
+//! (independent implementations), and its refusals of bad input.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+fn rewrite_ok(src: &str, dest: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["rewrite", "--json", "-q", src, dest];
+    args.extend_from_slice(extra);
+    let out = harden(&args);
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "harden {args:?}: {o}\n{e}");
+    serde_json::from_str(&o).unwrap()
+}
+
+fn rewrite_err(src: &str, dest: &str, extra: &[&str]) -> String {
+    let mut args = vec!["rewrite", src, dest];
+    args.extend_from_slice(extra);
+    let out = harden(&args);
+    let (o, e) = text(&out);
+    assert!(!out.status.success(), "harden {args:?} must fail: {o}\n{e}");
+    assert!(e.starts_with("harden: error: "), "{e}");
+    e
+}
+
+fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+/// Nothing but the listed names in `dir`: no output, no temp files.
+fn assert_only(dir: &Path, names: &[&str]) {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(found, want, "leftovers in {}", dir.display());
+}
+
+#[test]
+fn outputs_are_accepted_by_skopeo_and_umoci() {
+    let dir = scratch("accepted");
+    let f = fixtures();
+    // docker-archive → docker-archive, verified by skopeo copying it (which checks every digest).
+    let da = dir.join("h.tar");
+    let r = rewrite_ok(
+        &f.archive("busybox"),
+        &format!("docker-archive:{}", da.display()),
+        &[],
+    );
+    assert_eq!(
+        r["destination"],
+        format!(
+            "docker-archive:{}:docker.io/example/busybox:latest-hardened",
+            da.display()
+        )
+    );
+    sh(cmd(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("docker-archive:{}", da.display()),
+            &format!("oci:{}/check:a", dir.display()),
+        ],
+    ));
+    // oci → oci, read back by umoci.
+    let layout = dir.join("layout");
+    let r = rewrite_ok(
+        &f.oci("busybox"),
+        &format!("oci:{}:h", layout.display()),
+        &[],
+    );
+    let stat = sh(cmd(
+        "umoci",
+        &[
+            "stat",
+            "--json",
+            "--image",
+            &format!("{}:h", layout.display()),
+        ],
+    ));
+    let stat: Value = serde_json::from_str(&stat).unwrap();
+    let history = stat["history"].as_array().unwrap();
+    assert!(
+        history.last().unwrap()["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("harden "),
+        "{stat}"
+    );
+    // The JSON digest is what skopeo sees.
+    let inspect: Value = serde_json::from_str(&sh(cmd(
+        "skopeo",
+        &["inspect", &format!("oci:{}:h", layout.display())],
+    )))
+    .unwrap();
+    assert_eq!(inspect["Digest"], r["manifest_digest"]);
+    // oci → oci-archive, copied by skopeo.
+    let oa = dir.join("h-oci.tar");
+    rewrite_ok(
+        &f.oci("busybox"),
+        &format!("oci-archive:{}:v1", oa.display()),
+        &[],
+    );
+    sh(cmd(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("oci-archive:{}:v1", oa.display()),
+            &format!("oci:{}/check:b", dir.display()),
+        ],
+    ));
+    // docker-archive → oci converts to OCI media types, as skopeo does.
+    rewrite_ok(
+        &f.archive("busybox"),
+        &format!("oci:{}:from-docker", layout.display()),
+        &[],
+    );
+    let raw = sh(cmd(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:from-docker", layout.display()),
+        ],
+    ));
+    let manifest: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.name"],
+        "docker.io/example/busybox:latest"
+    );
+}
+
+#[test]
+fn exactly_one_small_layer_with_only_the_step_down() {
+    let dir = scratch("onelayer");
+    let f = fixtures();
+    let layout = dir.join("layout");
+    rewrite_ok(
+        &f.oci("busybox"),
+        &format!("oci:{}:h", layout.display()),
+        &[],
+    );
+    let before: Value =
+        serde_json::from_str(&sh(cmd("skopeo", &["inspect", "--raw", &f.oci("busybox")]))).unwrap();
+    let after: Value = serde_json::from_str(&sh(cmd(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci:{}:h", layout.display())],
+    )))
+    .unwrap();
+    let (b, a) = (
+        before["layers"].as_array().unwrap(),
+        after["layers"].as_array().unwrap(),
+    );
+    assert_eq!(a.len(), b.len() + 1);
+    assert_eq!(&a[..b.len()], &b[..], "base layers untouched");
+    let new = &a[b.len()];
+    assert_eq!(
+        new["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert_eq!(
+        after["annotations"]["org.opencontainers.image.base.digest"],
+        format!(
+            "sha256:{}",
+            sha256_file(
+                &f.layout
+                    .join("blobs/sha256")
+                    .join(manifest_hex(&f.oci("busybox")))
+            )
+        )
+    );
+    // GNU tar, an independent reader, lists exactly the step-down and its directory.
+    let blob = layout
+        .join("blobs/sha256")
+        .join(&new["digest"].as_str().unwrap()[7..]);
+    let listing = sh(cmd(
+        "tar",
+        &["-tvzf", blob.to_str().unwrap(), "--numeric-owner"],
+    ));
+    let entries: Vec<Vec<&str>> = listing
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(entries.len(), 2, "{listing}");
+    assert_eq!(
+        (entries[0][0], entries[0][1], entries[0][5]),
+        ("drwxr-xr-x", "0/0", ".harden/")
+    );
+    assert_eq!(
+        (entries[1][0], entries[1][1], entries[1][5]),
+        ("-rwxr-xr-x", "0/0", ".harden/harden-stepdown")
+    );
+    let size: u64 = entries[1][2].parse().unwrap();
+    assert!(size > 10_000 && size < 2_000_000, "step-down size {size}");
+}
+
+fn manifest_hex(oci_ref: &str) -> String {
+    let raw = sh(cmd("skopeo", &["inspect", "--raw", oci_ref]));
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(raw.as_bytes()))
+}
+
+#[test]
+fn same_input_gives_byte_identical_output() {
+    let dir = scratch("repro");
+    let f = fixtures();
+    let opts = ["--uid", "1234", "--match-owner", "/data"];
+    for (i, kind) in ["docker-archive", "oci-archive"].iter().enumerate() {
+        let a = dir.join(format!("{i}a.tar"));
+        let b = dir.join(format!("{i}b.tar"));
+        rewrite_ok(
+            &f.archive("busybox"),
+            &format!("{kind}:{}", a.display()),
+            &opts,
+        );
+        rewrite_ok(
+            &f.archive("busybox"),
+            &format!("{kind}:{}", b.display()),
+            &opts,
+        );
+        assert_eq!(
+            sha256_file(&a),
+            sha256_file(&b),
+            "{kind} differs between runs"
+        );
+    }
+    let one = rewrite_ok(
+        &f.oci("echo"),
+        &format!("oci:{}/l1:x", dir.display()),
+        &opts,
+    );
+    let two = rewrite_ok(
+        &f.oci("echo"),
+        &format!("oci:{}/l2:x", dir.display()),
+        &opts,
+    );
+    assert_eq!(one["manifest_digest"], two["manifest_digest"]);
+    let other = rewrite_ok(
+        &f.oci("echo"),
+        &format!("oci:{}/l3:x", dir.display()),
+        &["--uid", "1235"],
+    );
+    assert_ne!(one["manifest_digest"], other["manifest_digest"]);
+}
+
+#[test]
+fn hardening_a_hardened_image_replaces_the_layer() {
+    let dir = scratch("twice");
+    let f = fixtures();
+    let once = dir.join("once.tar");
+    let twice = dir.join("twice.tar");
+    let direct = dir.join("direct.tar");
+    rewrite_ok(
+        &f.archive("echo"),
+        &format!("docker-archive:{}", once.display()),
+        &[],
+    );
+    rewrite_ok(
+        &format!("docker-archive:{}", once.display()),
+        &format!("docker-archive:{}", twice.display()),
+        &["--uid", "42"],
+    );
+    rewrite_ok(
+        &f.archive("echo"),
+        &format!("docker-archive:{}", direct.display()),
+        &["--uid", "42"],
+    );
+    let config = |p: &Path| -> Value {
+        serde_json::from_str(&sh(cmd(
+            "skopeo",
+            &[
+                "inspect",
+                "--config",
+                &format!("docker-archive:{}", p.display()),
+            ],
+        )))
+        .unwrap()
+    };
+    let (t, d) = (config(&twice), config(&direct));
+    assert_eq!(t["rootfs"], d["rootfs"]);
+    assert_eq!(t["config"]["Entrypoint"], d["config"]["Entrypoint"]);
+    assert_eq!(t["history"], d["history"]);
+}
+
+#[test]
+fn input_is_never_modified_and_the_source_is_never_the_destination() {
+    let dir = scratch("untouched");
+    let f = fixtures();
+    let input = dir.join("in.tar");
+    std::fs::copy(f.archive_path("busybox"), &input).unwrap();
+    let before = sha256_file(&input);
+    let src = format!("docker-archive:{}", input.display());
+    rewrite_ok(
+        &src,
+        &format!("docker-archive:{}", dir.join("out.tar").display()),
+        &[],
+    );
+    assert_eq!(sha256_file(&input), before);
+    let e = rewrite_err(&src, &src, &[]);
+    assert!(e.contains("is the source"), "{e}");
+    assert_eq!(sha256_file(&input), before);
+    // An existing layout gains a tag and keeps its other images.
+    let layout = dir.join("layout");
+    sh(cmd(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &f.oci("echo"),
+            &format!("oci:{}:orig", layout.display()),
+        ],
+    ));
+    let e = rewrite_err(
+        &format!("oci:{}:orig", layout.display()),
+        &format!("oci:{}:orig", layout.display()),
+        &[],
+    );
+    assert!(e.contains("is the source"), "{e}");
+    rewrite_ok(
+        &format!("oci:{}:orig", layout.display()),
+        &format!("oci:{}:hardened", layout.display()),
+        &[],
+    );
+    let tags = sh(cmd("umoci", &["ls", "--layout", layout.to_str().unwrap()]));
+    assert_eq!(
+        tags.lines().collect::<std::collections::BTreeSet<_>>(),
+        ["hardened", "orig"].into()
+    );
+}
+
+#[test]
+fn truncated_archive_fails_cleanly() {
+    let dir = scratch("truncated");
+    let f = fixtures();
+    let data = std::fs::read(f.archive_path("busybox")).unwrap();
+    let input = dir.join("in.tar");
+    std::fs::write(&input, &data[..data.len() / 2]).unwrap();
+    let out_dir = dir.join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    for dest in [
+        "docker-archive:OUT/h.tar",
+        "oci:OUT/layout:h",
+        "oci-archive:OUT/h.tar",
+    ] {
+        let dest = dest.replace("OUT", out_dir.to_str().unwrap());
+        let e = rewrite_err(&format!("docker-archive:{}", input.display()), &dest, &[]);
+        assert!(e.contains("in.tar"), "the error names the file: {e}");
+        assert!(e.contains("truncated") || e.contains("malformed"), "{e}");
+        assert_only(&out_dir, &[]);
+    }
+}
+
+/// Builds a docker-archive whose manifest.json says `manifest`, with members `files`.
+fn craft_archive(path: &Path, manifest: &str, files: &[(&str, &[u8])], links: &[(&str, &str)]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("manifest.json", manifest.as_bytes());
+    for (name, data) in files {
+        add(name, data);
+    }
+    for (name, target) in links {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    b.finish().unwrap();
+}
+
+#[test]
+fn hostile_archives_are_refused_with_the_reason() {
+    let dir = scratch("hostile");
+    let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]}}"#;
+    let config_name = {
+        use sha2::Digest;
+        format!("{}.json", hex::encode(sha2::Sha256::digest(config)))
+    };
+    let manifest = |layer: &str| {
+        format!(r#"[{{"Config":"{config_name}","RepoTags":["x/y:1"],"Layers":["{layer}"]}}]"#)
+    };
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "dotdot",
+            manifest("../../etc/passwd"),
+            vec![],
+            "escapes the archive",
+        ),
+        ("absolute", manifest("/etc/passwd"), vec![], "is absolute"),
+        (
+            "symlink-out",
+            manifest("layer.tar"),
+            vec![("layer.tar", "../../etc/passwd")],
+            "points outside the archive",
+        ),
+        (
+            "missing",
+            manifest("nope.tar"),
+            vec![],
+            "has no member \"nope.tar\"",
+        ),
+        (
+            "notjson",
+            "{not json".to_string(),
+            vec![],
+            "manifest.json is not valid JSON",
+        ),
+        (
+            "nested",
+            "[".repeat(100_000),
+            vec![],
+            "manifest.json is not valid JSON",
+        ),
+    ];
+    for (name, m, links, want) in cases {
+        let path = dir.join(format!("{name}.tar"));
+        craft_archive(&path, &m, &[(&config_name, config)], &links);
+        let e = rewrite_err(
+            &format!("docker-archive:{}", path.display()),
+            &format!("docker-archive:{}/out-{name}.tar", dir.display()),
+            &[],
+        );
+        assert!(e.contains(want), "{name}: expected {want:?} in {e}");
+        assert!(!dir.join(format!("out-{name}.tar")).exists());
+    }
+    // A config whose content does not match the digest in its name.
+    let path = dir.join("baddigest.tar");
+    let wrong = format!("{}.json", "0".repeat(64));
+    craft_archive(
+        &path,
+        &format!(r#"[{{"Config":"{wrong}","Layers":[]}}]"#),
+        &[(&wrong, config)],
+        &[],
+    );
+    let e = rewrite_err(
+        &format!("docker-archive:{}", path.display()),
+        &format!("docker-archive:{}/o.tar", dir.display()),
+        &[],
+    );
+    assert!(e.contains("does not match its digest"), "{e}");
+}
+
+#[test]
+fn corrupted_layout_blob_is_caught_while_copying() {
+    let dir = scratch("corrupt");
+    let layout = dir.join("layout");
+    sh(cmd(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &fixtures().oci("busybox"),
+            &format!("oci:{}:c", layout.display()),
+        ],
+    ));
+    let manifest: Value = serde_json::from_str(&sh(cmd(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci:{}:c", layout.display())],
+    )))
+    .unwrap();
+    let layer = layout
+        .join("blobs/sha256")
+        .join(&manifest["layers"][0]["digest"].as_str().unwrap()[7..]);
+    let mut data = std::fs::read(&layer).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff; // same size, different content
+    std::fs::write(&layer, data).unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let e = rewrite_err(
+        &format!("oci:{}:c", layout.display()),
+        &format!("oci-archive:{}/h.tar", out.display()),
+        &[],
+    );
+    assert!(e.contains("does not match its digest"), "{e}");
+    assert_only(&out, &[]);
+}
+
+#[test]
+fn bad_options_are_refused_before_anything_is_read() {
+    let dir = scratch("badopts");
+    let dest = format!("docker-archive:{}/o.tar", dir.display());
+    let src = fixtures().archive("busybox");
+    for (opts, want) in [
+        (&["--uid", "0"][..], "--uid 0 is root"),
+        (&["--uid", "12ab"], "not a decimal ID"),
+        (&["--gid", "2147483648"], "larger than"),
+        (&["--user", "a:b"], "not a valid user name"),
+        (
+            &["--uid-env", "A-B"],
+            "not a valid environment variable name",
+        ),
+        (&["--match-owner", "relative"], "must be an absolute path"),
+    ] {
+        let e = rewrite_err(&src, &dest, opts);
+        assert!(e.contains(want), "{opts:?}: {e}");
+    }
+    for (s, want) in [
+        ("nope:x", "unknown transport"),
+        ("docker-archive:/does/not/exist.tar", "/does/not/exist.tar"),
+    ] {
+        let e = rewrite_err(s, &dest, &[]);
+        assert!(e.contains(want), "{s}: {e}");
+    }
+    assert_only(&dir, &[]);
+}
+
+#[test]
+fn inspect_tells_root_from_hardened() {
+    let dir = scratch("inspect");
+    let f = fixtures();
+    let inspect = |image: &str| -> Value {
+        let out = harden(&["inspect", "--json", image]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = inspect(&f.archive("echo"));
+    assert_eq!(before["command_runs_as_root"], true);
+    assert_eq!(before["hardened"], Value::Null);
+    let h = dir.join("h.tar");
+    rewrite_ok(
+        &f.archive("echo"),
+        &format!("docker-archive:{}", h.display()),
+        &["--user", "svc"],
+    );
+    let after = inspect(&format!("docker-archive:{}", h.display()));
+    assert_eq!(after["starts_as_root"], true);
+    assert_eq!(after["command_runs_as_root"], false);
+    assert_eq!(
+        after["hardened"]["stepdown_options"],
+        serde_json::json!(["--user", "svc"])
+    );
+    assert_eq!(
+        after["hardened"]["original"]["Entrypoint"],
+        serde_json::json!(["/bin/echo", "entry"])
+    );
+    assert_eq!(after["cmd"], serde_json::json!(["default"]));
+    let human = text(&harden(&[
+        "inspect",
+        &format!("docker-archive:{}", h.display()),
+    ]))
+    .0;
+    assert!(
+        human.contains("the step-down runs the command as a non-root user"),
+        "{human}"
+    );
+}
+
+#[test]
+fn stepdown_binary_is_written_and_runs() {
+    let dir = scratch("stepdownbin");
+    let path = dir.join("harden-stepdown");
+    let out = harden(&[
+        "stepdown-binary",
+        "--arch",
+        "amd64",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let version = sh(cmd(path.to_str().unwrap(), &["--version"]));
+    assert_eq!(
+        version.trim(),
+        format!("harden-stepdown {}", env!("CARGO_PKG_VERSION"))
+    );
+    let file = sh(cmd("file", &[path.to_str().unwrap()]));
+    assert!(
+        file.contains("statically linked") || file.contains("static-pie linked"),
+        "{file}"
+    );
+    let out = harden(&[
+        "stepdown-binary",
+        "--arch",
+        "s390x",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+}

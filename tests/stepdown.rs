@@ -1,0 +1,179 @@
+//! The step-down binary alone, run as root on the host in its gosu/su-exec
+//! form (that form never edits /etc, so the host is left as it was).
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn stepdown() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = scratch("stepdown-bin");
+        let path = dir.join("harden-stepdown");
+        let out = harden(&["stepdown-binary", "-o", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        assert_eq!(unsafe_uid(), 0, "these tests run as root, as CI does");
+        path
+    })
+}
+
+fn unsafe_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    // A PATH the target user can search (root's may include /root/...).
+    Command::new(stepdown())
+        .args(args)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "{args:?}: {o}{e}");
+    o
+}
+
+#[test]
+fn numeric_user_and_group() {
+    assert_eq!(ok(&["1000:1000", "id", "-u"]), "1000\n");
+    assert_eq!(
+        ok(&["1000:1000", "id", "-G"]),
+        "1000\n",
+        "supplementary groups cleared"
+    );
+    // A bare number without a passwd entry gets GID = UID, never GID 0 (gosu's flaw).
+    assert_eq!(
+        ok(&["4242", "sh", "-c", "id -u; id -g; id -G"]),
+        "4242\n4242\n4242\n"
+    );
+    let status = ok(&["1000:1000", "cat", "/proc/self/status"]);
+    assert_eq!(status_field(&status, "Uid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(&status, "Gid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(&status, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    let status = ok(&["--allow-new-privs", "1000:1000", "cat", "/proc/self/status"]);
+    assert_eq!(status_field(&status, "NoNewPrivs"), "0");
+}
+
+#[test]
+fn names_from_passwd_and_group() {
+    // Debian's nobody:nogroup exist on every machine this runs on.
+    assert_eq!(
+        ok(&["nobody", "sh", "-c", "id -un; echo $HOME $USER"]),
+        "nobody\n/nonexistent nobody\n"
+    );
+    assert_eq!(ok(&["nobody:nogroup", "id", "-gn"]), "nogroup\n");
+    assert_eq!(ok(&["nobody:1234", "id", "-g"]), "1234\n");
+}
+
+#[test]
+fn unknown_names_are_errors_never_root() {
+    for spec in [
+        "no-such-user",
+        "nobody:no-such-group",
+        "99999999999",
+        "nobody:",
+    ] {
+        let out = run(&[spec, "echo", "RAN"]);
+        let (o, e) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{spec}: {o}{e}");
+        assert!(!o.contains("RAN"), "{spec}");
+        assert!(e.starts_with("harden-stepdown: "), "{spec}: {e}");
+    }
+}
+
+#[test]
+fn exit_codes_like_a_shell() {
+    assert_eq!(run(&["1000", "/no/such/command"]).status.code(), Some(127));
+    let dir = scratch("stepdown-noexec");
+    let file = dir.join("not-executable");
+    std::fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        run(&["1000", file.to_str().unwrap()]).status.code(),
+        Some(126)
+    );
+    assert_eq!(run(&["1000", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(run(&[]).status.code(), Some(1));
+    assert_eq!(run(&["1000"]).status.code(), Some(1));
+    // PATH is searched as execvp does: a name found nowhere is 127.
+    assert_eq!(
+        run(&["1000", "no-such-command-anywhere"]).status.code(),
+        Some(127)
+    );
+}
+
+#[test]
+fn fails_closed_without_setuid_capability() {
+    // Bounding set without CAP_SETUID/SETGID: root cannot change its IDs.
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-setuid,-setgid", "--inh-caps", "-all"])
+        .arg(stepdown())
+        .args(["1000", "echo", "RAN"])
+        .output()
+        .unwrap();
+    let (o, e) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{o}{e}");
+    assert!(!o.contains("RAN"));
+    assert!(e.contains("CAP_SETUID is missing"), "{e}");
+    // A non-root caller cannot switch to another user either.
+    let out = Command::new("setpriv")
+        .args(["--reuid", "1000", "--regid", "1000", "--clear-groups"])
+        .arg(stepdown())
+        .args(["2000", "echo", "RAN"])
+        .output()
+        .unwrap();
+    let (o, e) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{o}{e}");
+    assert!(!o.contains("RAN"));
+}
+
+#[test]
+fn refuses_to_run_setuid() {
+    let dir = scratch("stepdown-setuid");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("harden-stepdown");
+    std::fs::copy(stepdown(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    for runner in [
+        vec![],
+        vec![
+            "setpriv",
+            "--reuid",
+            "1000",
+            "--regid",
+            "1000",
+            "--clear-groups",
+        ],
+    ] {
+        let mut c = match runner.split_first() {
+            Some((p, rest)) => {
+                let mut c = Command::new(p);
+                c.args(rest).arg(&copy);
+                c
+            }
+            None => Command::new(&copy),
+        };
+        let out = c.args(["0", "echo", "RAN"]).output().unwrap();
+        let (o, e) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{runner:?}: {o}{e}");
+        assert!(e.contains("setuid"), "{e}");
+        assert!(!o.contains("RAN"));
+    }
+}
+
+#[test]
+fn help_and_version() {
+    assert!(ok(&["--help"]).contains("USER[:GROUP] COMMAND"));
+    assert!(ok(&["--version"]).starts_with("harden-stepdown "));
+}
