@@ -32,12 +32,52 @@ pub fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h
 }
 
-pub fn stepdown_layer(binary: &[u8]) -> Result<StepdownLayer> {
+/// A further file or directory for the layer (static mode's account files and HOME).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerEntry {
+    /// Relative to the root, no leading `/`.
+    pub path: String,
+    /// None for a directory.
+    pub content: Option<Vec<u8>>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+pub fn stepdown_layer(binary: &[u8], extra: &[LayerEntry]) -> Result<StepdownLayer> {
+    let mut entries = vec![
+        LayerEntry {
+            path: format!("{STEPDOWN_DIR}/"),
+            content: None,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        },
+        LayerEntry {
+            path: STEPDOWN_PATH[1..].to_string(),
+            content: Some(binary.to_vec()),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        },
+    ];
+    entries.extend(extra.iter().cloned());
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
     let mut tar = tar::Builder::new(Vec::new());
-    let mut dir = header(tar::EntryType::Directory, 0o755, 0);
-    tar.append_data(&mut dir, format!("{STEPDOWN_DIR}/"), std::io::empty())?;
-    let mut file = header(tar::EntryType::Regular, 0o755, binary.len() as u64);
-    tar.append_data(&mut file, &STEPDOWN_PATH[1..], binary)?;
+    for e in &entries {
+        let (kind, data) = match &e.content {
+            Some(data) => (tar::EntryType::Regular, &data[..]),
+            None => (tar::EntryType::Directory, &[][..]),
+        };
+        let mut h = header(kind, e.mode, data.len() as u64);
+        h.set_uid(e.uid);
+        h.set_gid(e.gid);
+        let path = match kind {
+            tar::EntryType::Directory if !e.path.ends_with('/') => format!("{}/", e.path),
+            _ => e.path.clone(),
+        };
+        tar.append_data(&mut h, path, data)?;
+    }
     let tar = tar.into_inner()?; // writes the two end-of-archive blocks
 
     let mut gz = GzBuilder::new()
@@ -59,10 +99,10 @@ mod tests {
 
     #[test]
     fn layer_is_deterministic_and_complete() {
-        let a = stepdown_layer(b"binary").unwrap();
-        let b = stepdown_layer(b"binary").unwrap();
+        let a = stepdown_layer(b"binary", &[]).unwrap();
+        let b = stepdown_layer(b"binary", &[]).unwrap();
         assert_eq!((&a.digest, &a.diff_id), (&b.digest, &b.diff_id));
-        assert_ne!(stepdown_layer(b"other").unwrap().digest, a.digest);
+        assert_ne!(stepdown_layer(b"other", &[]).unwrap().digest, a.digest);
 
         let mut tar = Vec::new();
         flate2::read::GzDecoder::new(&a.gzip[..])
@@ -96,6 +136,51 @@ mod tests {
             [
                 (".harden/".to_string(), 0o755, 0, 0),
                 (".harden/harden-stepdown".to_string(), 0o755, 0, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn extra_entries_are_sorted_in_with_their_owner() {
+        let home = LayerEntry {
+            path: "home/app".into(),
+            content: None,
+            mode: 0o750,
+            uid: 1000,
+            gid: 1000,
+        };
+        let passwd = LayerEntry {
+            path: "etc/passwd".into(),
+            content: Some(b"x".to_vec()),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let l = stepdown_layer(b"bin", &[home, passwd]).unwrap();
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&l.gzip[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let names: Vec<(String, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    e.header().uid().unwrap(),
+                )
+            })
+            .collect();
+        let names: Vec<(&str, u64)> = names.iter().map(|(n, u)| (n.as_str(), *u)).collect();
+        assert_eq!(
+            names,
+            [
+                (".harden/", 0),
+                (".harden/harden-stepdown", 0),
+                ("etc/passwd", 0),
+                ("home/app/", 1000)
             ]
         );
     }

@@ -5,6 +5,7 @@ mod image;
 mod inspect;
 mod layer;
 mod rewrite;
+mod rootfs;
 mod sink;
 mod source;
 mod store;
@@ -108,6 +109,16 @@ struct SettingsArgs {
     /// Do not set no_new_privs (lets setuid programs such as sudo work)
     #[arg(long)]
     allow_new_privs: bool,
+    /// runtime: start as root and step down at run time; static: the image runs as the
+    /// numeric non-root user (Kubernetes runAsNonRoot, restricted profile)
+    #[arg(long, value_enum, default_value_t = ModeArg::Runtime)]
+    mode: ModeArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Runtime,
+    Static,
 }
 
 impl SettingsArgs {
@@ -153,6 +164,10 @@ impl SettingsArgs {
             home: self.home,
             match_owner: self.match_owner,
             allow_new_privs: self.allow_new_privs,
+            mode: match self.mode {
+                ModeArg::Runtime => rewrite::Mode::Runtime,
+                ModeArg::Static => rewrite::Mode::Static,
+            },
         })
     }
 }
@@ -178,13 +193,34 @@ fn run(cli: Cli) -> Result<()> {
             let (src, dst) = (ImageRef::parse(&source)?, ImageRef::parse(&dest)?);
             sink::check_not_source(&src, &dst)?;
             let image = source::read_image(&src)?;
-            let layer = layer::stepdown_layer(STEPDOWN_AMD64)?;
+            let (account, extra) = match settings.mode {
+                rewrite::Mode::Runtime => (None, Vec::new()),
+                rewrite::Mode::Static => {
+                    // Read the account files of the image as it was before any harden run.
+                    let base = rewrite::unharden(&image)?;
+                    let files = rootfs::read_files(&base, &["etc/passwd", "etc/group"])?;
+                    let user = base
+                        .config_json()?
+                        .pointer("/config/User")
+                        .and_then(|u| u.as_str())
+                        .unwrap_or("")
+                        .to_string();
+                    let (account, extra) = rewrite::plan_static(
+                        &settings,
+                        &user,
+                        files[0].as_ref(),
+                        files[1].as_ref(),
+                    )?;
+                    (Some(account), extra)
+                }
+            };
+            let layer = layer::stepdown_layer(STEPDOWN_AMD64, &extra)?;
             let ctx = rewrite::RunContext {
                 version: VERSION.into(),
                 created: source_date_epoch()?,
                 base_name: image.name.clone(),
             };
-            let hardened = rewrite::harden(&image, &settings, &layer, &ctx)?;
+            let hardened = rewrite::harden(&image, &settings, &layer, account.as_ref(), &ctx)?;
             let written = sink::write_image(&hardened, &dst)?;
             if json {
                 let out = serde_json::json!({

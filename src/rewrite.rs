@@ -1,9 +1,11 @@
 //! The rewrite itself: pure functions from the source image to the hardened
 //! one. No I/O: blobs stay references, the new layer is bytes in memory.
 
+use crate::accounts;
 use crate::digest::Digest;
 use crate::image::{self, Image, Layer};
-use crate::layer::{StepdownLayer, STEPDOWN_PATH};
+use crate::layer::{LayerEntry, StepdownLayer, STEPDOWN_PATH};
+use crate::rootfs::FileEntry;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -24,6 +26,34 @@ pub struct Settings {
     pub gid_env: Option<String>,
     pub match_owner: Option<String>,
     pub allow_new_privs: bool,
+    pub mode: Mode,
+}
+
+/// `runtime`: start as root, step down at run time (bind-mount UID matching).
+/// `static`: the image's User is the numeric non-root user (Kubernetes runAsNonRoot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Runtime,
+    Static,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Runtime => "runtime",
+            Mode::Static => "static",
+        }
+    }
+}
+
+/// The user a static-mode image runs as, settled at rewrite time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: String,
+    pub home: String,
 }
 
 /// Things that are not options but must be the same on every run for the
@@ -76,25 +106,19 @@ pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String>
 
 /// The hardened image: the source with harden's layer appended (replacing the
 /// layer of an earlier harden run) and the config rewritten.
+///
+/// `account` is the static-mode user (see `plan_static`); None in runtime mode.
 pub fn harden(
     src: &Image,
     settings: &Settings,
     layer: &StepdownLayer,
+    account: Option<&Account>,
     ctx: &RunContext,
 ) -> Result<Image> {
-    let mut config = src.config_json()?;
-    let mut layers = src.layers.clone();
-    if image::diff_ids(&config)?.len() != layers.len() {
-        bail!(
-            "the image config lists {} diff_ids but the manifest has {} layers",
-            image::diff_ids(&config)?.len(),
-            layers.len()
-        );
-    }
-    if undo_previous(&mut config)? {
-        layers.pop();
-    }
-    rewrite_config(&mut config, settings, &layer.diff_id, ctx)?;
+    let base = unharden(src)?;
+    let mut config = base.config_json()?;
+    let mut layers = base.layers;
+    rewrite_config(&mut config, settings, account, &layer.diff_id, ctx)?;
 
     let media_type = image::layer_media_type(src.family, true);
     let descriptor = match image::descriptor(media_type, &layer.digest, layer.gzip.len() as u64) {
@@ -108,7 +132,7 @@ pub fn harden(
         blob: image::Blob::Bytes(Arc::new(layer.gzip.clone())),
     });
 
-    let mut annotations = src.manifest_annotations.clone();
+    let mut annotations = base.manifest_annotations;
     annotations.remove(image::ANNOTATION_BASE_DIGEST);
     annotations.remove(image::ANNOTATION_BASE_NAME);
     if let Some(d) = &src.manifest_digest {
@@ -125,6 +149,28 @@ pub fn harden(
         manifest_digest: None,
         name: src.name.clone(),
     })
+}
+
+/// The image as it was before harden touched it (the same image when it never
+/// did): original Entrypoint, User and Env back, harden's top layer gone.
+pub fn unharden(src: &Image) -> Result<Image> {
+    let mut config = src.config_json()?;
+    let ids = image::diff_ids(&config)?;
+    if ids.len() != src.layers.len() {
+        bail!(
+            "the image config lists {} diff_ids but the manifest has {} layers",
+            ids.len(),
+            src.layers.len()
+        );
+    }
+    let mut image = src.clone();
+    if labels(&config).is_some_and(|l| l.contains_key(LABEL_ORIGINAL)) {
+        if undo_previous(&mut config)? {
+            image.layers.pop();
+        }
+        image.config = serde_json::to_vec(&config)?;
+    }
+    Ok(image)
 }
 
 fn labels(config: &Value) -> Option<&Map<String, Value>> {
@@ -148,7 +194,7 @@ fn undo_previous(config: &mut Value) -> Result<bool> {
         .and_then(Value::as_str)
         .map(str::to_string);
     let c = config_section(config);
-    for key in ["Entrypoint", "User"] {
+    for key in ["Entrypoint", "User", "Env"] {
         match original.get(key) {
             Some(v) if !v.is_null() => c.insert(key.into(), v.clone()),
             _ => c.remove(key),
@@ -200,6 +246,7 @@ fn config_section(config: &mut Value) -> &mut Map<String, Value> {
 fn rewrite_config(
     config: &mut Value,
     settings: &Settings,
+    account: Option<&Account>,
     diff_id: &Digest,
     ctx: &RunContext,
 ) -> Result<()> {
@@ -213,9 +260,22 @@ fn rewrite_config(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let original = json!({"Entrypoint": entrypoint, "User": user});
+    let env = c.get("Env").cloned().unwrap_or(Value::Null);
+    let original = json!({"Entrypoint": entrypoint, "User": user, "Env": env});
 
-    let options = stepdown_options(settings, &user);
+    // Static mode settles the user now; the step-down gets the same defaults
+    // for when someone starts the container as root anyway.
+    let settings = match account {
+        Some(a) => Settings {
+            user: Some(a.name.clone()),
+            uid: Some(a.uid),
+            gid: Some(a.gid),
+            home: Some(a.home.clone()),
+            ..settings.clone()
+        },
+        None => settings.clone(),
+    };
+    let options = stepdown_options(&settings, &user);
     let mut new_entrypoint: Vec<Value> = vec![STEPDOWN_PATH.into()];
     new_entrypoint.extend(options.iter().map(|o| Value::from(o.as_str())));
     new_entrypoint.push("--".into());
@@ -230,8 +290,32 @@ fn rewrite_config(
         other => bail!("the image config's Entrypoint is neither a list nor null: {other}"),
     }
     c.insert("Entrypoint".into(), Value::Array(new_entrypoint));
-    // The step-down must start as root; it picks the user at run time.
-    c.insert("User".into(), "0:0".into());
+    match account {
+        // The step-down must start as root; it picks the user at run time.
+        None => {
+            c.insert("User".into(), "0:0".into());
+        }
+        // Numeric, so that kubelet can verify runAsNonRoot.
+        Some(a) => {
+            c.insert("User".into(), format!("{}:{}", a.uid, a.gid).into());
+            let mut env: Vec<Value> = c
+                .get("Env")
+                .and_then(Value::as_array)
+                .map(|e| {
+                    e.iter()
+                        .filter(|v| {
+                            !v.as_str()
+                                .is_some_and(|s| s.starts_with("HOME=") || s.starts_with("USER="))
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            env.push(format!("HOME={}", a.home).into());
+            env.push(format!("USER={}", a.name).into());
+            c.insert("Env".into(), Value::Array(env));
+        }
+    }
 
     let labels = c.entry("Labels").or_insert_with(|| json!({}));
     if !labels.is_object() {
@@ -239,7 +323,7 @@ fn rewrite_config(
     }
     let labels = labels.as_object_mut().unwrap();
     labels.insert(LABEL_VERSION.into(), ctx.version.as_str().into());
-    labels.insert(LABEL_MODE.into(), "runtime".into());
+    labels.insert(LABEL_MODE.into(), settings.mode.as_str().into());
     labels.insert(LABEL_LAYER.into(), diff_id.as_str().into());
     labels.insert(
         LABEL_ORIGINAL.into(),
@@ -283,6 +367,107 @@ fn rewrite_config(
         history.push(Value::Object(entry));
     }
     Ok(())
+}
+
+/// Settles the static-mode user from the image's own account files (pure):
+/// the account, and the layer entries that make it exist — the files with a
+/// line added (kept as they are when the user and group exist), and HOME.
+pub fn plan_static(
+    settings: &Settings,
+    original_user: &str,
+    passwd: Option<&FileEntry>,
+    group: Option<&FileEntry>,
+) -> Result<(Account, Vec<LayerEntry>)> {
+    let text = |f: Option<&FileEntry>, name: &str| -> Result<Option<String>> {
+        f.map(|f| {
+            String::from_utf8(f.content.clone())
+                .with_context(|| format!("/etc/{name} is not UTF-8"))
+        })
+        .transpose()
+    };
+    let (passwd_text, group_text) = (text(passwd, "passwd")?, text(group, "group")?);
+    let users: Vec<accounts::User> = passwd_text
+        .as_deref()
+        .map(|p| accounts::users(p).collect())
+        .unwrap_or_default();
+    let by_name = |n: &str| users.iter().find(|u| u.name == n);
+
+    let (orig_uid, orig_gid) = original_user.split_once(':').unwrap_or((original_user, ""));
+    let orig_gid = orig_gid.parse::<u32>().ok().filter(|g| *g != 0);
+    let (uid, entry_gid) = if let Some(uid) = settings.uid {
+        (uid, users.iter().find(|u| u.uid == uid).map(|u| u.gid))
+    } else if !user_is_root(original_user) && settings.user.is_none() {
+        match orig_uid.parse::<u32>() {
+            Ok(uid) => (uid, users.iter().find(|u| u.uid == uid).map(|u| u.gid)),
+            Err(_) => {
+                let u = by_name(orig_uid).with_context(|| {
+                    format!("the image's User {orig_uid:?} is not in its /etc/passwd")
+                })?;
+                (u.uid, Some(u.gid))
+            }
+        }
+    } else if let Some(u) = settings
+        .user
+        .as_deref()
+        .and_then(by_name)
+        .filter(|u| u.uid != 0)
+    {
+        (u.uid, Some(u.gid))
+    } else {
+        (1000, None)
+    };
+    let gid = settings
+        .gid
+        .or(orig_gid)
+        .or(entry_gid.filter(|g| *g != 0))
+        .unwrap_or(uid);
+    let wanted = settings.user.as_deref().unwrap_or("app");
+    let plan = accounts::plan_accounts(
+        passwd_text.as_deref(),
+        group_text.as_deref(),
+        uid,
+        gid,
+        wanted,
+        settings.home.as_deref(),
+    );
+
+    let mut entries = Vec::new();
+    for (path, new, old) in [
+        ("etc/passwd", &plan.passwd, passwd),
+        ("etc/group", &plan.group, group),
+    ] {
+        if let Some(content) = new {
+            // Same owner and mode as before, plus read bits: every user must read them.
+            let (mode, uid, gid) = old
+                .map(|f| (f.mode | 0o444, f.uid, f.gid))
+                .unwrap_or((0o644, 0, 0));
+            entries.push(LayerEntry {
+                path: path.into(),
+                content: Some(content.clone().into_bytes()),
+                mode,
+                uid,
+                gid,
+            });
+        }
+    }
+    if plan.passwd.is_some() && plan.home.len() > 1 {
+        entries.push(LayerEntry {
+            path: plan.home.trim_start_matches('/').to_string(),
+            content: None,
+            mode: 0o750,
+            uid: uid.into(),
+            gid: gid.into(),
+        });
+    }
+    Ok((
+        Account {
+            uid,
+            gid,
+            name: plan.name,
+            home: plan.home,
+        },
+        entries,
+    ))
 }
 
 /// The newest `created` among history entries: a stable stand-in for "now".
@@ -346,7 +531,7 @@ mod tests {
     }
 
     fn layer() -> StepdownLayer {
-        crate::layer::stepdown_layer(b"stepdown").unwrap()
+        crate::layer::stepdown_layer(b"stepdown", &[]).unwrap()
     }
 
     fn cfg(img: &Image) -> Value {
@@ -362,7 +547,7 @@ mod tests {
             match_owner: Some("/home/aws/.aws".into()),
             ..Settings::default()
         };
-        let out = harden(&src, &settings, &layer(), &ctx()).unwrap();
+        let out = harden(&src, &settings, &layer(), None, &ctx()).unwrap();
         let c = cfg(&out);
         assert_eq!(
             c["config"]["Entrypoint"],
@@ -418,7 +603,14 @@ mod tests {
     fn null_entrypoint_lets_cmd_follow_the_separator() {
         let mut config = source_config();
         config["config"]["Entrypoint"] = Value::Null;
-        let out = harden(&image(config, 1), &Settings::default(), &layer(), &ctx()).unwrap();
+        let out = harden(
+            &image(config, 1),
+            &Settings::default(),
+            &layer(),
+            None,
+            &ctx(),
+        )
+        .unwrap();
         assert_eq!(
             cfg(&out)["config"]["Entrypoint"],
             json!([STEPDOWN_PATH, "--"])
@@ -430,7 +622,14 @@ mod tests {
     fn empty_string_entrypoint_means_none() {
         let mut config = source_config();
         config["config"]["Entrypoint"] = json!([""]);
-        let out = harden(&image(config, 1), &Settings::default(), &layer(), &ctx()).unwrap();
+        let out = harden(
+            &image(config, 1),
+            &Settings::default(),
+            &layer(),
+            None,
+            &ctx(),
+        )
+        .unwrap();
         assert_eq!(
             cfg(&out)["config"]["Entrypoint"],
             json!([STEPDOWN_PATH, "--"])
@@ -456,7 +655,14 @@ mod tests {
         assert_eq!(stepdown_options(&explicit, "node"), ["--uid", "5"]);
         let mut config = source_config();
         config["config"]["User"] = "1001".into();
-        let out = harden(&image(config, 1), &Settings::default(), &layer(), &ctx()).unwrap();
+        let out = harden(
+            &image(config, 1),
+            &Settings::default(),
+            &layer(),
+            None,
+            &ctx(),
+        )
+        .unwrap();
         assert_eq!(
             cfg(&out)["config"]["Entrypoint"].as_array().unwrap()[1..4],
             json!(["--uid", "1001", "--"]).as_array().unwrap()[..]
@@ -467,13 +673,13 @@ mod tests {
     #[test]
     fn hardening_twice_replaces_instead_of_stacking() {
         let src = image(source_config(), 1);
-        let once = harden(&src, &Settings::default(), &layer(), &ctx()).unwrap();
+        let once = harden(&src, &Settings::default(), &layer(), None, &ctx()).unwrap();
         let settings = Settings {
             uid: Some(42),
             ..Settings::default()
         };
-        let twice = harden(&once, &settings, &layer(), &ctx()).unwrap();
-        let direct = harden(&src, &settings, &layer(), &ctx()).unwrap();
+        let twice = harden(&once, &settings, &layer(), None, &ctx()).unwrap();
+        let direct = harden(&src, &settings, &layer(), None, &ctx()).unwrap();
         assert_eq!(twice.layers.len(), 2);
         assert_eq!(cfg(&twice), cfg(&direct));
         assert_eq!(twice.config, direct.config, "byte-identical config");
@@ -485,12 +691,13 @@ mod tests {
             &image(source_config(), 2),
             &Settings::default(),
             &layer(),
+            None,
             &ctx()
         )
         .is_err());
         let mut bad = source_config();
         bad["config"]["Entrypoint"] = json!(5);
-        assert!(harden(&image(bad, 1), &Settings::default(), &layer(), &ctx()).is_err());
+        assert!(harden(&image(bad, 1), &Settings::default(), &layer(), None, &ctx()).is_err());
     }
 
     #[test]
@@ -501,5 +708,172 @@ mod tests {
         for user in ["1000", "node", "1000:0"] {
             assert!(!user_is_root(user), "{user}");
         }
+    }
+
+    fn file(content: &str, mode: u32) -> FileEntry {
+        FileEntry {
+            content: content.as_bytes().to_vec(),
+            mode,
+            uid: 0,
+            gid: 42,
+        }
+    }
+
+    const DEB_PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n";
+    const DEB_GROUP: &str = "root:x:0:\nwww-data:x:33:\n";
+
+    #[test]
+    fn static_plan_appends_user_group_and_home() {
+        let static_settings = Settings {
+            mode: Mode::Static,
+            ..Settings::default()
+        };
+        let (account, entries) = plan_static(
+            &static_settings,
+            "",
+            Some(&file(DEB_PASSWD, 0o600)),
+            Some(&file(DEB_GROUP, 0o644)),
+        )
+        .unwrap();
+        assert_eq!(
+            account,
+            Account {
+                uid: 1000,
+                gid: 1000,
+                name: "app".into(),
+                home: "/home/app".into()
+            }
+        );
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].path, "etc/passwd");
+        assert_eq!(
+            String::from_utf8(entries[0].content.clone().unwrap()).unwrap(),
+            format!("{DEB_PASSWD}app:x:1000:1000::/home/app:/sbin/nologin\n")
+        );
+        assert_eq!(
+            (entries[0].mode, entries[0].uid, entries[0].gid),
+            (0o644, 0, 42),
+            "owner kept, readable"
+        );
+        assert_eq!(entries[1].path, "etc/group");
+        assert!(String::from_utf8(entries[1].content.clone().unwrap())
+            .unwrap()
+            .ends_with("www-data:x:33:\napp:x:1000:\n"));
+        assert_eq!(
+            (entries[2].path.as_str(), entries[2].content.is_none()),
+            ("home/app", true)
+        );
+        assert_eq!(
+            (entries[2].mode, entries[2].uid, entries[2].gid),
+            (0o750, 1000, 1000)
+        );
+    }
+
+    #[test]
+    fn static_plan_keeps_existing_users_and_handles_scratch() {
+        let s = Settings {
+            mode: Mode::Static,
+            user: Some("www-data".into()),
+            ..Settings::default()
+        };
+        let (account, entries) = plan_static(
+            &s,
+            "",
+            Some(&file(DEB_PASSWD, 0o644)),
+            Some(&file(DEB_GROUP, 0o644)),
+        )
+        .unwrap();
+        assert_eq!(
+            (account.uid, account.gid, account.home.as_str()),
+            (33, 33, "/var/www")
+        );
+        assert!(entries.is_empty(), "files unchanged when the user exists");
+        // The image's own non-root User, by name.
+        let (account, _) = plan_static(
+            &Settings::default(),
+            "www-data",
+            Some(&file(DEB_PASSWD, 0o644)),
+            None,
+        )
+        .unwrap();
+        assert_eq!(account.uid, 33);
+        assert!(plan_static(
+            &Settings::default(),
+            "nobody-here",
+            Some(&file(DEB_PASSWD, 0o644)),
+            None
+        )
+        .is_err());
+        // Scratch: no files at all.
+        let (account, entries) = plan_static(
+            &Settings {
+                uid: Some(2000),
+                ..Settings::default()
+            },
+            "",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!((account.uid, account.gid), (2000, 2000));
+        let passwd = String::from_utf8(entries[0].content.clone().unwrap()).unwrap();
+        assert_eq!(
+            passwd,
+            "root:x:0:0:root:/root:/sbin/nologin\napp:x:2000:2000::/home/app:/sbin/nologin\n"
+        );
+    }
+
+    #[test]
+    fn static_config_is_numeric_and_sets_home() {
+        let account = Account {
+            uid: 1000,
+            gid: 1000,
+            name: "app".into(),
+            home: "/home/app".into(),
+        };
+        let mut config = source_config();
+        config["config"]["Env"] = json!(["PATH=/bin", "HOME=/root"]);
+        let s = Settings {
+            mode: Mode::Static,
+            ..Settings::default()
+        };
+        let out = harden(
+            &image(config.clone(), 1),
+            &s,
+            &layer(),
+            Some(&account),
+            &ctx(),
+        )
+        .unwrap();
+        let c = cfg(&out);
+        assert_eq!(c["config"]["User"], "1000:1000");
+        assert_eq!(
+            c["config"]["Env"],
+            json!(["PATH=/bin", "HOME=/home/app", "USER=app"])
+        );
+        assert_eq!(c["config"]["Labels"][LABEL_MODE], "static");
+        assert_eq!(
+            c["config"]["Entrypoint"],
+            json!([
+                STEPDOWN_PATH,
+                "--user",
+                "app",
+                "--uid",
+                "1000",
+                "--gid",
+                "1000",
+                "--home",
+                "/home/app",
+                "--",
+                "/bin/echo",
+                "entry"
+            ])
+        );
+        // Back to runtime mode: Env and User return to what they were.
+        let back = harden(&out, &Settings::default(), &layer(), None, &ctx()).unwrap();
+        assert_eq!(cfg(&back)["config"]["Env"], config["config"]["Env"]);
+        assert_eq!(cfg(&back)["config"]["User"], "0:0");
+        assert_eq!(back.layers.len(), 2);
     }
 }

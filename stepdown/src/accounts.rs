@@ -112,6 +112,54 @@ pub fn valid_home(home: &str) -> bool {
     home.starts_with('/') && home.len() <= 256 && !home.contains([':', '\n', '\0'])
 }
 
+/// What the account files need so that `uid`/`gid` exist: the name and HOME
+/// to use and, where a line must be added, the new file contents. Missing
+/// files (scratch images) start with a root entry.
+#[derive(Debug, PartialEq)]
+pub struct AccountPlan {
+    pub name: String,
+    pub home: String,
+    /// New contents, when a line must be added.
+    pub passwd: Option<String>,
+    pub group: Option<String>,
+}
+
+pub fn plan_accounts(
+    passwd: Option<&str>,
+    group: Option<&str>,
+    uid: u32,
+    gid: u32,
+    wanted: &str,
+    home: Option<&str>,
+) -> AccountPlan {
+    let passwd_text = passwd.unwrap_or("root:x:0:0:root:/root:/sbin/nologin\n");
+    let group_text = group.unwrap_or("root:x:0:\n");
+    let (name, home, new_passwd) = match users(passwd_text).find(|u| u.uid == uid) {
+        Some(u) => {
+            let home = home.map(str::to_string).unwrap_or(u.home);
+            (u.name, home, None)
+        }
+        None => {
+            let name = free_name(wanted, uid, |n| users(passwd_text).any(|u| u.name == n));
+            let home = home.map(str::to_string).unwrap_or(format!("/home/{name}"));
+            let line = format!("{name}:x:{uid}:{gid}::{home}:/sbin/nologin");
+            (name.clone(), home, Some(append_line(passwd_text, &line)))
+        }
+    };
+    let new_group = if groups(group_text).any(|g| g.gid == gid) {
+        None
+    } else {
+        let gname = free_name(&name, gid, |n| groups(group_text).any(|g| g.name == n));
+        Some(append_line(group_text, &format!("{gname}:x:{gid}:")))
+    };
+    AccountPlan {
+        name,
+        home,
+        passwd: new_passwd,
+        group: new_group,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +238,48 @@ mod tests {
         assert!(valid_home("/home/aws"));
         assert!(!valid_home("home"));
         assert!(!valid_home("/a:b"));
+    }
+
+    const PLAN_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+    const PLAN_GROUP: &str = "root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
+
+    #[test]
+    fn plan_adds_missing_user_and_group_once() {
+        let p = plan_accounts(Some(PLAN_PASSWD), Some(PLAN_GROUP), 1000, 1000, "app", None);
+        assert_eq!((p.name.as_str(), p.home.as_str()), ("app", "/home/app"));
+        assert_eq!((p.passwd, p.group), (None, None));
+
+        let p = plan_accounts(
+            Some(PLAN_PASSWD),
+            Some(PLAN_GROUP),
+            4321,
+            4321,
+            "aws",
+            Some("/home/aws"),
+        );
+        assert_eq!(
+            p.passwd.as_deref(),
+            Some("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\naws:x:4321:4321::/home/aws:/sbin/nologin\n")
+        );
+        assert_eq!(
+            p.group.as_deref(),
+            Some("root:x:0:\napp:x:1000:\nstaff:x:50:app\naws:x:4321:\n")
+        );
+
+        // The wanted name belongs to another UID: a distinct name, never a duplicate.
+        let p = plan_accounts(Some(PLAN_PASSWD), Some(PLAN_GROUP), 1234, 1234, "app", None);
+        assert_eq!(p.name, "app-1234");
+        assert_eq!(p.home, "/home/app-1234");
+        assert!(p.group.unwrap().ends_with("app-1234:x:1234:\n"));
+    }
+
+    #[test]
+    fn plan_creates_files_for_scratch_images() {
+        let p = plan_accounts(None, None, 1000, 1000, "app", None);
+        assert_eq!(
+            p.passwd.as_deref(),
+            Some("root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000::/home/app:/sbin/nologin\n")
+        );
+        assert_eq!(p.group.as_deref(), Some("root:x:0:\napp:x:1000:\n"));
     }
 }

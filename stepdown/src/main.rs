@@ -244,7 +244,7 @@ fn entrypoint_form(opts: &Options, command: Vec<OsString>) -> Result<(), String>
     let (uid, gid) = choose_target(opts, |n| std::env::var_os(n), owner, named.as_ref())?;
     require_setid_caps()?;
 
-    let plan = plan_accounts(
+    let plan = accounts::plan_accounts(
         passwd.as_deref(),
         group.as_deref(),
         uid,
@@ -372,63 +372,6 @@ fn resolve_spec(spec: &str, passwd: &str, group: &str, current_uid: u32) -> Resu
         name,
         home,
     })
-}
-
-/// What the entrypoint form will do to the account files. Pure.
-#[derive(Debug, PartialEq)]
-struct AccountPlan {
-    name: String,
-    home: String,
-    /// New contents, when a line must be added.
-    passwd: Option<String>,
-    group: Option<String>,
-}
-
-fn plan_accounts(
-    passwd: Option<&str>,
-    group: Option<&str>,
-    uid: u32,
-    gid: u32,
-    wanted: &str,
-    home: Option<&str>,
-) -> AccountPlan {
-    let passwd_text = passwd.unwrap_or("root:x:0:0:root:/root:/sbin/nologin\n");
-    let group_text = group.unwrap_or("root:x:0:\n");
-    let (name, home, new_passwd) = match accounts::users(passwd_text).find(|u| u.uid == uid) {
-        Some(u) => {
-            let home = home.map(str::to_string).unwrap_or(u.home);
-            (u.name, home, None)
-        }
-        None => {
-            let name = accounts::free_name(wanted, uid, |n| {
-                accounts::users(passwd_text).any(|u| u.name == n)
-            });
-            let home = home.map(str::to_string).unwrap_or(format!("/home/{name}"));
-            let line = format!("{name}:x:{uid}:{gid}::{home}:/sbin/nologin");
-            (
-                name.clone(),
-                home,
-                Some(accounts::append_line(passwd_text, &line)),
-            )
-        }
-    };
-    let new_group = if accounts::groups(group_text).any(|g| g.gid == gid) {
-        None
-    } else {
-        let gname = accounts::free_name(&name, gid, |n| {
-            accounts::groups(group_text).any(|g| g.name == n)
-        });
-        Some(accounts::append_line(
-            group_text,
-            &format!("{gname}:x:{gid}:"),
-        ))
-    };
-    AccountPlan {
-        name,
-        home,
-        passwd: new_passwd,
-        group: new_group,
-    }
 }
 
 /// None when the file is missing or unreadable; content past the bound is not read.
@@ -720,46 +663,6 @@ mod tests {
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
     const GROUP: &str = "root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
-
-    #[test]
-    fn plan_adds_missing_user_and_group_once() {
-        let p = plan_accounts(Some(PASSWD), Some(GROUP), 1000, 1000, "app", None);
-        assert_eq!((p.name.as_str(), p.home.as_str()), ("app", "/home/app"));
-        assert_eq!((p.passwd, p.group), (None, None));
-
-        let p = plan_accounts(
-            Some(PASSWD),
-            Some(GROUP),
-            4321,
-            4321,
-            "aws",
-            Some("/home/aws"),
-        );
-        assert_eq!(
-            p.passwd.as_deref(),
-            Some("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\naws:x:4321:4321::/home/aws:/sbin/nologin\n")
-        );
-        assert_eq!(
-            p.group.as_deref(),
-            Some("root:x:0:\napp:x:1000:\nstaff:x:50:app\naws:x:4321:\n")
-        );
-
-        // The wanted name belongs to another UID: a distinct name, never a duplicate.
-        let p = plan_accounts(Some(PASSWD), Some(GROUP), 1234, 1234, "app", None);
-        assert_eq!(p.name, "app-1234");
-        assert_eq!(p.home, "/home/app-1234");
-        assert!(p.group.unwrap().ends_with("app-1234:x:1234:\n"));
-    }
-
-    #[test]
-    fn plan_creates_files_for_scratch_images() {
-        let p = plan_accounts(None, None, 1000, 1000, "app", None);
-        assert_eq!(
-            p.passwd.as_deref(),
-            Some("root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000::/home/app:/sbin/nologin\n")
-        );
-        assert_eq!(p.group.as_deref(), Some("root:x:0:\napp:x:1000:\n"));
-    }
 
     #[test]
     fn spec_resolution_like_gosu_but_never_gid_zero() {

@@ -1,0 +1,239 @@
+//! Reads a few files of an image's root filesystem from its layers, top layer
+//! first, honouring whiteouts (`.wh.NAME`) and opaque directories
+//! (`.wh..wh..opq`), and stopping as soon as every file is settled. Layers
+//! are streamed: nothing is unpacked to disk or held in memory.
+
+use crate::image::Image;
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::io::Read;
+
+/// Bound on a file read out of a layer.
+const MAX_FILE: u64 = 4 << 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileEntry {
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// `path` as a tar member names it, without `./` or `/` in front.
+fn member_path(raw: &str) -> &str {
+    raw.trim_start_matches("./").trim_start_matches('/')
+}
+
+/// Is `path` hidden by a whiteout or opaque marker seen in one layer?
+fn hidden(path: &str, whiteouts: &[String], opaque: &[String]) -> bool {
+    let mut prefix = String::new();
+    for part in path.split('/') {
+        let dir = prefix.trim_end_matches('/').to_string();
+        if opaque.iter().any(|o| *o == dir) {
+            return true;
+        }
+        prefix.push_str(part);
+        if whiteouts.iter().any(|w| *w == prefix) {
+            return true;
+        }
+        prefix.push('/');
+    }
+    false
+}
+
+/// The current content of each of `paths` (e.g. "etc/passwd"); None where the
+/// image does not have the file.
+pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>>> {
+    let mut settled: HashMap<&str, Option<FileEntry>> = HashMap::new();
+    for layer in image.layers.iter().rev() {
+        if settled.len() == paths.len() {
+            break;
+        }
+        let mut raw = layer.blob.open()?;
+        let mut magic = [0u8; 2];
+        let n = raw.read(&mut magic)?;
+        let chained = std::io::Cursor::new(magic[..n].to_vec()).chain(raw);
+        let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
+            Box::new(flate2::read::GzDecoder::new(chained))
+        } else if layer.media_type().contains("zstd") {
+            bail!(
+                "layer {} is zstd-compressed, which harden cannot read yet",
+                layer.digest
+            );
+        } else {
+            Box::new(chained)
+        };
+        let mut found: HashMap<&str, FileEntry> = HashMap::new();
+        let (mut whiteouts, mut opaque) = (Vec::new(), Vec::new());
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive
+            .entries()
+            .with_context(|| format!("reading layer {}", layer.digest))?
+        {
+            let mut entry =
+                entry.with_context(|| format!("layer {} is not a valid tar", layer.digest))?;
+            let raw_path = entry.path()?.to_string_lossy().into_owned();
+            let path = member_path(&raw_path).trim_end_matches('/');
+            let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+            if base == ".wh..wh..opq" {
+                opaque.push(dir.to_string());
+                continue;
+            }
+            if let Some(name) = base.strip_prefix(".wh.") {
+                whiteouts.push(if dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{dir}/{name}")
+                });
+                continue;
+            }
+            let Some(wanted) = paths
+                .iter()
+                .find(|p| **p == path && !settled.contains_key(*p))
+            else {
+                continue;
+            };
+            let header = entry.header();
+            if !header.entry_type().is_file() {
+                bail!(
+                    "/{path} in layer {} is not a regular file; harden cannot edit it",
+                    layer.digest
+                );
+            }
+            if entry.size() > MAX_FILE {
+                bail!(
+                    "/{path} in layer {} is larger than {MAX_FILE} bytes",
+                    layer.digest
+                );
+            }
+            let (mode, uid, gid) = (header.mode()?, header.uid()?, header.gid()?);
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content)?;
+            found.insert(
+                wanted,
+                FileEntry {
+                    content,
+                    mode,
+                    uid,
+                    gid,
+                },
+            );
+        }
+        for p in paths {
+            if settled.contains_key(p) {
+                continue;
+            }
+            if let Some(f) = found.remove(p) {
+                settled.insert(p, Some(f));
+            } else if hidden(p, &whiteouts, &opaque) {
+                settled.insert(p, None);
+            }
+        }
+    }
+    Ok(paths.iter().map(|p| settled.remove(p).flatten()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::image::{Blob, Family, Layer};
+    use std::sync::Arc;
+
+    fn layer(entries: &[(&str, Option<&[u8]>)]) -> Layer {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, content) in entries {
+            let data = content.unwrap_or(b"");
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(if content.is_some() {
+                tar::EntryType::Regular
+            } else {
+                tar::EntryType::Directory
+            });
+            h.set_mode(0o640);
+            h.set_uid(7);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, path, data).unwrap();
+        }
+        let bytes = b.into_inner().unwrap();
+        let d = Digest::of(&bytes);
+        Layer {
+            descriptor: Default::default(),
+            digest: d.clone(),
+            diff_id: d,
+            blob: Blob::Bytes(Arc::new(bytes)),
+        }
+    }
+
+    fn image(layers: Vec<Layer>) -> Image {
+        Image {
+            family: Family::Oci,
+            config: b"{}".to_vec(),
+            layers,
+            manifest_annotations: Default::default(),
+            manifest_digest: None,
+            name: None,
+        }
+    }
+
+    fn read(img: &Image) -> Vec<Option<Vec<u8>>> {
+        read_files(img, &["etc/passwd", "etc/group"])
+            .unwrap()
+            .into_iter()
+            .map(|f| f.map(|f| f.content))
+            .collect()
+    }
+
+    #[test]
+    fn upper_layers_win_and_keep_mode_and_owner() {
+        let img = image(vec![
+            layer(&[
+                ("etc/", None),
+                ("etc/passwd", Some(b"old")),
+                ("etc/group", Some(b"g")),
+            ]),
+            layer(&[("./etc/passwd", Some(b"new"))]),
+        ]);
+        assert_eq!(read(&img), [Some(b"new".to_vec()), Some(b"g".to_vec())]);
+        let f = read_files(&img, &["etc/passwd"])
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        assert_eq!((f.mode, f.uid), (0o640, 7));
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs_hide_lower_files() {
+        let base = || layer(&[("etc/passwd", Some(b"p")), ("etc/group", Some(b"g"))]);
+        assert_eq!(
+            read(&image(vec![
+                base(),
+                layer(&[("etc/.wh.passwd", Some(b""))])
+            ])),
+            [None, Some(b"g".to_vec())]
+        );
+        assert_eq!(
+            read(&image(vec![
+                base(),
+                layer(&[("etc/.wh..wh..opq", Some(b""))])
+            ])),
+            [None, None]
+        );
+        assert_eq!(
+            read(&image(vec![base(), layer(&[(".wh.etc", Some(b""))])])),
+            [None, None]
+        );
+        // An opaque dir hides what is below, not what its own layer adds.
+        let img = image(vec![
+            base(),
+            layer(&[("etc/.wh..wh..opq", Some(b"")), ("etc/group", Some(b"G"))]),
+        ]);
+        assert_eq!(read(&img), [None, Some(b"G".to_vec())]);
+        assert_eq!(
+            read(&image(vec![layer(&[("bin/sh", Some(b"x"))])])),
+            [None, None]
+        );
+    }
+}
