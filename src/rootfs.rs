@@ -29,11 +29,11 @@ fn hidden(path: &str, whiteouts: &[String], opaque: &[String]) -> bool {
     let mut prefix = String::new();
     for part in path.split('/') {
         let dir = prefix.trim_end_matches('/').to_string();
-        if opaque.iter().any(|o| *o == dir) {
+        if opaque.contains(&dir) {
             return true;
         }
         prefix.push_str(part);
-        if whiteouts.iter().any(|w| *w == prefix) {
+        if whiteouts.contains(&prefix) {
             return true;
         }
         prefix.push('/');
