@@ -43,6 +43,9 @@ pub fn describe(image: &Image) -> Result<Value> {
         }
         _ => Value::Null,
     };
+    // kubelet's runAsNonRoot accepts only a numeric, non-zero image User.
+    let uid_part = user.split(':').next().unwrap_or("");
+    let kubelet_verifies_non_root = uid_part.parse::<u32>().is_ok_and(|u| u != 0);
     // The command runs as root when the image starts as root and nothing steps down.
     let command_runs_as_root = starts_as_root && hardened.is_null();
     Ok(json!({
@@ -56,6 +59,7 @@ pub fn describe(image: &Image) -> Result<Value> {
         "layers": image.layers.len(),
         "starts_as_root": starts_as_root,
         "command_runs_as_root": command_runs_as_root,
+        "kubelet_run_as_non_root": kubelet_verifies_non_root,
         "hardened": hardened,
     }))
 }
@@ -87,6 +91,12 @@ pub fn human(d: &Value) -> String {
         _ => "starts as a non-root user",
     };
     out.push_str(&format!("{:<12} {verdict}\n", "Runs as"));
+    let kubelet = if d["kubelet_run_as_non_root"] == true {
+        "yes (numeric non-root User)"
+    } else {
+        "no: kubelet needs a numeric non-root User (harden --mode static)"
+    };
+    out.push_str(&format!("{:<12} {kubelet}\n", "runAsNonRoot"));
     match &d["hardened"] {
         Value::Null => out.push_str(&format!("{:<12} no\n", "Hardened")),
         h => out.push_str(&format!(

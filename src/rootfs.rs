@@ -70,8 +70,21 @@ pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>
             .entries()
             .with_context(|| format!("reading layer {}", layer.digest))?
         {
-            let mut entry =
-                entry.with_context(|| format!("layer {} is not a valid tar", layer.digest))?;
+            let mut entry = match entry {
+                Ok(e) => e,
+                // umoci ends layers without the last padding and end-of-archive
+                // blocks. A layer truly cut short fails its digest check when copied.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof
+                        || e.to_string().contains("unexpected EOF") =>
+                {
+                    break
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("layer {} is not a valid tar", layer.digest))
+                }
+            };
             let raw_path = entry.path()?.to_string_lossy().into_owned();
             let path = member_path(&raw_path).trim_end_matches('/');
             let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));

@@ -180,6 +180,53 @@ pub fn fixtures() -> &'static Fixtures {
     })
 }
 
+/// A debootstrap'd Debian bookworm minbase image in an OCI layout (`tag` debian),
+/// and its root filesystem on the host for comparisons. Built once (about 30 s).
+pub fn debian() -> &'static (String, PathBuf) {
+    static D: OnceLock<(String, PathBuf)> = OnceLock::new();
+    D.get_or_init(|| {
+        let dir = work().join("debian");
+        let rootfs = dir.join("rootfs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mirror = std::env::var("HARDEN_TEST_DEBIAN_MIRROR")
+            .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+        which("debootstrap");
+        sh(cmd(
+            "debootstrap",
+            &[
+                "--variant=minbase",
+                "bookworm",
+                rootfs.to_str().unwrap(),
+                &mirror,
+            ],
+        ));
+        let layout = dir.join("layout");
+        let image = format!("{}:debian", layout.display());
+        sh(cmd(
+            "umoci",
+            &["init", "--layout", layout.to_str().unwrap()],
+        ));
+        sh(cmd("umoci", &["new", "--image", &image]));
+        sh(cmd(
+            "umoci",
+            &["insert", "--image", &image, rootfs.to_str().unwrap(), "/"],
+        ));
+        sh(cmd(
+            "umoci",
+            &[
+                "config",
+                "--image",
+                &image,
+                "--config.cmd",
+                "bash",
+                "--config.env",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            ],
+        ));
+        (format!("oci:{image}"), rootfs)
+    })
+}
+
 pub fn which(tool: &str) -> PathBuf {
     for dir in
         std::env::var("PATH")
