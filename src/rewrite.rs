@@ -600,40 +600,25 @@ mod tests {
     }
 
     #[test]
-    fn null_entrypoint_lets_cmd_follow_the_separator() {
-        let mut config = source_config();
-        config["config"]["Entrypoint"] = Value::Null;
-        let out = harden(
-            &image(config, 1),
-            &Settings::default(),
-            &layer(),
-            None,
-            &ctx(),
-        )
-        .unwrap();
-        assert_eq!(
-            cfg(&out)["config"]["Entrypoint"],
-            json!([STEPDOWN_PATH, "--"])
-        );
-        assert_eq!(cfg(&out)["config"]["Cmd"], json!(["default"]));
-    }
-
-    #[test]
-    fn empty_string_entrypoint_means_none() {
-        let mut config = source_config();
-        config["config"]["Entrypoint"] = json!([""]);
-        let out = harden(
-            &image(config, 1),
-            &Settings::default(),
-            &layer(),
-            None,
-            &ctx(),
-        )
-        .unwrap();
-        assert_eq!(
-            cfg(&out)["config"]["Entrypoint"],
-            json!([STEPDOWN_PATH, "--"])
-        );
+    fn no_entrypoint_lets_cmd_follow_the_separator() {
+        // null and [""] both mean "no entrypoint" to docker and podman.
+        for none in [Value::Null, json!([""])] {
+            let mut config = source_config();
+            config["config"]["Entrypoint"] = none;
+            let out = harden(
+                &image(config, 1),
+                &Settings::default(),
+                &layer(),
+                None,
+                &ctx(),
+            )
+            .unwrap();
+            assert_eq!(
+                cfg(&out)["config"]["Entrypoint"],
+                json!([STEPDOWN_PATH, "--"])
+            );
+            assert_eq!(cfg(&out)["config"]["Cmd"], json!(["default"]));
+        }
     }
 
     #[test]

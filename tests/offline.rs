@@ -317,15 +317,7 @@ fn input_is_never_modified_and_the_source_is_never_the_destination() {
     assert_eq!(sha256_file(&input), before);
     // An existing layout gains a tag and keeps its other images.
     let layout = dir.join("layout");
-    sh(cmd(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            &f.oci("echo"),
-            &format!("oci:{}:orig", layout.display()),
-        ],
-    ));
+    copy_fixture("echo", &layout, "orig");
     let e = rewrite_err(
         &format!("oci:{}:orig", layout.display()),
         &format!("oci:{}:orig", layout.display()),
@@ -466,15 +458,7 @@ fn hostile_archives_are_refused_with_the_reason() {
 fn corrupted_layout_blob_is_caught_while_copying() {
     let dir = scratch("corrupt");
     let layout = dir.join("layout");
-    sh(cmd(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            &fixtures().oci("busybox"),
-            &format!("oci:{}:c", layout.display()),
-        ],
-    ));
+    copy_fixture("busybox", &layout, "c");
     let manifest: Value = serde_json::from_str(&sh(cmd(
         "skopeo",
         &["inspect", "--raw", &format!("oci:{}:c", layout.display())],

@@ -238,15 +238,7 @@ fn oci_archive_output_runs() {
 fn non_root_image_user_stays_the_default() {
     let dir = scratch("imageuser");
     let layout = dir.join("layout");
-    sh(cmd(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            &fixtures().oci("busybox"),
-            &format!("oci:{}:u", layout.display()),
-        ],
-    ));
+    copy_fixture("busybox", &layout, "u");
     sh(cmd(
         "umoci",
         &[

@@ -322,6 +322,13 @@ impl Podman {
     }
 }
 
+/// Copies fixture `tag` into a new OCI layout at `layout` as `new_tag`, with skopeo.
+pub fn copy_fixture(tag: &str, layout: &Path, new_tag: &str) -> String {
+    let dest = format!("oci:{}:{new_tag}", layout.display());
+    sh(cmd("skopeo", &["copy", "-q", &fixtures().oci(tag), &dest]));
+    dest
+}
+
 /// Hardens `src` into a docker-archive at `dir/name.tar` and loads it into podman.
 pub fn harden_and_load(src: &str, dir: &Path, name: &str, options: &[&str]) -> String {
     let out = dir.join(format!("{name}.tar"));
