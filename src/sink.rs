@@ -330,8 +330,12 @@ impl Layout {
                         len,
                     } if fs::metadata(path.as_path()).map(|m| m.len()).ok() == Some(*len) => {
                         let link = tmp.path().with_extension("link");
-                        fs::hard_link(path.as_path(), &link).is_ok()
-                            && fs::rename(&link, &dest).is_ok()
+                        let done = fs::hard_link(path.as_path(), &link).is_ok()
+                            && fs::rename(&link, &dest).is_ok();
+                        if !done {
+                            let _ = fs::remove_file(&link); // fall back to a copy
+                        }
+                        done
                     }
                     _ => false,
                 };
