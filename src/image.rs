@@ -110,24 +110,37 @@ impl AsRef<[u8]> for SharedBytes {
 
 #[derive(Debug, Clone)]
 pub struct Layer {
-    /// The descriptor as the source had it (mediaType, digest, size, and any
-    /// annotations or urls), so that sinks keep what they do not understand.
-    pub descriptor: Map<String, Value>,
+    pub media_type: String,
     pub digest: Digest,
     pub diff_id: Digest,
     pub blob: Blob,
+    /// The descriptor's other fields (annotations, urls, ...) as the source
+    /// had them, so that sinks keep what they do not understand.
+    pub extra: Map<String, Value>,
 }
 
 impl Layer {
-    pub fn media_type(&self) -> &str {
-        self.descriptor
-            .get("mediaType")
-            .and_then(Value::as_str)
-            .unwrap_or(OCI_LAYER)
+    pub fn new(media_type: &str, digest: Digest, diff_id: Digest, blob: Blob) -> Layer {
+        Layer {
+            media_type: media_type.to_string(),
+            digest,
+            diff_id,
+            blob,
+            extra: Map::new(),
+        }
+    }
+
+    /// The manifest descriptor; the size is the blob's.
+    pub fn descriptor(&self) -> Value {
+        let mut d = self.extra.clone();
+        d.insert("mediaType".into(), self.media_type.as_str().into());
+        d.insert("digest".into(), self.digest.as_str().into());
+        d.insert("size".into(), self.blob.len().into());
+        Value::Object(d)
     }
 
     pub fn is_gzip(&self) -> bool {
-        self.media_type().ends_with("gzip")
+        self.media_type.ends_with("gzip")
     }
 }
 
@@ -183,10 +196,7 @@ impl Image {
         );
         m.insert(
             "layers".into(),
-            self.layers
-                .iter()
-                .map(|l| Value::Object(l.descriptor.clone()))
-                .collect(),
+            self.layers.iter().map(Layer::descriptor).collect(),
         );
         if self.family == Family::Oci && !self.manifest_annotations.is_empty() {
             m.insert(
@@ -209,7 +219,7 @@ impl Image {
             } else {
                 OCI_LAYER
             };
-            layer.descriptor.insert("mediaType".into(), mt.into());
+            layer.media_type = mt.to_string();
         }
         self
     }

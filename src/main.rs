@@ -196,21 +196,7 @@ fn run(cli: Cli) -> Result<()> {
             let (account, extra) = match settings.mode {
                 rewrite::Mode::Runtime => (None, Vec::new()),
                 rewrite::Mode::Static => {
-                    // Read the account files of the image as it was before any harden run.
-                    let base = rewrite::unharden(&image)?;
-                    let files = rootfs::read_files(&base, &["etc/passwd", "etc/group"])?;
-                    let user = base
-                        .config_json()?
-                        .pointer("/config/User")
-                        .and_then(|u| u.as_str())
-                        .unwrap_or("")
-                        .to_string();
-                    let (account, extra) = rewrite::plan_static(
-                        &settings,
-                        &user,
-                        files[0].as_ref(),
-                        files[1].as_ref(),
-                    )?;
+                    let (account, extra) = static_account(&image, &settings)?;
                     (Some(account), extra)
                 }
             };
@@ -259,6 +245,22 @@ fn run(cli: Cli) -> Result<()> {
             write_executable(&output, bytes)
         }
     }
+}
+
+/// Static mode: settles the user from the account files of the image as it
+/// was before any harden run (the only step that reads layer content).
+fn static_account(
+    image: &image::Image,
+    settings: &rewrite::Settings,
+) -> Result<(rewrite::Account, Vec<layer::LayerEntry>)> {
+    let base = rewrite::unharden(image)?;
+    let files = rootfs::read_files(&base, &["etc/passwd", "etc/group"])?;
+    let config = base.config_json()?;
+    let user = config
+        .pointer("/config/User")
+        .and_then(|u| u.as_str())
+        .unwrap_or("");
+    rewrite::plan_static(settings, user, files[0].as_ref(), files[1].as_ref())
 }
 
 fn write_executable(path: &std::path::Path, bytes: &[u8]) -> Result<()> {

@@ -121,16 +121,12 @@ pub fn harden(
     rewrite_config(&mut config, settings, account, &layer.diff_id, ctx)?;
 
     let media_type = image::layer_media_type(src.family, true);
-    let descriptor = match image::descriptor(media_type, &layer.digest, layer.gzip.len() as u64) {
-        Value::Object(m) => m,
-        _ => unreachable!(),
-    };
-    layers.push(Layer {
-        descriptor,
-        digest: layer.digest.clone(),
-        diff_id: layer.diff_id.clone(),
-        blob: image::Blob::Bytes(Arc::new(layer.gzip.clone())),
-    });
+    layers.push(Layer::new(
+        media_type,
+        layer.digest.clone(),
+        layer.diff_id.clone(),
+        image::Blob::Bytes(Arc::new(layer.gzip.clone())),
+    ));
 
     let mut annotations = base.manifest_annotations;
     annotations.remove(image::ANNOTATION_BASE_DIGEST);
@@ -495,15 +491,12 @@ mod tests {
         let layers = (0..layers)
             .map(|i| {
                 let d = Digest::of(&[i as u8]);
-                Layer {
-                    descriptor: image::descriptor(image::OCI_LAYER, &d, 1)
-                        .as_object()
-                        .unwrap()
-                        .clone(),
-                    digest: d.clone(),
-                    diff_id: d,
-                    blob: Blob::Bytes(Arc::new(vec![i as u8])),
-                }
+                Layer::new(
+                    image::OCI_LAYER,
+                    d.clone(),
+                    d,
+                    Blob::Bytes(Arc::new(vec![i as u8])),
+                )
             })
             .collect();
         Image {
@@ -588,7 +581,7 @@ mod tests {
             .starts_with("harden 0.1.0"));
         assert_eq!(out.layers.len(), 2);
         assert_eq!(out.layers[1].digest, layer().digest);
-        assert_eq!(out.layers[1].media_type(), image::OCI_LAYER_GZIP);
+        assert_eq!(out.layers[1].media_type, image::OCI_LAYER_GZIP);
         assert_eq!(
             out.manifest_annotations[image::ANNOTATION_BASE_DIGEST],
             Digest::of(b"manifest").as_str()

@@ -54,8 +54,8 @@ pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>
         let n = raw.read(&mut magic)?;
         let chained = std::io::Cursor::new(magic[..n].to_vec()).chain(raw);
         let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
-            Box::new(flate2::read::GzDecoder::new(chained))
-        } else if layer.media_type().contains("zstd") {
+            Box::new(flate2::read::MultiGzDecoder::new(chained))
+        } else if layer.media_type.contains("zstd") {
             bail!(
                 "layer {} is zstd-compressed, which harden cannot read yet",
                 layer.digest
@@ -172,12 +172,12 @@ mod tests {
         }
         let bytes = b.into_inner().unwrap();
         let d = Digest::of(&bytes);
-        Layer {
-            descriptor: Default::default(),
-            digest: d.clone(),
-            diff_id: d,
-            blob: Blob::Bytes(Arc::new(bytes)),
-        }
+        Layer::new(
+            crate::image::OCI_LAYER,
+            d.clone(),
+            d,
+            Blob::Bytes(Arc::new(bytes)),
+        )
     }
 
     fn image(layers: Vec<Layer>) -> Image {
@@ -215,6 +215,28 @@ mod tests {
             .remove(0)
             .unwrap();
         assert_eq!((f.mode, f.uid), (0o640, 7));
+    }
+
+    #[test]
+    fn reads_multi_member_gzip_layers() {
+        use std::io::Write;
+        let Blob::Bytes(tar) = layer(&[("etc/passwd", Some(b"p")), ("etc/group", Some(b"g"))]).blob
+        else {
+            unreachable!()
+        };
+        // Two gzip members, as pigz writes them: the second holds the end of the tar.
+        let mut gz = Vec::new();
+        for part in [&tar[..512], &tar[512..]] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(part).unwrap();
+            gz.extend(e.finish().unwrap());
+        }
+        let mut l = layer(&[]);
+        l.blob = Blob::Bytes(Arc::new(gz));
+        assert_eq!(
+            read(&image(vec![l])),
+            [Some(b"p".to_vec()), Some(b"g".to_vec())]
+        );
     }
 
     #[test]

@@ -143,7 +143,7 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
     for layer in &image.layers {
         let name = format!("{}.tar", layer.diff_id.hex());
         if written.insert(name.clone()) {
-            if layer.media_type().contains("zstd") {
+            if layer.media_type.contains("zstd") {
                 bail!(
                     "layer {} is zstd-compressed; docker-archive output needs gzip or plain layers",
                     layer.digest
@@ -192,11 +192,15 @@ fn append_decompressed<W: Write>(
         .unwrap_or(Path::new("."));
     let mut scratch = tempfile::tempfile_in(dir)?;
     let mut compressed = HashingReader::new(layer.blob.open()?);
-    let mut gz = flate2::read::GzDecoder::new(&mut compressed);
-    let plain = digest::copy_hashed(&mut gz, &mut BufWriter::new(&mut scratch))
+    // Multi-member gzip is valid gzip (pigz and some registries write it).
+    let mut gz = flate2::read::MultiGzDecoder::new(&mut compressed);
+    let mut out = BufWriter::new(&mut scratch);
+    let plain = digest::copy_hashed(&mut gz, &mut out)
         .with_context(|| format!("decompressing layer {}", layer.digest))?;
-    io::copy(&mut gz, &mut io::sink())?; // drain any gzip trailer before checking
-    drop(gz);
+    out.flush()?;
+    drop((out, gz));
+    // Whatever follows the gzip stream still belongs to the blob's digest.
+    io::copy(&mut compressed, &mut io::sink())?;
     digest::verify(
         &format!("layer {}", layer.digest),
         &layer.digest,
@@ -215,6 +219,29 @@ fn append_decompressed<W: Write>(
     let mut h = header(EntryType::Regular, 0o644, plain.1);
     tar.append_data(&mut h, name, &mut scratch)?;
     Ok(())
+}
+
+/// A blob that is a whole file of another layout is hard-linked to `dest`: no
+/// bytes move. False when that is not possible (a tar member, another
+/// filesystem), and the caller copies instead.
+fn hard_link_whole_file(blob: &Blob, dest: &Path) -> bool {
+    let Blob::File {
+        path,
+        offset: 0,
+        len,
+    } = blob
+    else {
+        return false;
+    };
+    if fs::metadata(path.as_path()).map(|m| m.len()).ok() != Some(*len) {
+        return false;
+    }
+    let link = dest.with_extension(format!("harden-link-{}", std::process::id()));
+    let done = fs::hard_link(path.as_path(), &link).is_ok() && fs::rename(&link, dest).is_ok();
+    if !done {
+        let _ = fs::remove_file(&link);
+    }
+    done
 }
 
 /// An OCI image layout being written: a directory (new, built aside and
@@ -321,26 +348,9 @@ impl Layout {
                 {
                     return Ok(()); // content-addressed: already there
                 }
-                let tmp = temp_beside(&dest)?;
-                // A whole file from another layout is hard-linked: no bytes move.
-                let linked = match blob {
-                    Blob::File {
-                        path,
-                        offset: 0,
-                        len,
-                    } if fs::metadata(path.as_path()).map(|m| m.len()).ok() == Some(*len) => {
-                        let link = tmp.path().with_extension("link");
-                        let done = fs::hard_link(path.as_path(), &link).is_ok()
-                            && fs::rename(&link, &dest).is_ok();
-                        if !done {
-                            let _ = fs::remove_file(&link); // fall back to a copy
-                        }
-                        done
-                    }
-                    _ => false,
-                };
-                if !linked {
-                    let mut out = BufWriter::new(tmp.as_file());
+                if !hard_link_whole_file(blob, &dest) {
+                    let mut tmp = temp_beside(&dest)?;
+                    let mut out = BufWriter::new(tmp.as_file_mut());
                     let got = digest::copy_hashed(&mut blob.open()?, &mut out)?;
                     out.flush()?;
                     drop(out);

@@ -102,17 +102,8 @@ fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
         } else {
             crate::digest::copy_hashed(&mut blob.open()?, &mut std::io::sink())?.0
         };
-        let descriptor = image::descriptor(
-            image::layer_media_type(Family::Docker, gzip),
-            &digest,
-            blob.len(),
-        );
-        layers.push(Layer {
-            descriptor: descriptor.as_object().cloned().unwrap_or_default(),
-            digest,
-            diff_id,
-            blob,
-        });
+        let media_type = image::layer_media_type(Family::Docker, gzip);
+        layers.push(Layer::new(media_type, digest, diff_id, blob));
     }
     Ok(Image {
         family: Family::Docker,
@@ -228,11 +219,23 @@ fn read_manifest(store: &Store, bytes: &[u8], digest: Digest) -> Result<Image> {
         let d: Descriptor =
             serde_json::from_value(value.clone()).context("malformed layer descriptor")?;
         let layer_digest = Digest::parse(&d.digest).context("layer descriptor")?;
+        let mut extra = value.as_object().cloned().unwrap_or_default();
+        for known in ["mediaType", "digest", "size"] {
+            extra.remove(known);
+        }
+        let media_type = if d.media_type.is_empty() {
+            image::OCI_LAYER
+        } else {
+            &d.media_type
+        };
         layers.push(Layer {
-            descriptor: value.as_object().cloned().unwrap_or_default(),
-            blob: blob(store, &layer_digest, d.size)?,
-            digest: layer_digest,
-            diff_id,
+            extra,
+            ..Layer::new(
+                media_type,
+                layer_digest.clone(),
+                diff_id,
+                blob(store, &layer_digest, d.size)?,
+            )
         });
     }
     Ok(Image {
