@@ -67,28 +67,48 @@ fn short(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// Incremental SHA-256 and byte count, for readers, writers and streams.
+#[derive(Default)]
+pub struct Hasher {
+    sha: Sha256,
+    count: u64,
+}
+
+impl Hasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.sha.update(bytes);
+        self.count += bytes.len() as u64;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn finish(self) -> (Digest, u64) {
+        (
+            Digest::from_hash(self.sha.finalize().as_slice()),
+            self.count,
+        )
+    }
+}
+
 /// Passes bytes through to `inner` while hashing and counting them.
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
-    count: u64,
+    hasher: Hasher,
 }
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
-            hasher: Sha256::new(),
-            count: 0,
+            hasher: Hasher::default(),
         }
     }
 
     pub fn finish(self) -> (W, Digest, u64) {
-        (
-            self.inner,
-            Digest::from_hash(self.hasher.finalize().as_slice()),
-            self.count,
-        )
+        let (digest, count) = self.hasher.finish();
+        (self.inner, digest, count)
     }
 }
 
@@ -96,7 +116,6 @@ impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
-        self.count += n as u64;
         Ok(n)
     }
 
@@ -108,24 +127,19 @@ impl<W: Write> Write for HashingWriter<W> {
 /// Hashes and counts what is read through it.
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
-    count: u64,
+    hasher: Hasher,
 }
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
-            count: 0,
+            hasher: Hasher::default(),
         }
     }
 
     pub fn finish(self) -> (Digest, u64) {
-        (
-            Digest::from_hash(self.hasher.finalize().as_slice()),
-            self.count,
-        )
+        self.hasher.finish()
     }
 }
 
@@ -133,7 +147,6 @@ impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.count += n as u64;
         Ok(n)
     }
 }

@@ -2,6 +2,7 @@
 //! Blobs are references: nothing is read until a sink copies it.
 
 use crate::digest::Digest;
+use crate::registry::RemoteBlob;
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 use std::fs::File;
@@ -33,7 +34,7 @@ pub enum Family {
 }
 
 /// Where a blob's bytes are: a byte range of a file (a file in a layout, or a
-/// member of a tar archive), or bytes harden made.
+/// member of a tar archive), bytes harden made, or a blob in a registry.
 #[derive(Debug, Clone)]
 pub enum Blob {
     File {
@@ -42,6 +43,7 @@ pub enum Blob {
         len: u64,
     },
     Bytes(Arc<Vec<u8>>),
+    Remote(Arc<RemoteBlob>),
 }
 
 impl Blob {
@@ -49,6 +51,7 @@ impl Blob {
         match self {
             Blob::File { len, .. } => *len,
             Blob::Bytes(b) => b.len() as u64,
+            Blob::Remote(r) => r.size,
         }
     }
 
@@ -61,6 +64,7 @@ impl Blob {
                 Box::new(f.take(*len))
             }
             Blob::Bytes(b) => Box::new(io::Cursor::new(SharedBytes(b.clone()))),
+            Blob::Remote(r) => r.reader(),
         })
     }
 
@@ -174,18 +178,18 @@ impl Image {
         }
     }
 
+    pub fn manifest_media_type(&self) -> &'static str {
+        match self.family {
+            Family::Docker => DOCKER_MANIFEST,
+            Family::Oci => OCI_MANIFEST,
+        }
+    }
+
     /// The manifest for this image in its family: the exact bytes to store.
     pub fn manifest(&self) -> Vec<u8> {
         let mut m = Map::new();
         m.insert("schemaVersion".into(), 2.into());
-        m.insert(
-            "mediaType".into(),
-            match self.family {
-                Family::Docker => DOCKER_MANIFEST,
-                Family::Oci => OCI_MANIFEST,
-            }
-            .into(),
-        );
+        m.insert("mediaType".into(), self.manifest_media_type().into());
         m.insert(
             "config".into(),
             descriptor(

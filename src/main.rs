@@ -4,6 +4,8 @@ mod digest;
 mod image;
 mod inspect;
 mod layer;
+mod progress;
+mod registry;
 mod rewrite;
 mod rootfs;
 mod sink;
@@ -40,15 +42,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Harden SOURCE and write the result to DEST
+    /// Harden SOURCE and write the result to DEST (any transport to any transport)
     #[command(after_help = "\
 Transports (skopeo's syntax):
+  docker://REF                             an image in a registry (docker.io/library/alpine:3.20)
   docker-archive:PATH[:NAME:TAG|:@INDEX]   docker save / podman save format
   oci:DIR[:TAG]                            OCI image layout directory
   oci-archive:PATH[:TAG]                   OCI image layout in a tar file
 
 Examples:
   harden rewrite docker-archive:app.tar docker-archive:app-h.tar
+  harden rewrite docker://registry.example.com/app:1.2 docker-archive:app-h.tar
   harden rewrite docker-archive:aws.tar docker-archive:aws-h.tar \\
       --user aws --uid-env AWS_UID --gid-env AWS_GID --match-owner /home/aws/.aws
   harden rewrite oci:layout:v1 oci:layout:v1-hardened")]
@@ -58,20 +62,36 @@ Examples:
         /// Where to write the hardened image
         dest: String,
         #[command(flatten)]
-        settings: SettingsArgs,
-        /// Print the result as one JSON object on stdout
-        #[arg(long)]
-        json: bool,
-        /// Print nothing but errors
-        #[arg(short, long)]
-        quiet: bool,
+        common: CommonArgs,
+    },
+    /// Harden a registry image and push it: rewrite docker://SOURCE docker://DEST
+    #[command(after_help = "\
+DEST defaults to SOURCE's repository with the tag TAG-hardened. In one registry
+only the new layer, the new config and the manifest are uploaded; base layers
+are neither downloaded nor uploaded (they are mounted across repositories).
+
+Examples:
+  harden pull-rewrite-push registry.example.com/app:1.2
+  harden pull-rewrite-push registry.example.com/app:1.2 registry.example.com/app:1.2-nonroot \\
+      --user app --uid-env APP_UID --json")]
+    PullRewritePush {
+        /// Registry image to read, e.g. registry.example.com/app:1.2 or app@sha256:...
+        source: String,
+        /// Registry reference to push to (default: SOURCE's repository, tag TAG-hardened)
+        dest: Option<String>,
+        #[command(flatten)]
+        common: CommonArgs,
     },
     /// Show what an image runs, as whom, and whether harden hardened it
-    #[command(after_help = "Example:\n  harden inspect docker-archive:app-h.tar")]
+    #[command(
+        after_help = "Examples:\n  harden inspect docker-archive:app-h.tar\n  harden inspect docker://registry.example.com/app:1.2-hardened --json"
+    )]
     Inspect {
         image: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Write the embedded step-down binary (for your own Dockerfiles)
     #[command(after_help = "Example:\n  harden stepdown-binary --arch amd64 -o harden-stepdown")]
@@ -81,6 +101,82 @@ Examples:
         #[arg(short, long)]
         output: PathBuf,
     },
+}
+
+/// What rewrite and pull-rewrite-push share.
+#[derive(Args)]
+struct CommonArgs {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Print the result as one JSON object on stdout
+    #[arg(long)]
+    json: bool,
+    /// Print nothing but errors
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+#[command(next_help_heading = "Registry options")]
+struct RegistryArgs {
+    /// Credentials for the registries (default: auth.json, then docker's config.json)
+    #[arg(long, value_name = "USER:PASSWORD")]
+    creds: Option<String>,
+    /// Credentials for the source registry
+    #[arg(long, value_name = "USER:PASSWORD")]
+    src_creds: Option<String>,
+    /// Credentials for the destination registry
+    #[arg(long, value_name = "USER:PASSWORD")]
+    dest_creds: Option<String>,
+    /// Verify TLS certificates; false also allows plain HTTP (as skopeo)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    tls_verify: Option<bool>,
+    /// --tls-verify for the source registry only
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    src_tls_verify: Option<bool>,
+    /// --tls-verify for the destination registry only
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    dest_tls_verify: Option<bool>,
+    /// More CA certificates (*.crt) and a client certificate (*.cert + *.key), besides
+    /// /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    /// Talk plain HTTP to the registries
+    #[arg(long)]
+    plain_http: bool,
+}
+
+impl RegistryArgs {
+    fn access(
+        &self,
+        creds: &Option<String>,
+        creds_flag: &str,
+        tls_verify: Option<bool>,
+    ) -> Result<registry::Access> {
+        let credential = match creds.as_ref().or(self.creds.as_ref()) {
+            Some(c) => Some(registry::Credential::parse(c, creds_flag)?),
+            None => None,
+        };
+        Ok(registry::Access {
+            tls_verify: tls_verify.or(self.tls_verify).unwrap_or(true),
+            plain_http: self.plain_http,
+            cert_dir: self.cert_dir.clone(),
+            credential,
+        })
+    }
+
+    /// The registries of a run whose destination is `dest`.
+    fn registries(&self, dest: Option<&ImageRef>) -> Result<registry::Registries> {
+        let source = self.access(&self.src_creds, "--src-creds", self.src_tls_verify)?;
+        let dest_access = self.access(&self.dest_creds, "--dest-creds", self.dest_tls_verify)?;
+        let dest = match dest {
+            Some(ImageRef::Docker(r)) => Some((r, dest_access)),
+            _ => None,
+        };
+        registry::Registries::new(source, dest)
+    }
 }
 
 #[derive(Args)]
@@ -172,11 +268,21 @@ impl SettingsArgs {
     }
 }
 
+/// Exit codes (also in the README): 0 done, 1 failed, 2 usage error (clap),
+/// 3 the registry refused the credentials or denied access, 4 not found.
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("harden: error: {e:#}");
-        std::process::exit(1);
+        let is = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
+        let code = if is(&|c| c.is::<registry::AuthError>()) {
+            3
+        } else if is(&|c| c.is::<registry::NotFound>()) {
+            4
+        } else {
+            1
+        };
+        std::process::exit(code);
     }
 }
 
@@ -185,50 +291,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Rewrite {
             source,
             dest,
-            settings,
-            json,
-            quiet,
+            common,
+        } => rewrite(ImageRef::parse(&source)?, ImageRef::parse(&dest)?, common),
+        Command::PullRewritePush {
+            source,
+            dest,
+            common,
         } => {
-            let settings = settings.validate()?;
-            let (src, dst) = (ImageRef::parse(&source)?, ImageRef::parse(&dest)?);
-            sink::check_not_source(&src, &dst)?;
-            let image = source::read_image(&src)?;
-            let (account, extra) = match settings.mode {
-                rewrite::Mode::Runtime => (None, Vec::new()),
-                rewrite::Mode::Static => {
-                    let (account, extra) = static_account(&image, &settings)?;
-                    (Some(account), extra)
-                }
+            let src = transport::parse_reference(source.trim_start_matches("docker://"))?;
+            let dest = match dest {
+                Some(d) => transport::parse_reference(d.trim_start_matches("docker://"))?,
+                None => transport::default_destination(&src),
             };
-            let layer = layer::stepdown_layer(STEPDOWN_AMD64, &extra)?;
-            let ctx = rewrite::RunContext {
-                version: VERSION.into(),
-                created: source_date_epoch()?,
-                base_name: image.name.clone(),
-            };
-            let hardened = rewrite::harden(&image, &settings, &layer, account.as_ref(), &ctx)?;
-            let written = sink::write_image(&hardened, &dst)?;
-            if json {
-                let out = serde_json::json!({
-                    "source": src.to_string(),
-                    "source_manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
-                    "destination": written.destination,
-                    "manifest_digest": written.manifest_digest,
-                    "image_id": written.image_id,
-                    "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
-                });
-                println!("{out}");
-            }
-            if !quiet {
-                eprintln!(
-                    "harden: wrote {} (image ID {})",
-                    written.destination, written.image_id
-                );
-            }
-            Ok(())
+            rewrite(ImageRef::Docker(src), ImageRef::Docker(dest), common)
         }
-        Command::Inspect { image, json } => {
-            let image = source::read_image(&ImageRef::parse(&image)?)?;
+        Command::Inspect {
+            image,
+            json,
+            registry,
+        } => {
+            let image = source::read_image(&ImageRef::parse(&image)?, &registry.registries(None)?)?;
             let d = inspect::describe(&image)?;
             if json {
                 println!("{d}");
@@ -245,6 +327,63 @@ fn run(cli: Cli) -> Result<()> {
             write_executable(&output, bytes)
         }
     }
+}
+
+fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
+    let CommonArgs {
+        settings,
+        registry,
+        json,
+        quiet,
+    } = common;
+    let settings = settings.validate()?;
+    sink::check_not_source(&src, &dst)?;
+    let registries = registry.registries(Some(&dst))?;
+    let progress = progress::Progress::new(quiet);
+    let image = source::read_image(&src, &registries)?;
+    let (account, extra) = match settings.mode {
+        rewrite::Mode::Runtime => (None, Vec::new()),
+        rewrite::Mode::Static => {
+            let (account, extra) = static_account(&image, &settings)?;
+            (Some(account), extra)
+        }
+    };
+    let layer = layer::stepdown_layer(STEPDOWN_AMD64, &extra)?;
+    let ctx = rewrite::RunContext {
+        version: VERSION.into(),
+        created: source_date_epoch()?,
+        base_name: image.name.clone(),
+    };
+    let hardened = rewrite::harden(&image, &settings, &layer, account.as_ref(), &ctx)?;
+    let written = sink::write_image(&hardened, &dst, &registries, &progress)?;
+    if json {
+        let config = image.config_json()?;
+        let platform = ["os", "architecture", "variant"]
+            .iter()
+            .filter_map(|k| config.get(*k).and_then(|v| v.as_str()))
+            .collect::<Vec<_>>()
+            .join("/");
+        let out = serde_json::json!({
+            "source": src.to_string(),
+            "source_manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
+            "destination": written.destination,
+            "manifest_digest": written.manifest_digest,
+            "image_id": written.image_id,
+            "platforms": [{
+                "platform": platform,
+                "source_manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
+                "manifest_digest": written.manifest_digest,
+            }],
+            "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
+            "blobs": written.blobs,
+        });
+        println!("{out}");
+    }
+    progress.say(&format!(
+        "wrote {} (image ID {})",
+        written.destination, written.image_id
+    ));
+    Ok(())
 }
 
 /// Static mode: settles the user from the account files of the image as it

@@ -1,10 +1,13 @@
-//! Writing images: docker-archive, OCI layout directory, oci-archive.
+//! Writing images: docker-archive, OCI layout directory, oci-archive; and
+//! registries, through `registry`.
 //! Every output is built aside and renamed into place at the end, so a failure
 //! leaves nothing half-written; every blob copied is checked against its digest.
 
 use crate::digest::{self, Digest, HashingReader};
 use crate::image::{Blob, Image};
 use crate::layer::header;
+use crate::progress::Progress;
+use crate::registry::{self, Registries};
 use crate::source::REF_NAME;
 use crate::transport::{ArchiveSelect, ImageRef};
 use anyhow::{bail, Context, Result};
@@ -25,6 +28,19 @@ pub struct Written {
     pub manifest_digest: Option<String>,
     /// The config digest, which docker and podman show as the image ID.
     pub image_id: String,
+    /// What a registry push moved (none for the file transports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<BlobSummary>,
+}
+
+/// Blobs of a registry push: already there, mounted from another repository,
+/// or uploaded (and how many bytes).
+#[derive(Debug, Default, Serialize)]
+pub struct BlobSummary {
+    pub skipped: usize,
+    pub mounted: usize,
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
 }
 
 /// Refuses a destination that would overwrite the source.
@@ -37,7 +53,11 @@ pub fn check_not_source(src: &ImageRef, dest: &ImageRef) -> Result<()> {
         (ImageRef::Oci { dir: a, tag: ta }, ImageRef::Oci { dir: b, tag: tb }) => {
             same(a, b) && ta == tb
         }
-        (ImageRef::Oci { .. }, _) | (_, ImageRef::Oci { .. }) => false,
+        (ImageRef::Docker(a), ImageRef::Docker(b)) => {
+            a.registry() == b.registry() && a.repository() == b.repository() && a.tag() == b.tag()
+        }
+        (ImageRef::Oci { .. } | ImageRef::Docker(_), _)
+        | (_, ImageRef::Oci { .. } | ImageRef::Docker(_)) => false,
         (
             ImageRef::DockerArchive { path: a, .. } | ImageRef::OciArchive { path: a, .. },
             ImageRef::DockerArchive { path: b, .. } | ImageRef::OciArchive { path: b, .. },
@@ -49,8 +69,14 @@ pub fn check_not_source(src: &ImageRef, dest: &ImageRef) -> Result<()> {
     Ok(())
 }
 
-pub fn write_image(image: &Image, dest: &ImageRef) -> Result<Written> {
+pub fn write_image(
+    image: &Image,
+    dest: &ImageRef,
+    registries: &Registries,
+    progress: &Progress,
+) -> Result<Written> {
     let result = match dest {
+        ImageRef::Docker(r) => registry::write_image(image, r, registries, progress),
         ImageRef::DockerArchive { path, select } => {
             let name = match select {
                 ArchiveSelect::Name(n) => Some(n.clone()),
@@ -79,7 +105,7 @@ pub fn write_image(image: &Image, dest: &ImageRef) -> Result<Written> {
 pub fn hardened_name(name: &str) -> Option<String> {
     let (repo, tag) = name
         .rsplit_once(':')
-        .filter(|(r, t)| !r.is_empty() && !t.contains('/'))?;
+        .filter(|(r, t)| !r.is_empty() && !r.contains('@') && !t.contains('/'))?;
     let tag = format!("{}-hardened", tag.chars().take(119).collect::<String>());
     Some(format!("{repo}:{tag}"))
 }
@@ -175,6 +201,7 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
         ),
         manifest_digest: None,
         image_id: config_digest.to_string(),
+        blobs: None,
     })
 }
 
@@ -474,6 +501,7 @@ fn write_oci(image: &Image, mut layout: Layout, tag: Option<&str>) -> Result<Wri
                 destination,
                 manifest_digest: Some(manifest_digest.to_string()),
                 image_id: config_digest.to_string(),
+                blobs: None,
             })
         }
         Err(e) => {

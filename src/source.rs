@@ -1,16 +1,19 @@
 //! Reading images: docker-archive and OCI layouts (directory or tar), all
-//! through `Store`, so nothing but small JSON documents is read here.
+//! through `Store`, so nothing but small JSON documents is read here; and
+//! registries, through `registry`.
 
 use crate::digest::Digest;
 use crate::image::{self, Blob, Family, Image, Layer, MAX_CONFIG, MAX_MANIFEST};
+use crate::registry::{self, Registries};
 use crate::store::Store;
 use crate::transport::{ArchiveSelect, ImageRef};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-pub fn read_image(r: &ImageRef) -> Result<Image> {
+pub fn read_image(r: &ImageRef, registries: &Registries) -> Result<Image> {
     let result = match r {
+        ImageRef::Docker(reference) => registry::read_image(reference, registries),
         ImageRef::DockerArchive { path, select } => read_docker_archive(&Store::tar(path)?, select),
         ImageRef::Oci { dir, tag } => read_oci_layout(&Store::dir(dir)?, tag.as_deref()),
         ImageRef::OciArchive { path, tag } => read_oci_layout(&Store::tar(path)?, tag.as_deref()),
@@ -179,10 +182,18 @@ fn read_oci_layout(store: &Store, tag: Option<&str>) -> Result<Image> {
         MAX_MANIFEST,
         "manifest",
     )?;
-    read_manifest(store, &manifest_bytes, manifest_digest)
+    read_manifest(&manifest_bytes, manifest_digest, &|d, size| {
+        blob(store, d, size)
+    })
 }
 
-fn read_manifest(store: &Store, bytes: &[u8], digest: Digest) -> Result<Image> {
+/// Builds the image a manifest describes; `blob` finds a blob by digest and
+/// size wherever the transport keeps it.
+pub fn read_manifest(
+    bytes: &[u8],
+    digest: Digest,
+    blob: &dyn Fn(&Digest, u64) -> Result<Blob>,
+) -> Result<Image> {
     let manifest: Value = parse_json(bytes, "manifest")?;
     let media_type = manifest
         .get("mediaType")
@@ -197,7 +208,7 @@ fn read_manifest(store: &Store, bytes: &[u8], digest: Digest) -> Result<Image> {
         serde_json::from_value(manifest.get("config").cloned().unwrap_or(Value::Null))
             .context("manifest has no valid config descriptor")?;
     let config_digest = Digest::parse(&config_desc.digest).context("config descriptor")?;
-    let config = blob(store, &config_digest, config_desc.size)?.read_verified(
+    let config = blob(&config_digest, config_desc.size)?.read_verified(
         &config_digest,
         MAX_CONFIG,
         "config",
@@ -234,7 +245,7 @@ fn read_manifest(store: &Store, bytes: &[u8], digest: Digest) -> Result<Image> {
                 media_type,
                 layer_digest.clone(),
                 diff_id,
-                blob(store, &layer_digest, d.size)?,
+                blob(&layer_digest, d.size)?,
             )
         });
     }

@@ -1,6 +1,7 @@
 //! Image references in skopeo's transport syntax.
 
 use anyhow::{bail, Result};
+use oci_spec::distribution::Reference;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -15,6 +16,9 @@ pub enum ImageRef {
     Oci { dir: PathBuf, tag: Option<String> },
     /// `oci-archive:PATH[:TAG]`, an OCI image layout in a tar file.
     OciArchive { path: PathBuf, tag: Option<String> },
+    /// `docker://REF`, an image in a registry, normalized as docker does
+    /// (`alpine` is `docker.io/library/alpine:latest`).
+    Docker(Reference),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +30,11 @@ pub enum ArchiveSelect {
 
 impl ImageRef {
     pub fn parse(s: &str) -> Result<ImageRef> {
+        if let Some(r) = s.strip_prefix("docker://") {
+            return Ok(ImageRef::Docker(parse_reference(r)?));
+        }
         let Some((transport, rest)) = s.split_once(':') else {
-            bail!("{s:?} names no transport: use docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH[:TAG]");
+            bail!("{s:?} names no transport: use docker://REF, docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH[:TAG]");
         };
         let (path, reference) = match rest.split_once(':') {
             Some((p, r)) => (p, Some(r)),
@@ -66,8 +73,10 @@ impl ImageRef {
                     ImageRef::OciArchive { path, tag }
                 })
             }
-            "docker" => bail!("{s:?}: the docker:// registry transport is not available yet; use docker-archive:, oci: or oci-archive:"),
-            other => bail!("{s:?}: unknown transport {other:?} (docker-archive, oci, oci-archive)"),
+            "docker" => bail!("{s:?}: write docker://REF"),
+            other => bail!(
+                "{s:?}: unknown transport {other:?} (docker, docker-archive, oci, oci-archive)"
+            ),
         }
     }
 }
@@ -91,8 +100,35 @@ impl fmt::Display for ImageRef {
                 write!(f, "oci-archive:{}", path.display())?;
                 tag.iter().try_for_each(|t| write!(f, ":{t}"))
             }
+            ImageRef::Docker(r) => write!(f, "docker://{r}"),
         }
     }
+}
+
+/// A registry reference as docker normalizes it; only sha256 digests.
+pub fn parse_reference(s: &str) -> Result<Reference> {
+    let r: Reference = s
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{s:?} is not a valid image reference: {e}"))?;
+    if let Some(d) = r.digest() {
+        crate::digest::Digest::parse(d)?;
+    }
+    Ok(r)
+}
+
+/// The reference `pull-rewrite-push` writes to by default: the same
+/// repository, tag `TAG-hardened` (`sha256-HEX-hardened` for a digest).
+pub fn default_destination(src: &Reference) -> Reference {
+    let base = match (src.tag(), src.digest()) {
+        (Some(t), _) => t.chars().take(119).collect(),
+        (None, Some(d)) => d.replace(':', "-"),
+        (None, None) => "latest".to_string(),
+    };
+    Reference::with_tag(
+        src.registry().to_string(),
+        src.repository().to_string(),
+        format!("{base}-hardened"),
+    )
 }
 
 /// An OCI ref name / docker tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
@@ -180,6 +216,56 @@ mod tests {
     }
 
     #[test]
+    fn normalizes_registry_references() {
+        let cases = [
+            (
+                "docker://alpine",
+                "docker://docker.io/library/alpine:latest",
+            ),
+            (
+                "docker://nginx:1.27",
+                "docker://docker.io/library/nginx:1.27",
+            ),
+            ("docker://user/app", "docker://docker.io/user/app:latest"),
+            ("docker://localhost/app:v1", "docker://localhost/app:v1"),
+            (
+                "docker://127.0.0.1:5000/a/b:t",
+                "docker://127.0.0.1:5000/a/b:t",
+            ),
+            (
+                "docker://ghcr.io/o/r@sha256:{h}",
+                "docker://ghcr.io/o/r@sha256:{h}",
+            ),
+        ];
+        let h = "a".repeat(64);
+        for (input, want) in cases {
+            let (input, want) = (input.replace("{h}", &h), want.replace("{h}", &h));
+            assert_eq!(
+                ImageRef::parse(&input).unwrap().to_string(),
+                want,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_destination_tags() {
+        let d = |s: &str| default_destination(&parse_reference(s).unwrap()).to_string();
+        assert_eq!(d("alpine"), "docker.io/library/alpine:latest-hardened");
+        assert_eq!(d("127.0.0.1:5000/x:1.0"), "127.0.0.1:5000/x:1.0-hardened");
+        let h = "b".repeat(64);
+        assert_eq!(
+            d(&format!("h.io/x@sha256:{h}")),
+            format!("h.io/x:sha256-{h}-hardened")
+        );
+        assert_eq!(d(&format!("h.io/x:v2@sha256:{h}")), "h.io/x:v2-hardened");
+        assert_eq!(
+            d(&format!("h.io/x:{}", "t".repeat(128))).len(),
+            "h.io/x:".len() + 128
+        );
+    }
+
+    #[test]
     fn rejects_malformed() {
         for bad in [
             "a.tar",
@@ -190,7 +276,11 @@ mod tests {
             "docker-archive:a.tar:UPPER:t",
             "docker-archive:a.tar:notag",
             "docker-archive:a.tar:@x",
-            "docker://alpine",
+            "docker:alpine",
+            "docker://Alpine",
+            "docker://alpine@sha256:abc",
+            "docker://alpine@md5:0123456789abcdef0123456789abcdef",
+            "docker://host:5000/",
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }

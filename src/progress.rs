@@ -1,0 +1,75 @@
+//! What harden tells the user while it works: lines on stderr, and progress
+//! bars for blob transfers when stderr is a terminal. `-q` silences both.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+
+pub struct Progress {
+    bars: Option<MultiProgress>,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        Progress {
+            bars: (tty && !quiet).then(MultiProgress::new),
+            quiet,
+        }
+    }
+
+    /// One line on stderr (above the bars when there are some).
+    pub fn say(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bars {
+            Some(m) => {
+                let _ = m.println(format!("harden: {message}"));
+            }
+            None => eprintln!("harden: {message}"),
+        }
+    }
+
+    /// A bar for `size` bytes; a no-op without a terminal.
+    pub fn bar(&self, label: &str, size: u64) -> Bar {
+        Bar(self.bars.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::new(size));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg:20} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec}",
+                )
+                .expect("template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(label.to_string());
+            bar
+        }))
+    }
+}
+
+#[derive(Clone)]
+pub struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    pub fn inc(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n)
+        }
+    }
+
+    /// Back to zero, for a transfer that starts over.
+    pub fn restart(&self) {
+        if let Some(b) = &self.0 {
+            b.set_position(0)
+        }
+    }
+}
+
+impl Bar {
+    pub fn done(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear()
+        }
+    }
+}

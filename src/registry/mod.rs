@@ -1,0 +1,689 @@
+//! The `docker://` transport: registries that speak the distribution API.
+//!
+//! Reading fetches the manifest and the config; layers stay references to the
+//! registry (`RemoteBlob`) until a sink needs them. Writing to a registry
+//! HEADs each blob, mounts it across repositories of the same registry, and
+//! uploads only what is missing (streamed, verified); the manifest (the tag)
+//! goes last.
+
+mod auth;
+mod client;
+
+pub use auth::Credential;
+pub use client::Access;
+
+use crate::digest::{Digest, Hasher};
+use crate::image::{self, Blob, Image, MAX_MANIFEST};
+use crate::progress::{Bar, Progress};
+use crate::sink::{BlobSummary, Written};
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use client::{backoff, check, transient, Registry, RETRIES};
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use oci_spec::distribution::Reference;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
+use reqwest::{Response, StatusCode};
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context as TaskContext, Poll};
+
+/// Blob transfers at once to a registry.
+const PARALLEL_BLOBS: usize = 4;
+
+/// The registry refused the credentials or denied access (exit code 3).
+#[derive(Debug)]
+pub struct AuthError(pub String);
+
+/// The image or repository does not exist (exit code 4).
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for AuthError {}
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for NotFound {}
+
+/// One runtime for the whole process; the file transports stay synchronous
+/// and call in with `block_on`.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("cannot start the async runtime")
+    })
+}
+
+/// The registries of one run: one client (and one token) per host, so that a
+/// copy within a registry can mount blobs across repositories.
+pub struct Registries {
+    source: Access,
+    hosts: Mutex<HashMap<String, Arc<Registry>>>,
+}
+
+impl Registries {
+    /// `dest` (when a registry) gets the destination's access settings; every
+    /// other host the source's. A copy within one registry uses one client,
+    /// with the destination's credentials.
+    pub fn new(source: Access, dest: Option<(&Reference, Access)>) -> Result<Registries> {
+        // ring: pure Rust and C without cmake, builds static everywhere.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let regs = Registries {
+            source,
+            hosts: Mutex::new(HashMap::new()),
+        };
+        if let Some((r, access)) = dest {
+            let registry = Arc::new(Registry::new(r.registry(), access)?);
+            regs.lock().insert(r.registry().to_string(), registry);
+        }
+        Ok(regs)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Registry>>> {
+        self.hosts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn repo(&self, r: &Reference) -> Result<Repo> {
+        let mut hosts = self.lock();
+        let registry = match hosts.get(r.registry()) {
+            Some(reg) => reg.clone(),
+            None => {
+                let reg = Arc::new(Registry::new(r.registry(), self.source.clone())?);
+                hosts.insert(r.registry().to_string(), reg.clone());
+                reg
+            }
+        };
+        Ok(Repo {
+            registry,
+            name: r.repository().to_string(),
+        })
+    }
+}
+
+/// A repository of a registry.
+#[derive(Clone)]
+pub struct Repo {
+    registry: Arc<Registry>,
+    name: String,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry.host, self.name)
+    }
+}
+
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+
+impl Repo {
+    fn url(&self, base: &str, path: &str) -> String {
+        format!("{base}/v2/{}/{path}", self.name)
+    }
+
+    fn host(&self) -> &str {
+        &self.registry.host
+    }
+
+    /// The manifest's bytes (capped) and media type.
+    async fn manifest(&self, reference: &str) -> Result<(Vec<u8>, String)> {
+        let what = format!("manifest {}:{reference}", self.name);
+        let r = self
+            .registry
+            .send(&what, true, |http, base| {
+                http.get(self.url(base, &format!("manifests/{reference}")))
+                    .header(ACCEPT, MANIFEST_TYPES)
+            })
+            .await?;
+        let r = check(r, self.host(), &what).await?;
+        let media_type = r
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+            .unwrap_or_default();
+        let bytes = read_capped(r, MAX_MANIFEST, &what).await?;
+        Ok((bytes, media_type))
+    }
+
+    /// `GET` a blob from byte `from` on (a resumed download asks for a range).
+    async fn blob_response(&self, digest: &Digest, from: u64) -> Result<Response> {
+        let what = format!("blob {digest}");
+        let r = self
+            .registry
+            .send(&what, true, |http, base| {
+                let r = http.get(self.url(base, &format!("blobs/{digest}")));
+                if from > 0 {
+                    r.header(RANGE, format!("bytes={from}-"))
+                } else {
+                    r
+                }
+            })
+            .await?;
+        check(r, self.host(), &format!("{what} in {}", self.name)).await
+    }
+
+    async fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        let what = format!("HEAD blob {digest}");
+        let r = self
+            .registry
+            .send(&what, true, |http, base| {
+                http.head(self.url(base, &format!("blobs/{digest}")))
+            })
+            .await?;
+        if r.status() == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        check(r, self.host(), &what).await.map(|_| true)
+    }
+
+    /// Cross-repository mount; false when the registry starts an upload
+    /// instead (202), which is cancelled here.
+    async fn mount(&self, digest: &Digest, from: &Repo) -> Result<bool> {
+        let what = format!("mount {digest} from {}", from.name);
+        let r = self
+            .registry
+            .send(&what, true, |http, base| {
+                http.post(self.url(base, "blobs/uploads/"))
+                    .query(&[("mount", digest.as_str()), ("from", from.name.as_str())])
+                    .header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        match r.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                if let Some(location) = location(&r) {
+                    self.cancel_upload(&location).await;
+                }
+                Ok(false)
+            }
+            _ => check(r, self.host(), &what).await.map(|_| false),
+        }
+    }
+
+    /// Starts an upload session; returns its absolute URL.
+    async fn start_upload(&self) -> Result<String> {
+        let what = format!("start upload to {}", self.name);
+        let r = self
+            .registry
+            .send(&what, true, |http, base| {
+                http.post(self.url(base, "blobs/uploads/"))
+                    .header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        let r = check(r, self.host(), &what).await?;
+        location(&r).with_context(|| format!("{what}: the registry sent no Location"))
+    }
+
+    /// Ends a broken upload session so that the registry can drop it.
+    async fn cancel_upload(&self, location: &str) {
+        let _ = self
+            .registry
+            .send("cancel upload", false, |http, _| http.delete(location))
+            .await;
+    }
+
+    /// Uploads `blob` in one PUT, streamed and verified on the way; a failed
+    /// attempt cancels its session and starts over, a bounded number of times.
+    async fn upload(&self, digest: &Digest, blob: &Blob, bar: &Bar) -> Result<()> {
+        let size = blob.len();
+        let mut attempt = 0;
+        loop {
+            let location = self.start_upload().await?;
+            let mismatch = Arc::new(Mutex::new(None));
+            bar.restart();
+            let outcome = match open_stream(blob).await {
+                Ok(source) => {
+                    let body = reqwest::Body::wrap_stream(Verified {
+                        inner: source,
+                        hasher: Some(Hasher::default()),
+                        digest: digest.clone(),
+                        size,
+                        mismatch: mismatch.clone(),
+                        bar: bar.clone(),
+                    });
+                    let url = with_query(&location, "digest", digest.as_str());
+                    self.registry
+                        .send_once(|http| {
+                            http.put(&url)
+                                .header(CONTENT_LENGTH, size)
+                                .header(CONTENT_TYPE, "application/octet-stream")
+                                .body(body)
+                        })
+                        .await?
+                }
+                Err(e) => Err(e),
+            };
+            let retry = match outcome {
+                Ok(r) if r.status() == StatusCode::CREATED => return Ok(()),
+                Ok(r)
+                    if r.status() == StatusCode::TOO_MANY_REQUESTS
+                        || r.status().is_server_error() =>
+                {
+                    format!("answered {}", r.status())
+                }
+                Ok(r) => {
+                    self.cancel_upload(&location).await;
+                    return check(r, self.host(), &format!("upload {digest}"))
+                        .await
+                        .map(|_| ());
+                }
+                Err(e) => {
+                    let mismatch = mismatch.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(m) = mismatch {
+                        self.cancel_upload(&location).await;
+                        bail!("{m}");
+                    }
+                    match e.downcast_ref::<reqwest::Error>() {
+                        Some(re) if transient(re) => format!("{e:#}"),
+                        _ => {
+                            self.cancel_upload(&location).await;
+                            return Err(e.context(format!("upload {digest}")));
+                        }
+                    }
+                }
+            };
+            self.cancel_upload(&location).await;
+            if attempt >= RETRIES {
+                bail!(
+                    "upload {digest} to {}: gave up after {} attempts: {retry}",
+                    self.host(),
+                    attempt + 1
+                );
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    async fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
+        let what = format!("push manifest {}:{tag}", self.name);
+        let body = Bytes::copy_from_slice(bytes);
+        let r = self
+            .registry
+            .send(&what, true, |http, base| {
+                http.put(self.url(base, &format!("manifests/{tag}")))
+                    .header(CONTENT_TYPE, media_type)
+                    .body(body.clone())
+            })
+            .await?;
+        let r = check(r, self.host(), &what).await?;
+        let ours = Digest::of(bytes);
+        if let Some(theirs) = r
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+        {
+            if theirs != ours.as_str() {
+                bail!("{what}: the registry stored digest {theirs}, harden computed {ours}");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn location(r: &Response) -> Option<String> {
+    let l = r.headers().get(LOCATION)?.to_str().ok()?;
+    // Relative locations are relative to the request URL.
+    r.url().join(l).ok().map(String::from)
+}
+
+fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={value}")
+}
+
+async fn read_capped(r: Response, cap: u64, what: &str) -> Result<Vec<u8>> {
+    if r.content_length().is_some_and(|n| n > cap) {
+        bail!("{what} is larger than the {cap} bytes allowed");
+    }
+    let mut out = Vec::new();
+    let mut body = r.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk.with_context(|| format!("reading {what}"))?);
+        if out.len() as u64 > cap {
+            bail!("{what} is larger than the {cap} bytes allowed");
+        }
+    }
+    Ok(out)
+}
+
+/// A blob's bytes as a stream, wherever the blob is.
+async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>>> {
+    Ok(match blob {
+        Blob::File { path, offset, len } => {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let mut f = tokio::fs::File::open(path.as_path())
+                .await
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            f.seek(io::SeekFrom::Start(*offset)).await?;
+            tokio_util::io::ReaderStream::with_capacity(f.take(*len), 256 << 10).boxed()
+        }
+        Blob::Bytes(b) => stream::once(std::future::ready(Ok(Bytes::copy_from_slice(b)))).boxed(),
+        Blob::Remote(rb) => rb
+            .repo
+            .blob_response(&rb.digest, 0)
+            .await?
+            .bytes_stream()
+            .map_err(io::Error::other)
+            .boxed(),
+    })
+}
+
+/// Passes a blob's bytes to an upload, hashing them; fails the stream (and
+/// so the upload, before the registry commits it) unless digest and size match.
+struct Verified {
+    inner: BoxStream<'static, io::Result<Bytes>>,
+    hasher: Option<Hasher>,
+    digest: Digest,
+    size: u64,
+    mismatch: Arc<Mutex<Option<String>>>,
+    bar: Bar,
+}
+
+impl Verified {
+    fn fail(&mut self, message: String) -> Poll<Option<io::Result<Bytes>>> {
+        *self.mismatch.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
+        Poll::Ready(Some(Err(io::Error::other(message))))
+    }
+}
+
+impl futures_util::Stream for Verified {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        if self.hasher.is_none() {
+            return Poll::Ready(None);
+        }
+        match self.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                let hasher = self.hasher.as_mut().expect("checked above");
+                hasher.update(&chunk);
+                if hasher.count() > self.size {
+                    let m = format!(
+                        "blob {} is longer than its {} bytes",
+                        self.digest, self.size
+                    );
+                    return self.fail(m);
+                }
+                self.bar.inc(chunk.len() as u64);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(None) => {
+                let hasher = self.hasher.take().expect("checked above");
+                let what = format!("blob {}", self.digest);
+                match crate::digest::verify(&what, &self.digest, self.size, hasher.finish()) {
+                    Ok(()) => Poll::Ready(None),
+                    Err(e) => self.fail(e.to_string()),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// A blob in a registry, read only when a sink needs its bytes.
+#[derive(Debug)]
+pub struct RemoteBlob {
+    repo: Repo,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+impl RemoteBlob {
+    /// A blocking reader that resumes (with a Range request) after a broken
+    /// connection; the caller verifies the digest, as for every blob.
+    pub fn reader(self: &Arc<Self>) -> Box<dyn Read + Send> {
+        Box::new(RemoteReader {
+            blob: self.clone(),
+            position: 0,
+            body: None,
+            chunk: Bytes::new(),
+            failures: 0,
+        })
+    }
+}
+
+struct RemoteReader {
+    blob: Arc<RemoteBlob>,
+    position: u64,
+    body: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
+    chunk: Bytes,
+    failures: u32,
+}
+
+impl RemoteReader {
+    async fn next_chunk(&mut self) -> io::Result<()> {
+        loop {
+            if self.body.is_none() {
+                let r = self
+                    .blob
+                    .repo
+                    .blob_response(&self.blob.digest, self.position)
+                    .await
+                    .map_err(|e| io::Error::other(format!("{e:#}")))?;
+                let mut skip = 0;
+                if self.position > 0 && r.status() != StatusCode::PARTIAL_CONTENT {
+                    // No range support: read from the start, drop what we have.
+                    skip = self.position;
+                }
+                let mut body = r.bytes_stream();
+                while skip > 0 {
+                    match body.next().await {
+                        Some(Ok(mut c)) => {
+                            let n = skip.min(c.len() as u64);
+                            skip -= n;
+                            self.chunk = c.split_off(n as usize);
+                        }
+                        _ => break,
+                    }
+                }
+                self.body = Some(body.boxed());
+                if !self.chunk.is_empty() {
+                    return Ok(());
+                }
+            }
+            let body = self.body.as_mut().expect("set above");
+            match body.next().await {
+                Some(Ok(c)) => {
+                    self.chunk = c;
+                    return Ok(());
+                }
+                Some(Err(e)) if self.failures < RETRIES => {
+                    self.body = None;
+                    tokio::time::sleep(backoff(self.failures)).await;
+                    self.failures += 1;
+                    let _ = e;
+                }
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None if self.position < self.blob.size && self.failures < RETRIES => {
+                    self.body = None;
+                    self.failures += 1;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+impl Read for RemoteReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.chunk.is_empty() {
+            if self.position >= self.blob.size {
+                return Ok(0);
+            }
+            runtime().block_on(self.next_chunk())?;
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads the image `r` names: manifest and config now, layers by reference.
+pub fn read_image(r: &Reference, registries: &Registries) -> Result<Image> {
+    let repo = registries.repo(r)?;
+    let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
+    let (bytes, media_type) = runtime().block_on(async {
+        repo.registry.want(&repo.name, &["pull"]).await;
+        repo.manifest(&reference).await
+    })?;
+    let digest = Digest::of(&bytes);
+    if let Some(wanted) = r.digest() {
+        if wanted != digest.as_str() {
+            bail!(
+                "the registry sent a manifest that hashes to {digest}, not the {wanted} asked for"
+            );
+        }
+    }
+    if media_type == image::OCI_INDEX || media_type.ends_with("manifest.list.v2+json") {
+        bail!("{r} is a multi-platform index; harden reads single-platform images only for now (name one platform's manifest by digest)");
+    }
+    let blob = |digest: &Digest, size: u64| -> Result<Blob> {
+        Ok(Blob::Remote(Arc::new(RemoteBlob {
+            repo: repo.clone(),
+            digest: digest.clone(),
+            size,
+        })))
+    };
+    let mut image = crate::source::read_manifest(&bytes, digest, &blob)?;
+    image.name = r
+        .tag()
+        .map(|t| format!("{}/{}:{t}", r.registry(), r.repository()));
+    Ok(image)
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Skipped,
+    Mounted,
+    Uploaded(u64),
+}
+
+/// Pushes `image` as `r` (a tagged reference): every blob first, the tag last.
+pub fn write_image(
+    image: &Image,
+    r: &Reference,
+    registries: &Registries,
+    progress: &Progress,
+) -> Result<Written> {
+    let tag = r
+        .tag()
+        .filter(|_| r.digest().is_none())
+        .with_context(|| format!("the destination {r} must be a tag, not a digest"))?;
+    let repo = registries.repo(r)?;
+    let config_digest = image.config_digest();
+    let mut blobs: Vec<(Digest, Blob)> = image
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.blob.clone()))
+        .collect();
+    blobs.push((
+        config_digest.clone(),
+        Blob::Bytes(Arc::new(image.config.clone())),
+    ));
+    let manifest = image.manifest();
+    let outcomes = runtime().block_on(async {
+        repo.registry.want(&repo.name, &["pull", "push"]).await;
+        for (_, blob) in &blobs {
+            if let Some(from) = mount_source(blob, &repo) {
+                repo.registry.want(&from.name, &["pull"]).await;
+            }
+        }
+        let outcomes: Vec<Outcome> = stream::iter(&blobs)
+            .map(|(digest, blob)| ensure_blob(&repo, digest, blob, progress))
+            .buffer_unordered(PARALLEL_BLOBS)
+            .try_collect()
+            .await?;
+        repo.put_manifest(tag, image.manifest_media_type(), &manifest)
+            .await?;
+        anyhow::Ok(outcomes)
+    })?;
+    let mut summary = BlobSummary::default();
+    for o in outcomes {
+        match o {
+            Outcome::Skipped => summary.skipped += 1,
+            Outcome::Mounted => summary.mounted += 1,
+            Outcome::Uploaded(n) => {
+                summary.uploaded += 1;
+                summary.uploaded_bytes += n;
+            }
+        }
+    }
+    Ok(Written {
+        destination: format!("docker://{r}"),
+        manifest_digest: Some(Digest::of(&manifest).to_string()),
+        image_id: config_digest.to_string(),
+        blobs: Some(summary),
+    })
+}
+
+/// The repository to mount `blob` from: another repository of the same registry.
+fn mount_source<'a>(blob: &'a Blob, dest: &Repo) -> Option<&'a Repo> {
+    match blob {
+        Blob::Remote(rb)
+            if Arc::ptr_eq(&rb.repo.registry, &dest.registry) && rb.repo.name != dest.name =>
+        {
+            Some(&rb.repo)
+        }
+        _ => None,
+    }
+}
+
+async fn ensure_blob(
+    repo: &Repo,
+    digest: &Digest,
+    blob: &Blob,
+    progress: &Progress,
+) -> Result<Outcome> {
+    let short = &digest.hex()[..12];
+    if repo.has_blob(digest).await? {
+        progress.say(&format!("blob {short}: already in {}", repo.name));
+        return Ok(Outcome::Skipped);
+    }
+    if let Some(from) = mount_source(blob, repo) {
+        if repo.mount(digest, from).await? {
+            progress.say(&format!("blob {short}: mounted from {}", from.name));
+            return Ok(Outcome::Mounted);
+        }
+    }
+    let bar = progress.bar(short, blob.len());
+    let uploaded = repo.upload(digest, blob, &bar).await;
+    bar.done();
+    uploaded?;
+    progress.say(&format!("blob {short}: uploaded {} bytes", blob.len()));
+    Ok(Outcome::Uploaded(blob.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_joins() {
+        assert_eq!(
+            with_query("http://h/u?x=1", "digest", "d"),
+            "http://h/u?x=1&digest=d"
+        );
+        assert_eq!(
+            with_query("http://h/u", "digest", "d"),
+            "http://h/u?digest=d"
+        );
+    }
+}
