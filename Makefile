@@ -17,7 +17,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Unit tests and the integration tests (skopeo, umoci, podman+runc), as root.
+# Unit tests and the integration tests (skopeo, umoci, podman+runc, the
+# distribution registry on 127.0.0.1), as root.
 test: deps lint
 	rm -rf /tmp/harden-it-*
 	$(CARGO) test --workspace

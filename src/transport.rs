@@ -110,6 +110,11 @@ pub fn parse_reference(s: &str) -> Result<Reference> {
     let r: Reference = s
         .parse()
         .map_err(|e| anyhow::anyhow!("{s:?} is not a valid image reference: {e}"))?;
+    // Docker refuses this too; the parser lets it through when the name's
+    // first component looks like a host.
+    if r.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+        bail!("{s:?} is not a valid image reference: repository name must be lowercase");
+    }
     if let Some(d) = r.digest() {
         crate::digest::Digest::parse(d)?;
     }
@@ -278,6 +283,7 @@ mod tests {
             "docker-archive:a.tar:@x",
             "docker:alpine",
             "docker://Alpine",
+            "docker://UPPER/case:1",
             "docker://alpine@sha256:abc",
             "docker://alpine@md5:0123456789abcdef0123456789abcdef",
             "docker://host:5000/",

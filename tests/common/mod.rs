@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

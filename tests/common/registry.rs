@@ -1,0 +1,196 @@
+//! A real CNCF distribution registry (Debian's `docker-registry`) on
+//! 127.0.0.1, optionally with htpasswd auth and TLS from a CA of its own.
+
+use super::{cmd, scratch, sh, which};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub dir: PathBuf,
+    /// The CA that signed the server certificate (TLS registries).
+    pub ca: Option<PathBuf>,
+    pub creds: Option<(String, String)>,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Registry {
+    pub fn plain(name: &str) -> Registry {
+        Registry::start(name, false)
+    }
+
+    /// htpasswd auth (user `tester`, password `s3cret`) and TLS.
+    pub fn secured(name: &str) -> Registry {
+        Registry::start(name, true)
+    }
+
+    fn start(name: &str, secured: bool) -> Registry {
+        which("docker-registry");
+        let dir = scratch(&format!("registry-{name}"));
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut http = format!("{{addr: {addr}");
+        let (mut ca, mut creds) = (None, None);
+        if secured {
+            let d = dir.to_str().unwrap();
+            let htpasswd = sh(cmd("htpasswd", &["-Bbn", "tester", "s3cret"]));
+            std::fs::write(dir.join("htpasswd"), htpasswd).unwrap();
+            make_certs(&dir);
+            http.push_str(&format!(
+                ", tls: {{certificate: {d}/server.crt, key: {d}/server.key}}"
+            ));
+            ca = Some(dir.join("ca.crt"));
+            creds = Some(("tester".to_string(), "s3cret".to_string()));
+        }
+        http.push('}');
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\n\
+             storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {http}\n",
+            dir.join("data").display()
+        );
+        if secured {
+            config.push_str(&format!(
+                "auth: {{htpasswd: {{realm: harden-test, path: {}}}}}\n",
+                dir.join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let child = Command::new("docker-registry")
+            .args(["serve", dir.join("config.yml").to_str().unwrap()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not start: {}",
+                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            addr,
+            dir,
+            ca,
+            creds,
+        }
+    }
+
+    /// skopeo's flags to reach this registry.
+    pub fn skopeo_flags(&self, side: &str) -> Vec<String> {
+        let mut f = Vec::new();
+        match &self.ca {
+            None => f.push(format!("--{side}tls-verify=false")),
+            Some(ca) => f.push(format!(
+                "--{side}cert-dir={}",
+                ca.parent().unwrap().join("certs").display()
+            )),
+        }
+        if let Some((u, p)) = &self.creds {
+            f.push(format!("--{side}creds={u}:{p}"));
+        }
+        f
+    }
+
+    /// Copies `src` (any skopeo reference) to `repo:tag` here, with skopeo.
+    pub fn push(&self, src: &str, repo_tag: &str, extra: &[&str]) -> String {
+        let dest = format!("docker://{}/{repo_tag}", self.addr);
+        let mut c = Command::new("skopeo");
+        c.args(["copy", "-q"])
+            .args(self.skopeo_flags("dest-"))
+            .args(extra)
+            .args([src, &dest]);
+        sh(c);
+        format!("{}/{repo_tag}", self.addr)
+    }
+
+    /// `skopeo inspect` (with `--raw` when `raw`) of `repo:tag` here.
+    pub fn inspect(&self, repo_tag: &str, raw: bool) -> Result<String, String> {
+        let mut c = Command::new("skopeo");
+        c.arg("inspect").args(self.skopeo_flags(""));
+        if raw {
+            c.arg("--raw");
+        }
+        c.arg(format!("docker://{}/{repo_tag}", self.addr));
+        let out = c.output().expect("run skopeo");
+        let (o, e) = super::text(&out);
+        if out.status.success() {
+            Ok(o)
+        } else {
+            Err(e)
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA, and a server certificate for IP 127.0.0.1 signed by it; `certs/`
+/// holds the CA as `ca.crt` (the certs.d layout).
+fn make_certs(dir: &std::path::Path) {
+    let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut c = cmd(
+        "openssl",
+        &["req", "-x509", "-days", "2", "-subj", "/CN=harden test CA"],
+    );
+    c.args(ec)
+        .args(["-keyout", &d("ca.key"), "-out", &d("ca.crt")]);
+    sh(c);
+    let mut c = cmd("openssl", &["req", "-subj", "/CN=127.0.0.1"]);
+    c.args(ec)
+        .args(["-keyout", &d("server.key"), "-out", &d("server.csr")]);
+    sh(c);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    sh(cmd(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &d("server.csr"),
+            "-CA",
+            &d("ca.crt"),
+            "-CAkey",
+            &d("ca.key"),
+            "-CAcreateserial",
+            "-extfile",
+            &d("ext"),
+            "-out",
+            &d("server.crt"),
+        ],
+    ));
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    std::fs::copy(dir.join("ca.crt"), dir.join("certs/ca.crt")).unwrap();
+}

@@ -1,0 +1,418 @@
+//! The docker:// transport against a real distribution registry on 127.0.0.1
+//! (plain, and with htpasswd + TLS), checked with skopeo and podman, with a
+//! counting and fault-injecting proxy in front where the test needs one.
+
+mod common;
+use base64::Engine as _;
+use common::proxy::{Faults, Proxy};
+use common::registry::Registry;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs harden with `args` (and `envs`); returns (exit code, stdout, stderr).
+fn run(args: &[&str], envs: &[(&str, &Path)]) -> (i32, String, String) {
+    let mut c = Command::new(harden_bin());
+    c.args(args);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run harden");
+    let (o, e) = text(&out);
+    (out.status.code().unwrap_or(-1), o, e)
+}
+
+fn run_json(args: &[&str], envs: &[(&str, &Path)]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, o, e) = run(&all, envs);
+    assert_eq!(code, 0, "harden {args:?} failed:\n{o}\n{e}");
+    serde_json::from_str(&o).unwrap_or_else(|err| panic!("not JSON ({err}): {o}"))
+}
+
+fn skopeo_digest(reg: &Registry, repo_tag: &str) -> String {
+    let info: Value = serde_json::from_str(&reg.inspect(repo_tag, false).unwrap()).unwrap();
+    info["Digest"].as_str().unwrap().to_string()
+}
+
+/// Copies the image into an OCI layout with skopeo, which checks every digest.
+fn skopeo_verifies(reg: &Registry, repo_tag: &str, dir: &Path) {
+    let mut c = Command::new("skopeo");
+    c.args(["copy", "-q"]).args(reg.skopeo_flags("src-"));
+    c.arg(format!("docker://{}/{repo_tag}", reg.addr));
+    c.arg(format!("oci:{}:check", dir.join("verify").display()));
+    sh(c);
+}
+
+#[test]
+fn pull_rewrite_push_default_and_explicit_destination() {
+    let reg = Registry::plain("prp");
+    let src = reg.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
+
+    // Default destination: same repository, tag 1-hardened; the base layer stays.
+    let out = run_json(&["pull-rewrite-push", &src, "--plain-http"], &[]);
+    assert_eq!(
+        out["destination"],
+        format!("docker://{}/fix/busybox:1-hardened", reg.addr)
+    );
+    assert_eq!(
+        out["manifest_digest"].as_str().unwrap(),
+        skopeo_digest(&reg, "fix/busybox:1-hardened"),
+        "--json reports the digest the registry has"
+    );
+    assert_eq!(
+        out["source_manifest_digest"],
+        skopeo_digest(&reg, "fix/busybox:1")
+    );
+    assert_eq!(out["platforms"][0]["platform"], "linux/amd64");
+    assert_eq!(out["blobs"]["skipped"], 1, "{out}");
+    assert_eq!(out["blobs"]["uploaded"], 2, "new layer and config: {out}");
+    let raw: Value =
+        serde_json::from_str(&reg.inspect("fix/busybox:1-hardened", true).unwrap()).unwrap();
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+
+    // Explicit destination in another repository: the base layer is mounted.
+    let dest = format!("{}/team/hardened:v1", reg.addr);
+    let out = run_json(&["pull-rewrite-push", &src, &dest, "--plain-http"], &[]);
+    assert_eq!(out["blobs"]["mounted"], 1, "{out}");
+    assert_eq!(out["blobs"]["uploaded"], 2, "{out}");
+    skopeo_verifies(&reg, "team/hardened:v1", &scratch("prp-verify"));
+
+    // The pushed image runs under podman, pulled from the registry, and steps down.
+    let p = podman();
+    sh(p.command()
+        .args(["pull", "-q", "--tls-verify=false", &dest]));
+    let out = p.run_ok(&[], &dest, &["sh", "-c", "id -u; id -g; whoami; pwd"]);
+    assert_eq!(out, "1000\n1000\napp\n/srv\n");
+    let out = p.run_ok(&["-e", "HARDEN_UID=2345"], &dest, &["id", "-u"]);
+    assert_eq!(out, "2345\n");
+}
+
+#[test]
+fn docker_v2s2_stays_v2s2_and_by_digest_sources_work() {
+    let reg = Registry::plain("v2s2");
+    let src = reg.push(&fixtures().oci("echo"), "fix/echo:1", &["--format", "v2s2"]);
+    let digest = skopeo_digest(&reg, "fix/echo:1");
+    let by_digest = format!("{}/fix/echo@{digest}", reg.addr);
+    let out = run_json(&["pull-rewrite-push", &by_digest, "--plain-http"], &[]);
+    let hex = digest.trim_start_matches("sha256:");
+    let tag = format!("fix/echo:sha256-{hex}-hardened");
+    assert_eq!(out["destination"], format!("docker://{}/{tag}", reg.addr));
+    let raw: Value = serde_json::from_str(&reg.inspect(&tag, true).unwrap()).unwrap();
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        raw["config"]["mediaType"],
+        "application/vnd.docker.container.image.v1+json"
+    );
+    assert_eq!(
+        out["manifest_digest"].as_str().unwrap(),
+        skopeo_digest(&reg, &tag)
+    );
+    // A digest that does not match what the registry holds is refused.
+    let wrong = format!("{}/fix/echo@sha256:{}", reg.addr, "0".repeat(64));
+    let (code, _, e) = run(&["pull-rewrite-push", &wrong, "--plain-http"], &[]);
+    assert_eq!(code, 4, "{e}");
+    let _ = src;
+}
+
+#[test]
+fn registry_and_files_mix_both_ways() {
+    let reg = Registry::plain("mix");
+    let dir = scratch("mix");
+    // Tarball → registry.
+    let dest = format!("docker://{}/from/archive:1", reg.addr);
+    let out = run_json(
+        &[
+            "rewrite",
+            &fixtures().archive("busybox"),
+            &dest,
+            "--plain-http",
+        ],
+        &[],
+    );
+    assert_eq!(
+        out["manifest_digest"].as_str().unwrap(),
+        skopeo_digest(&reg, "from/archive:1")
+    );
+    skopeo_verifies(&reg, "from/archive:1", &dir);
+    // Registry → tarball, for an air-gapped hand-over; podman loads and runs it.
+    reg.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
+    let tar = dir.join("out.tar");
+    let src = format!("docker://{}/fix/busybox:1", reg.addr);
+    let dest = format!("docker-archive:{}:localhost/mix:1", tar.display());
+    let (code, o, e) = run(&["rewrite", &src, &dest, "--plain-http"], &[]);
+    assert_eq!(code, 0, "{o}\n{e}");
+    let image = podman().load(&tar);
+    assert_eq!(podman().run_ok(&[], &image, &["id", "-u"]), "1000\n");
+    // Registry → OCI layout, checked by umoci.
+    let layout = dir.join("layout");
+    let dest = format!("oci:{}:h", layout.display());
+    let (code, o, e) = run(&["rewrite", &src, &dest, "--plain-http"], &[]);
+    assert_eq!(code, 0, "{o}\n{e}");
+    sh(cmd(
+        "umoci",
+        &["stat", "--image", &format!("{}:h", layout.display())],
+    ));
+}
+
+#[test]
+fn same_registry_moves_only_the_new_layer_whatever_the_image_size() {
+    let reg = Registry::plain("big");
+    let dir = scratch("big");
+    let layout = dir.join("layout");
+    write_big_layout(&layout, 320 << 20);
+    reg.push(&format!("oci:{}:big", layout.display()), "fix/big:1", &[]);
+    reg.push(&fixtures().oci("scratch"), "fix/tiny:1", &[]);
+    let proxy = Proxy::start(&reg.addr, Faults::default());
+    let mut moved = Vec::new();
+    for repo in ["fix/big", "fix/tiny"] {
+        proxy.reset();
+        let src = format!("{}/{repo}:1", proxy.addr);
+        let out = run_json(&["pull-rewrite-push", &src, "--plain-http"], &[]);
+        let layer = out["added_layer"]["size"].as_u64().unwrap();
+        let bytes = proxy.bytes();
+        assert!(
+            bytes <= layer + (64 << 10),
+            "{repo}: {bytes} bytes through the proxy for a {layer}-byte layer:\n{:#?}",
+            proxy.log()
+        );
+        moved.push(bytes);
+    }
+    eprintln!(
+        "bytes moved: 320 MiB image {}, tiny image {}",
+        moved[0], moved[1]
+    );
+    skopeo_verifies(&reg, "fix/big:1-hardened", &dir);
+}
+
+/// An OCI layout holding one uncompressed layer with `size` bytes of
+/// pseudo-random (incompressible) data, written directly (fast).
+fn write_big_layout(layout: &Path, size: usize) {
+    use sha2::{Digest, Sha256};
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> String {
+        let hex = hex::encode(Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        format!("sha256:{hex}")
+    };
+    let mut data = vec![0u8; size];
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    tar.append_data(&mut h, "data.bin", &data[..]).unwrap();
+    let layer = tar.into_inner().unwrap();
+    drop(data);
+    let layer_digest = put(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/data.bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    });
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": put(&manifest), "size": manifest.len(),
+                       "annotations": {"org.opencontainers.image.ref.name": "big"}}],
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+}
+
+/// The CA of `reg` in /etc/containers/certs.d/ADDR (where podman and harden
+/// look), removed again on drop.
+struct CertsD(std::path::PathBuf);
+
+impl CertsD {
+    fn install(reg: &Registry) -> CertsD {
+        let dir = Path::new("/etc/containers/certs.d").join(&reg.addr);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(reg.ca.as_ref().unwrap(), dir.join("ca.crt")).unwrap();
+        CertsD(dir)
+    }
+}
+
+impl Drop for CertsD {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn authenticated_tls_registry_with_docker_config() {
+    let secure = Registry::secured("secure");
+    let plain = Registry::plain("plain-src");
+    plain.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
+    secure.push(&fixtures().oci("busybox"), "app/busybox:1", &[]);
+    let src = format!("{}/app/busybox:1", secure.addr);
+
+    // Unknown CA: a TLS error that says what to do, never a silent fallback.
+    let (code, _, e) = run(&["pull-rewrite-push", &src], &[]);
+    assert_eq!(code, 1, "{e}");
+    assert!(e.contains("TLS") && e.contains("certs.d"), "{e}");
+
+    let _certs = CertsD::install(&secure);
+    // Right CA, no credentials: an authentication failure naming the registry.
+    let empty = scratch("no-creds");
+    let (code, _, e) = run(
+        &["pull-rewrite-push", &src],
+        &[
+            ("DOCKER_CONFIG", &empty),
+            ("REGISTRY_AUTH_FILE", &empty.join("none.json")),
+        ],
+    );
+    assert_eq!(code, 3, "{e}");
+    assert!(
+        e.contains("authentication") && e.contains(&secure.addr),
+        "{e}"
+    );
+
+    // Credentials from a DOCKER_CONFIG directory.
+    let config = scratch("docker-config");
+    let auth = base64::engine::general_purpose::STANDARD.encode("tester:s3cret");
+    std::fs::write(
+        config.join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, secure.addr),
+    )
+    .unwrap();
+    let env = [
+        ("DOCKER_CONFIG", config.as_path()),
+        ("REGISTRY_AUTH_FILE", &empty.join("none.json")),
+    ];
+    let out = run_json(&["pull-rewrite-push", &src], &env);
+    assert_eq!(
+        out["manifest_digest"].as_str().unwrap(),
+        skopeo_digest(&secure, "app/busybox:1-hardened")
+    );
+
+    // Wrong password: exit 3, and no tag was created.
+    let dest = format!("{}/app/busybox:wrong", secure.addr);
+    let (code, _, e) = run(
+        &["pull-rewrite-push", &src, &dest, "--creds", "tester:nope"],
+        &[],
+    );
+    assert_eq!(code, 3, "{e}");
+    assert!(
+        e.contains("authentication failed") && e.contains(&secure.addr),
+        "{e}"
+    );
+    assert!(
+        secure.inspect("app/busybox:wrong", false).is_err(),
+        "no tag after a failed login"
+    );
+
+    // Across registries: plain-HTTP source, TLS + auth destination, layers streamed.
+    let cross = format!("docker://{}/copied/busybox:h", secure.addr);
+    let from = format!("docker://{}/fix/busybox:1", plain.addr);
+    let out = run_json(&["rewrite", &from, &cross, "--src-tls-verify=false"], &env);
+    assert_eq!(
+        out["blobs"]["uploaded"], 3,
+        "base layer, new layer, config: {out}"
+    );
+    skopeo_verifies(&secure, "copied/busybox:h", &scratch("cross-verify"));
+}
+
+#[test]
+fn faults_between_harden_and_the_registry_are_survived() {
+    let reg = Registry::plain("faults");
+    reg.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
+    let proxy = Proxy::start(
+        &reg.addr,
+        Faults {
+            unavailable_every: Some(4),
+            too_many_every: Some(7),
+            cut_response_every: Some(5),
+            cut_request_every: Some(3),
+        },
+    );
+    // Cross-repository with the base layer read through the proxy: write to a
+    // tarball first (downloads), then push from it (uploads).
+    let dir = scratch("faults");
+    let tar = dir.join("pulled.tar");
+    let src = format!("docker://{}/fix/busybox:1", proxy.addr);
+    let (code, o, e) = run(
+        &[
+            "rewrite",
+            &src,
+            &format!("docker-archive:{}", tar.display()),
+            "--plain-http",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{o}\n{e}\n{:#?}", proxy.log());
+    let dest = format!("docker://{}/faulty/busybox:h", proxy.addr);
+    let out = run_json(
+        &[
+            "rewrite",
+            &fixtures().archive("busybox"),
+            &dest,
+            "--plain-http",
+        ],
+        &[],
+    );
+    assert!(
+        proxy.stats.faults.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "faults were injected: {:#?}",
+        proxy.log()
+    );
+    assert_eq!(
+        out["manifest_digest"].as_str().unwrap(),
+        skopeo_digest(&reg, "faulty/busybox:h")
+    );
+    skopeo_verifies(&reg, "faulty/busybox:h", &dir);
+}
+
+#[test]
+fn missing_images_and_bad_references_fail_clearly() {
+    let reg = Registry::plain("missing");
+    let (code, _, e) = run(
+        &[
+            "pull-rewrite-push",
+            &format!("{}/no/such:1", reg.addr),
+            "--plain-http",
+        ],
+        &[],
+    );
+    assert_eq!(code, 4, "{e}");
+    assert!(e.contains("not found") && e.contains("no/such"), "{e}");
+    for bad in ["UPPER/case:1", "a/b:bad tag", "a@sha256:123"] {
+        let (code, _, e) = run(&["pull-rewrite-push", bad], &[]);
+        assert_eq!(code, 1, "{bad}: {e}");
+        assert!(
+            e.contains("not a valid image reference") || e.contains("digest"),
+            "{bad}: {e}"
+        );
+    }
+    // The destination must not be the source tag (harden never modifies its input).
+    let src = reg.push(&fixtures().oci("scratch"), "fix/s:1", &[]);
+    let (code, _, e) = run(&["pull-rewrite-push", &src, &src, "--plain-http"], &[]);
+    assert_eq!(code, 1);
+    assert!(e.contains("is the source"), "{e}");
+}
