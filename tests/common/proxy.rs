@@ -107,7 +107,7 @@ impl Head {
 }
 
 fn due(every: Option<u64>, n: u64) -> bool {
-    every.is_some_and(|e| n % e == 0)
+    every.is_some_and(|e| n.is_multiple_of(e))
 }
 
 /// Copies a body; `cut` stops halfway (the caller then drops the connection).
