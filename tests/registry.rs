@@ -416,3 +416,69 @@ fn missing_images_and_bad_references_fail_clearly() {
     assert_eq!(code, 1);
     assert!(e.contains("is the source"), "{e}");
 }
+
+#[test]
+fn bearer_tokens_cover_the_source_for_a_cross_repository_mount() {
+    let tokens = common::token::TokenServer::start("bearer");
+    let reg = Registry::with_tokens("bearer", &tokens);
+    reg.push(&fixtures().oci("busybox"), "team-a/busybox:1", &[]);
+    let src = format!("{}/team-a/busybox:1", reg.addr);
+    let dest = format!("{}/team-b/busybox:h", reg.addr);
+
+    // Anonymous: the token grants nothing; an authentication error, exit 3.
+    let empty = scratch("bearer-anon");
+    let none = empty.join("none.json");
+    let anon = [
+        ("DOCKER_CONFIG", empty.as_path()),
+        ("REGISTRY_AUTH_FILE", none.as_path()),
+    ];
+    let (code, _, e) = run(&["pull-rewrite-push", &src, &dest, "--plain-http"], &anon);
+    assert_eq!(code, 3, "{e}");
+
+    // A wrong password is refused by the token server: exit 3, no tag.
+    let (code, _, e) = run(
+        &[
+            "pull-rewrite-push",
+            &src,
+            &dest,
+            "--plain-http",
+            "--creds",
+            "tester:bad",
+        ],
+        &anon,
+    );
+    assert_eq!(code, 3, "{e}");
+    assert!(
+        e.contains("authentication failed") && e.contains(&reg.addr),
+        "{e}"
+    );
+    assert!(reg.inspect("team-b/busybox:h", false).is_err());
+
+    // With credentials: one token carries pull on the source and pull,push on
+    // the destination, so the registry lets the base layer be mounted.
+    tokens.requests.lock().unwrap().clear();
+    let out = run_json(
+        &[
+            "pull-rewrite-push",
+            &src,
+            &dest,
+            "--plain-http",
+            "--creds",
+            "tester:s3cret",
+        ],
+        &anon,
+    );
+    assert_eq!(out["blobs"]["mounted"], 1, "{out}");
+    let asked = tokens.scopes_asked();
+    assert!(
+        asked.iter().any(
+            |s| s.contains(&"repository:team-a/busybox:pull".to_string())
+                && s.contains(&"repository:team-b/busybox:pull,push".to_string())
+        ),
+        "scopes asked: {asked:?}"
+    );
+    assert_eq!(
+        out["manifest_digest"].as_str().unwrap(),
+        skopeo_digest(&reg, "team-b/busybox:h")
+    );
+}

@@ -27,15 +27,20 @@ pub fn free_port() -> u16 {
 
 impl Registry {
     pub fn plain(name: &str) -> Registry {
-        Registry::start(name, false)
+        Registry::start(name, false, None)
     }
 
     /// htpasswd auth (user `tester`, password `s3cret`) and TLS.
     pub fn secured(name: &str) -> Registry {
-        Registry::start(name, true)
+        Registry::start(name, true, None)
     }
 
-    fn start(name: &str, secured: bool) -> Registry {
+    /// Plain HTTP with bearer-token auth from `tokens` (as Docker Hub, GHCR, ...).
+    pub fn with_tokens(name: &str, tokens: &super::token::TokenServer) -> Registry {
+        Registry::start(name, false, Some(tokens))
+    }
+
+    fn start(name: &str, secured: bool, tokens: Option<&super::token::TokenServer>) -> Registry {
         which("docker-registry");
         let dir = scratch(&format!("registry-{name}"));
         let addr = format!("127.0.0.1:{}", free_port());
@@ -63,6 +68,16 @@ impl Registry {
                 "auth: {{htpasswd: {{realm: harden-test, path: {}}}}}\n",
                 dir.join("htpasswd").display()
             ));
+        }
+        if let Some(t) = tokens {
+            config.push_str(&format!(
+                "auth: {{token: {{realm: {}, service: {}, issuer: {}, rootcertbundle: {}}}}}\n",
+                t.realm(),
+                super::token::SERVICE,
+                super::token::ISSUER,
+                t.cert.display()
+            ));
+            creds = Some(("tester".to_string(), "s3cret".to_string()));
         }
         std::fs::write(dir.join("config.yml"), config).unwrap();
         let log = std::fs::File::create(dir.join("log")).unwrap();
