@@ -454,19 +454,23 @@ fn bearer_tokens_cover_the_source_for_a_cross_repository_mount() {
     );
     assert!(reg.inspect("team-b/busybox:h", false).is_err());
 
-    // With credentials: one token carries pull on the source and pull,push on
-    // the destination, so the registry lets the base layer be mounted.
+    // With credentials from podman's auth.json: one token carries pull on the
+    // source and pull,push on the destination, so the base layer is mounted.
+    let auth_json = empty.join("auth.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode("tester:s3cret");
+    std::fs::write(
+        &auth_json,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.addr),
+    )
+    .unwrap();
     tokens.requests.lock().unwrap().clear();
+    let podman_auth = [
+        ("DOCKER_CONFIG", empty.as_path()),
+        ("REGISTRY_AUTH_FILE", auth_json.as_path()),
+    ];
     let out = run_json(
-        &[
-            "pull-rewrite-push",
-            &src,
-            &dest,
-            "--plain-http",
-            "--creds",
-            "tester:s3cret",
-        ],
-        &anon,
+        &["pull-rewrite-push", &src, &dest, "--plain-http"],
+        &podman_auth,
     );
     assert_eq!(out["blobs"]["mounted"], 1, "{out}");
     let asked = tokens.scopes_asked();

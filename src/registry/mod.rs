@@ -504,11 +504,11 @@ impl RemoteReader {
                     self.chunk = c;
                     return Ok(());
                 }
-                Some(Err(e)) if self.failures < RETRIES => {
+                // A broken connection: resume from `position`.
+                Some(Err(_)) if self.failures < RETRIES => {
                     self.body = None;
                     tokio::time::sleep(backoff(self.failures)).await;
                     self.failures += 1;
-                    let _ = e;
                 }
                 Some(Err(e)) => return Err(io::Error::other(e)),
                 None if self.position < self.blob.size && self.failures < RETRIES => {
