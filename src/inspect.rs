@@ -111,3 +111,105 @@ pub fn human(d: &Value) -> String {
     }
     out
 }
+
+/// What `harden check --require` demands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Require {
+    /// The command must not run as root: hardened by harden (either mode),
+    /// or a non-root User (numeric, or a name that /etc/passwd maps to a non-zero UID).
+    Any,
+    /// kubelet's runAsNonRoot rule: the image's User is numeric and not 0.
+    Static,
+}
+
+/// A gate verdict with its one-line reason.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub pass: bool,
+    pub reason: String,
+}
+
+/// Judges a `describe` result. `uid_of_name` resolves a named User through
+/// the image's /etc/passwd (read only when needed: it reads layers).
+pub fn check(
+    d: &Value,
+    require: Require,
+    uid_of_name: impl FnOnce(&str) -> Result<Option<u32>>,
+) -> Result<Verdict> {
+    let user = d["user"].as_str().unwrap_or("");
+    let uid_part = user.split(':').next().unwrap_or("");
+    let verdict = |pass: bool, reason: String| Ok(Verdict { pass, reason });
+    // kubelet: "image has non-numeric user (x), cannot verify user is non-root".
+    if d["kubelet_run_as_non_root"] == true {
+        return verdict(
+            true,
+            format!("User {user:?} is numeric and not root (kubelet's runAsNonRoot accepts it)"),
+        );
+    }
+    if require == Require::Static {
+        let why = if !d["hardened"].is_null() {
+            "hardened in runtime mode: the image starts as root for the step-down; harden --mode static makes a numeric non-root User".to_string()
+        } else if uid_part.parse::<u32>().is_ok() || rewrite::user_is_root(user) {
+            format!("User {user:?} is root: kubelet's runAsNonRoot refuses the image")
+        } else {
+            format!("User {user:?} is not numeric: kubelet's runAsNonRoot cannot verify it and refuses the image")
+        };
+        return verdict(false, why);
+    }
+    if !d["hardened"].is_null() {
+        let h = &d["hardened"];
+        return verdict(
+            true,
+            format!(
+                "hardened by harden {} ({} mode): the step-down runs the command as a non-root user",
+                h["version"].as_str().unwrap_or("?"),
+                h["mode"].as_str().unwrap_or("?")
+            ),
+        );
+    }
+    if rewrite::user_is_root(user) || uid_part.parse::<u32>().is_ok() {
+        return verdict(false, format!("User {user:?}: the command runs as root"));
+    }
+    match uid_of_name(uid_part)? {
+        Some(0) => verdict(false, format!("User {uid_part:?} is UID 0 in the image's /etc/passwd: the command runs as root")),
+        Some(uid) => verdict(true, format!("User {uid_part:?} is UID {uid} in the image's /etc/passwd")),
+        None => verdict(false, format!("User {uid_part:?} is not in the image's /etc/passwd: the runtime refuses to start it")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judge(user: &str, hardened: Value, require: Require, passwd: Option<u32>) -> Verdict {
+        let uid = user.split(':').next().unwrap_or("");
+        let d = json!({
+            "user": user,
+            "hardened": hardened,
+            "kubelet_run_as_non_root": uid.parse::<u32>().is_ok_and(|u| u != 0),
+        });
+        check(&d, require, |_| Ok(passwd)).unwrap()
+    }
+
+    #[test]
+    fn gate_follows_kubelet_for_static_and_the_step_down_for_any() {
+        let runtime = json!({"version": "0.1.0", "mode": "runtime"});
+        for (user, hardened, require, passwd, pass) in [
+            ("1000:1000", Value::Null, Require::Static, None, true),
+            ("1000", Value::Null, Require::Any, None, true),
+            ("", Value::Null, Require::Any, None, false),
+            ("0", Value::Null, Require::Any, None, false),
+            ("root", Value::Null, Require::Static, None, false),
+            ("0:0", runtime.clone(), Require::Any, None, true),
+            ("0:0", runtime.clone(), Require::Static, None, false),
+            ("app", Value::Null, Require::Static, Some(101), false),
+            ("app", Value::Null, Require::Any, Some(101), true),
+            ("app:app", Value::Null, Require::Any, Some(0), false),
+            ("ghost", Value::Null, Require::Any, None, false),
+        ] {
+            let v = judge(user, hardened, require, passwd);
+            assert_eq!(v.pass, pass, "{user:?} {require:?}: {}", v.reason);
+            assert!(!v.reason.contains('\n'));
+        }
+    }
+}

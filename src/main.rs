@@ -93,6 +93,25 @@ Examples:
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Pipeline gate: exit 0 when the image would not run its command as root, 1 when it would
+    #[command(after_help = "\
+Prints one line: PASS or FAIL, the image, and the reason. Errors (unreadable image,
+registry refusal) exit with the usual codes: 1, 3 (authentication), 4 (not found).
+
+Examples:
+  harden check docker://registry.example.com/app:1.2-hardened
+  harden check --require static oci-archive:app.tar --json")]
+    Check {
+        image: String,
+        /// any: hardened by harden or a non-root User; static: kubelet's runAsNonRoot rule
+        /// (numeric, non-zero User)
+        #[arg(long, value_enum, default_value_t = inspect::Require::Any)]
+        require: inspect::Require,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Write the embedded step-down binary (for your own Dockerfiles)
     #[command(after_help = "Example:\n  harden stepdown-binary --arch amd64 -o harden-stepdown")]
     StepdownBinary {
@@ -316,6 +335,43 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{d}");
             } else {
                 print!("{}", inspect::human(&d));
+            }
+            Ok(())
+        }
+        Command::Check {
+            image,
+            require,
+            json,
+            registry,
+        } => {
+            let src = ImageRef::parse(&image)?;
+            let image = source::read_image(&src, &registry.registries(None)?)?;
+            let d = inspect::describe(&image)?;
+            let verdict = inspect::check(&d, require, |name| {
+                let passwd = rootfs::read_files(&image, &["etc/passwd"])?.remove(0);
+                let passwd = passwd.map(|f| String::from_utf8_lossy(&f.content).into_owned());
+                let passwd = passwd.unwrap_or_default();
+                let uid = accounts::users(&passwd)
+                    .find(|u| u.name == name)
+                    .map(|u| u.uid);
+                Ok(uid)
+            })?;
+            if json {
+                let out = serde_json::json!({
+                    "image": src.to_string(),
+                    "pass": verdict.pass,
+                    "require": format!("{require:?}").to_lowercase(),
+                    "reason": verdict.reason,
+                    "user": d["user"],
+                    "hardened": d["hardened"],
+                });
+                println!("{out}");
+            } else {
+                let word = if verdict.pass { "PASS" } else { "FAIL" };
+                println!("{word} {src}: {}", verdict.reason);
+            }
+            if !verdict.pass {
+                std::process::exit(1);
             }
             Ok(())
         }

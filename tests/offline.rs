@@ -583,3 +583,57 @@ fn stepdown_binary_is_written_and_runs() {
     ]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn check_gates_on_what_the_image_runs_as() {
+    let dir = scratch("check");
+    let runtime = format!("oci:{}:runtime", dir.join("l").display());
+    let static_ = format!("oci:{}:static", dir.join("l").display());
+    let named = copy_fixture("busybox", &dir.join("l"), "named");
+    rewrite_ok(&fixtures().oci("busybox"), &runtime, &[]);
+    rewrite_ok(&fixtures().oci("busybox"), &static_, &["--mode", "static"]);
+    // A named User: resolved through the image's /etc/passwd (busybox has none).
+    sh(cmd(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            named.trim_start_matches("oci:"),
+            "--config.user",
+            "app",
+        ],
+    ));
+    let busybox = fixtures().oci("busybox");
+    for (image, require, pass, reason) in [
+        (busybox.as_str(), "any", false, "runs as root"),
+        (runtime.as_str(), "any", true, "step-down"),
+        (runtime.as_str(), "static", false, "runtime mode"),
+        (static_.as_str(), "static", true, "numeric"),
+        (static_.as_str(), "any", true, "numeric"),
+        (
+            named.as_str(),
+            "any",
+            false,
+            "not in the image's /etc/passwd",
+        ),
+        (named.as_str(), "static", false, "not numeric"),
+    ] {
+        let out = harden(&["check", "--require", require, image]);
+        let (o, e) = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(if pass { 0 } else { 1 }),
+            "{image} {require}: {o}{e}"
+        );
+        let word = if pass { "PASS" } else { "FAIL" };
+        assert!(
+            o.starts_with(word) && o.contains(reason) && o.lines().count() == 1,
+            "{image} {require}: {o}"
+        );
+        let json: Value = serde_json::from_str(
+            &text(&harden(&["check", "--json", "--require", require, image])).0,
+        )
+        .unwrap();
+        assert_eq!(json["pass"], pass);
+    }
+}
