@@ -1,7 +1,7 @@
 # harden: see README.md. `make demo` and `make test` do all set-up themselves.
 CARGO ?= cargo
 
-.PHONY: build demo test deps lint unit clean
+.PHONY: build demo test deps lint unit clean man
 
 build:
 	$(CARGO) build --release
@@ -22,6 +22,11 @@ lint:
 test: deps lint
 	rm -rf /tmp/harden-it-*
 	$(CARGO) test --workspace
+
+# Man pages generated from the clap definitions, into target/man.
+man: build
+	target/release/harden man target/man
+	@ls target/man
 
 clean:
 	$(CARGO) clean

@@ -112,6 +112,12 @@ Examples:
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "Example:\n  harden completions bash > /etc/bash_completion.d/harden")]
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (harden.1 and one per command) into DIR
+    #[command(hide = true)]
+    Man { dir: PathBuf },
     /// Write the embedded step-down binary (for your own Dockerfiles)
     #[command(after_help = "Example:\n  harden stepdown-binary --arch amd64 -o harden-stepdown")]
     StepdownBinary {
@@ -375,12 +381,35 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "harden", &mut script);
+            std::io::stdout().write_all(&script)?;
+            Ok(())
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir)?;
+            let cli = Cli::command();
+            let mut pages = vec![("harden".to_string(), cli.clone())];
+            for sub in cli.get_subcommands().filter(|c| !c.is_hide_set()) {
+                let name = format!("harden-{}", sub.get_name());
+                pages.push((name.clone(), sub.clone().name(name)));
+            }
+            for (name, command) in pages {
+                let mut page = Vec::new();
+                clap_mangen::Man::new(command).render(&mut page)?;
+                write_file(&dir.join(format!("{name}.1")), &page, 0o644)?;
+            }
+            Ok(())
+        }
         Command::StepdownBinary { arch, output } => {
             let bytes = match arch.as_str() {
                 "amd64" | "x86_64" => STEPDOWN_AMD64,
                 other => bail!("no step-down binary for architecture {other:?} (available: amd64)"),
             };
-            write_executable(&output, bytes)
+            write_file(&output, bytes, 0o755)
         }
     }
 }
@@ -458,7 +487,8 @@ fn static_account(
     rewrite::plan_static(settings, user, files[0].as_ref(), files[1].as_ref())
 }
 
-fn write_executable(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+/// Writes `path` atomically (temp file beside it, renamed) with `mode`.
+fn write_file(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
@@ -468,7 +498,7 @@ fn write_executable(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o755))?;
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

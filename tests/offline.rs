@@ -637,3 +637,26 @@ fn check_gates_on_what_the_image_runs_as() {
         assert_eq!(json["pass"], pass);
     }
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_cli_definition() {
+    let out = harden(&["completions", "bash"]);
+    assert!(out.status.success());
+    let script = scratch("completions").join("harden.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    sh(cmd("bash", &["-n", script.to_str().unwrap()]));
+    let (o, _) = text(&out);
+    for word in [
+        "pull-rewrite-push",
+        "--match-owner",
+        "--dest-creds",
+        "check",
+    ] {
+        assert!(o.contains(word), "{word} missing from the bash completions");
+    }
+    let dir = scratch("man");
+    sh(cmd(harden_bin(), &["man", dir.to_str().unwrap()]));
+    let page = std::fs::read_to_string(dir.join("harden-pull-rewrite-push.1")).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    assert!(page.contains("tls\\-verify") || page.contains("tls-verify"));
+}
