@@ -1,17 +1,23 @@
 # harden: see README.md. `make demo` and `make test` do all set-up themselves.
 CARGO ?= cargo
 
-.PHONY: build demo test deps lint unit clean man
+.PHONY: build demo test deps build-deps lint unit clean man
 
-build:
+# The arm64 step-down needs Debian's toolchain (see README): deps installs it.
+export HARDEN_REQUIRE_ARM64 = 1
+
+build: build-deps
 	$(CARGO) build --release
 	@ls -l target/release/harden
 
 demo: build
 	./scripts/demo
 
+build-deps:
+	./scripts/install-deps build
+
 deps:
-	./scripts/install-test-deps
+	./scripts/install-deps test
 
 lint:
 	$(CARGO) fmt --all -- --check

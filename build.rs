@@ -12,19 +12,55 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     println!("cargo:rerun-if-changed=stepdown/src");
-    println!("cargo:rerun-if-env-changed=HARDEN_STEPDOWN_AMD64");
-    // `make build` may hand in a prebuilt binary; otherwise build it here.
+    for var in [
+        "HARDEN_STEPDOWN_AMD64",
+        "HARDEN_STEPDOWN_ARM64",
+        "HARDEN_REQUIRE_ARM64",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    // A prebuilt binary may be handed in; otherwise build it here.
     let amd64 = out.join("harden-stepdown-amd64");
     match env::var_os("HARDEN_STEPDOWN_AMD64") {
         Some(prebuilt) => {
             std::fs::copy(&prebuilt, &amd64).expect("copy HARDEN_STEPDOWN_AMD64");
         }
-        None => build_stepdown(Path::new(&rustc), "x86_64-unknown-linux-gnu", &[], &amd64),
+        None => assert!(
+            build_stepdown(Path::new(&rustc), "x86_64-unknown-linux-gnu", &[], &amd64),
+            "building the step-down binary for amd64 failed"
+        ),
+    }
+    // arm64 comes from Debian's rustc (rustup's cannot fetch the aarch64 std
+    // here), with the aarch64 std and cross linker from Debian's packages.
+    // Without them the arm64 binary is left empty and harden says so when an
+    // arm64 image needs it; `make build` and `make test` install them and set
+    // HARDEN_REQUIRE_ARM64, which makes a failed build fatal.
+    let arm64 = out.join("harden-stepdown-arm64");
+    let built = match env::var_os("HARDEN_STEPDOWN_ARM64") {
+        Some(prebuilt) => std::fs::copy(&prebuilt, &arm64).is_ok(),
+        None => {
+            let debian_rustc = Path::new("/usr/bin/rustc");
+            debian_rustc.exists()
+                && build_stepdown(
+                    debian_rustc,
+                    "aarch64-unknown-linux-gnu",
+                    &["-Clinker=aarch64-linux-gnu-gcc"],
+                    &arm64,
+                )
+        }
+    };
+    if !built {
+        if env::var_os("HARDEN_REQUIRE_ARM64").is_some() {
+            panic!("building the arm64 step-down failed (see ../README.md: Debian's rustc-web, libstd-rust-web-dev:arm64, gcc-aarch64-linux-gnu)");
+        }
+        println!("cargo:warning=no arm64 step-down: install Debian's rustc-web, libstd-rust-web-dev:arm64 and gcc-aarch64-linux-gnu (make deps)");
+        std::fs::write(&arm64, b"").expect("write the empty arm64 placeholder");
     }
 }
 
-fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) {
-    let status = Command::new(rustc)
+/// Compiles the step-down for `target`; false when the toolchain cannot.
+fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) -> bool {
+    Command::new(rustc)
         .args([
             "--edition=2021",
             "--crate-name=harden_stepdown",
@@ -44,9 +80,5 @@ fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) {
         .arg(dest)
         .env("CARGO_PKG_VERSION", env::var("CARGO_PKG_VERSION").unwrap())
         .status()
-        .expect("run rustc for the step-down binary");
-    assert!(
-        status.success(),
-        "building the step-down binary for {target} failed"
-    );
+        .is_ok_and(|s| s.success())
 }

@@ -253,3 +253,89 @@ pub fn diff_ids(config: &Value) -> Result<Vec<Digest>> {
         .map(|v| Digest::parse(v.as_str().unwrap_or_default()).context("in rootfs.diff_ids"))
         .collect()
 }
+
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Is `media_type` an index (OCI image index or Docker manifest list)?
+pub fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
+}
+
+/// What a reference names: one image, or an index of per-platform images.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Image(Image),
+    Index(Index),
+}
+
+/// A multi-platform index (OCI image index or Docker manifest list).
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub family: Family,
+    pub annotations: Map<String, Value>,
+    pub entries: Vec<IndexEntry>,
+    /// Entries left out, with the reason (attestations, other media types).
+    pub skipped: Vec<Skipped>,
+    /// Digest of the source index.
+    pub digest: Option<Digest>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    pub platform: crate::platform::Platform,
+    /// The descriptor's other fields (platform, annotations, ...), kept.
+    pub extra: Map<String, Value>,
+    pub image: Image,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Skipped {
+    pub digest: String,
+    pub platform: String,
+    pub reason: String,
+}
+
+impl Index {
+    pub fn media_type(&self) -> &'static str {
+        match self.family {
+            Family::Docker => DOCKER_MANIFEST_LIST,
+            Family::Oci => OCI_INDEX,
+        }
+    }
+
+    /// The index for these entries: the exact bytes to store.
+    pub fn manifest(&self) -> Vec<u8> {
+        let manifests: Vec<Value> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let bytes = e.image.manifest();
+                let mut d = e.extra.clone();
+                d.insert("mediaType".into(), e.image.manifest_media_type().into());
+                d.insert("digest".into(), Digest::of(&bytes).as_str().into());
+                d.insert("size".into(), bytes.len().into());
+                Value::Object(d)
+            })
+            .collect();
+        let mut m = Map::new();
+        m.insert("schemaVersion".into(), 2.into());
+        m.insert("mediaType".into(), self.media_type().into());
+        m.insert("manifests".into(), manifests.into());
+        if self.family == Family::Oci && !self.annotations.is_empty() {
+            m.insert(
+                "annotations".into(),
+                Value::Object(self.annotations.clone()),
+            );
+        }
+        serde_json::to_vec(&Value::Object(m)).expect("JSON")
+    }
+
+    /// The same index with OCI media types throughout.
+    pub fn into_oci(mut self) -> Index {
+        self.family = Family::Oci;
+        for e in &mut self.entries {
+            e.image = e.image.clone().into_oci();
+        }
+        self
+    }
+}

@@ -4,6 +4,7 @@ mod digest;
 mod image;
 mod inspect;
 mod layer;
+mod platform;
 mod progress;
 mod registry;
 mod rewrite;
@@ -21,12 +22,16 @@ mod accounts;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use image::{Content, Image, Index, IndexEntry};
+use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
 use transport::ImageRef;
 
 /// The step-down binaries harden puts into images, built by build.rs.
 const STEPDOWN_AMD64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-amd64"));
+/// Empty when the build had no arm64 toolchain (see build.rs).
+const STEPDOWN_ARM64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm64"));
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Parser)]
@@ -135,12 +140,25 @@ struct CommonArgs {
     settings: SettingsArgs,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    platforms: PlatformArgs,
     /// Print the result as one JSON object on stdout
     #[arg(long)]
     json: bool,
     /// Print nothing but errors
     #[arg(short, long)]
     quiet: bool,
+}
+
+#[derive(Args)]
+#[command(next_help_heading = "Platform options (multi-platform indexes)")]
+struct PlatformArgs {
+    /// Harden only this platform (OS/ARCH[/VARIANT], repeatable); the others are left out
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Vec<String>,
+    /// Leave out platforms harden has no step-down binary for, with a warning
+    #[arg(long)]
+    skip_unsupported: bool,
 }
 
 #[derive(Args)]
@@ -335,12 +353,36 @@ fn run(cli: Cli) -> Result<()> {
             json,
             registry,
         } => {
-            let image = source::read_image(&ImageRef::parse(&image)?, &registry.registries(None)?)?;
-            let d = inspect::describe(&image)?;
-            if json {
-                println!("{d}");
-            } else {
-                print!("{}", inspect::human(&d));
+            let content = source::read(&ImageRef::parse(&image)?, &registry.registries(None)?)?;
+            let mut described = Vec::new();
+            for (platform, image) in platform_images(&content) {
+                let mut d = inspect::describe(image)?;
+                d["platform"] = platform.map(|p| p.to_string()).into();
+                described.push(d);
+            }
+            match (&content, json) {
+                (Content::Image(_), true) => println!("{}", described[0]),
+                (Content::Image(_), false) => print!("{}", inspect::human(&described[0])),
+                (Content::Index(x), true) => println!(
+                    "{}",
+                    serde_json::json!({
+                        "index_digest": x.digest.as_ref().map(|d| d.as_str()),
+                        "platforms": described,
+                        "skipped": x.skipped,
+                    })
+                ),
+                (Content::Index(x), false) => {
+                    for d in &described {
+                        println!("== {} ==", d["platform"].as_str().unwrap_or("?"));
+                        print!("{}", inspect::human(d));
+                    }
+                    for skipped in &x.skipped {
+                        println!(
+                            "== {} {}: {} ==",
+                            skipped.platform, skipped.digest, skipped.reason
+                        );
+                    }
+                }
             }
             Ok(())
         }
@@ -351,32 +393,60 @@ fn run(cli: Cli) -> Result<()> {
             registry,
         } => {
             let src = ImageRef::parse(&image)?;
-            let image = source::read_image(&src, &registry.registries(None)?)?;
-            let d = inspect::describe(&image)?;
-            let verdict = inspect::check(&d, require, |name| {
-                let passwd = rootfs::read_files(&image, &["etc/passwd"])?.remove(0);
-                let passwd = passwd.map(|f| String::from_utf8_lossy(&f.content).into_owned());
-                let passwd = passwd.unwrap_or_default();
-                let uid = accounts::users(&passwd)
-                    .find(|u| u.name == name)
-                    .map(|u| u.uid);
-                Ok(uid)
-            })?;
+            let content = source::read(&src, &registry.registries(None)?)?;
+            let mut results = Vec::new();
+            for (platform, image) in platform_images(&content) {
+                let d = inspect::describe(image)?;
+                let verdict = inspect::check(&d, require, |name| {
+                    let passwd = rootfs::read_files(image, &["etc/passwd"])?.remove(0);
+                    let passwd = passwd.map(|f| String::from_utf8_lossy(&f.content).into_owned());
+                    let passwd = passwd.unwrap_or_default();
+                    let uid = accounts::users(&passwd)
+                        .find(|u| u.name == name)
+                        .map(|u| u.uid);
+                    Ok(uid)
+                })?;
+                results.push((platform, d, verdict));
+            }
+            let pass = results.iter().all(|(_, _, v)| v.pass);
+            // One line: the first failing platform's reason, else the first reason.
+            let (platform, _, shown) = results
+                .iter()
+                .find(|(_, _, v)| !v.pass)
+                .unwrap_or(&results[0]);
+            let reason = match (platform, results.len()) {
+                (Some(p), n) if n > 1 && pass => {
+                    format!("all {n} platforms; {p}: {}", shown.reason)
+                }
+                (Some(p), n) if n > 1 => format!("{p}: {}", shown.reason),
+                _ => shown.reason.clone(),
+            };
             if json {
+                let platforms: Vec<Value> = results
+                    .iter()
+                    .map(|(p, d, v)| {
+                        serde_json::json!({
+                            "platform": p.as_ref().map(|p| p.to_string()),
+                            "pass": v.pass,
+                            "reason": v.reason,
+                            "user": d["user"],
+                            "hardened": d["hardened"],
+                        })
+                    })
+                    .collect();
                 let out = serde_json::json!({
                     "image": src.to_string(),
-                    "pass": verdict.pass,
+                    "pass": pass,
                     "require": format!("{require:?}").to_lowercase(),
-                    "reason": verdict.reason,
-                    "user": d["user"],
-                    "hardened": d["hardened"],
+                    "reason": reason,
+                    "platforms": platforms,
                 });
                 println!("{out}");
             } else {
-                let word = if verdict.pass { "PASS" } else { "FAIL" };
-                println!("{word} {src}: {}", verdict.reason);
+                let word = if pass { "PASS" } else { "FAIL" };
+                println!("{word} {src}: {reason}");
             }
-            if !verdict.pass {
+            if !pass {
                 std::process::exit(1);
             }
             Ok(())
@@ -405,10 +475,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::StepdownBinary { arch, output } => {
-            let bytes = match arch.as_str() {
-                "amd64" | "x86_64" => STEPDOWN_AMD64,
-                other => bail!("no step-down binary for architecture {other:?} (available: amd64)"),
+            let arch = match arch.as_str() {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                a => a,
             };
+            let bytes = stepdown_for(arch)?;
             write_file(&output, bytes, 0o755)
         }
     }
@@ -418,57 +490,173 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
     let CommonArgs {
         settings,
         registry,
+        platforms,
         json,
         quiet,
     } = common;
     let settings = settings.validate()?;
+    let wanted = platforms
+        .platform
+        .iter()
+        .map(|p| platform::Platform::parse(p))
+        .collect::<Result<Vec<_>>>()?;
     sink::check_not_source(&src, &dst)?;
     let registries = registry.registries(Some(&dst))?;
     let progress = progress::Progress::new(quiet);
-    let image = source::read_image(&src, &registries)?;
-    let (account, extra) = match settings.mode {
-        rewrite::Mode::Runtime => (None, Vec::new()),
-        rewrite::Mode::Static => {
-            let (account, extra) = static_account(&image, &settings)?;
-            (Some(account), extra)
+    let content = source::read(&src, &registries)?;
+    let ctx = |image: &Image| -> Result<rewrite::RunContext> {
+        Ok(rewrite::RunContext {
+            version: VERSION.into(),
+            created: source_date_epoch()?,
+            base_name: image.name.clone(),
+        })
+    };
+    let mut report = Vec::new();
+    let mut dropped = Vec::new();
+    let (source_digest, hardened) = match content {
+        Content::Image(image) => {
+            let p = image_platform(&image)?;
+            if !wanted.is_empty() && !wanted.iter().any(|w| p.matches(w)) {
+                bail!("the image is {p}, not what --platform asks for");
+            }
+            let h = harden_image(&image, &p, &settings, &ctx(&image)?, &mut report)?;
+            (image.manifest_digest, Content::Image(h))
+        }
+        Content::Index(index) => {
+            let all: Vec<_> = index.entries.iter().map(|e| e.platform.clone()).collect();
+            let choices = platform::choose(&all, &wanted, platforms.skip_unsupported)?;
+            dropped = index.skipped.clone();
+            let mut entries = Vec::new();
+            for (entry, choice) in index.entries.iter().zip(choices) {
+                match choice {
+                    platform::Choice::Harden => {
+                        let image = harden_image(
+                            &entry.image,
+                            &entry.platform,
+                            &settings,
+                            &ctx(&entry.image)?,
+                            &mut report,
+                        )?;
+                        entries.push(IndexEntry {
+                            image,
+                            ..entry.clone()
+                        });
+                    }
+                    platform::Choice::Drop(reason) => dropped.push(image::Skipped {
+                        digest: entry
+                            .image
+                            .manifest_digest
+                            .as_ref()
+                            .map(|d| d.to_string())
+                            .unwrap_or_default(),
+                        platform: entry.platform.to_string(),
+                        reason,
+                    }),
+                }
+            }
+            let digest = index.digest.clone();
+            (
+                digest,
+                Content::Index(Index {
+                    entries,
+                    skipped: Vec::new(),
+                    ..index
+                }),
+            )
         }
     };
-    let layer = layer::stepdown_layer(STEPDOWN_AMD64, &extra)?;
-    let ctx = rewrite::RunContext {
-        version: VERSION.into(),
-        created: source_date_epoch()?,
-        base_name: image.name.clone(),
-    };
-    let hardened = rewrite::harden(&image, &settings, &layer, account.as_ref(), &ctx)?;
-    let written = sink::write_image(&hardened, &dst, &registries, &progress)?;
+    for d in &dropped {
+        progress.say(&format!(
+            "warning: left out {} ({}): {}",
+            d.platform, d.digest, d.reason
+        ));
+    }
+    let written = sink::write(&hardened, &dst, &registries, &progress)?;
     if json {
-        let config = image.config_json()?;
-        let platform = ["os", "architecture", "variant"]
-            .iter()
-            .filter_map(|k| config.get(*k).and_then(|v| v.as_str()))
-            .collect::<Vec<_>>()
-            .join("/");
-        let out = serde_json::json!({
+        if written.manifest_digest.is_none() {
+            // A docker-archive stores no manifest: no manifest digests to report.
+            report
+                .iter_mut()
+                .for_each(|p| p["manifest_digest"] = Value::Null);
+        }
+        let mut out = serde_json::json!({
             "source": src.to_string(),
-            "source_manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
+            "source_manifest_digest": source_digest.as_ref().map(|d| d.as_str()),
             "destination": written.destination,
             "manifest_digest": written.manifest_digest,
             "image_id": written.image_id,
-            "platforms": [{
-                "platform": platform,
-                "source_manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
-                "manifest_digest": written.manifest_digest,
-            }],
-            "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
+            "platforms": report,
+            "dropped": dropped,
             "blobs": written.blobs,
         });
+        if let Content::Image(_) = hardened {
+            out["added_layer"] = out["platforms"][0]["added_layer"].clone();
+        }
         println!("{out}");
     }
-    progress.say(&format!(
-        "wrote {} (image ID {})",
-        written.destination, written.image_id
-    ));
+    progress.say(&format!("wrote {}", written.destination));
     Ok(())
+}
+
+/// Each image of `content` with the platform its index names (none for a
+/// single image).
+fn platform_images(content: &Content) -> Vec<(Option<platform::Platform>, &Image)> {
+    match content {
+        Content::Image(i) => vec![(None, i)],
+        Content::Index(x) => x
+            .entries
+            .iter()
+            .map(|e| (Some(e.platform.clone()), &e.image))
+            .collect(),
+    }
+}
+
+/// The platform an image's config names.
+fn image_platform(image: &Image) -> Result<platform::Platform> {
+    platform::Platform::of(&image.config_json()?)
+        .context("the image config names no os/architecture")
+}
+
+/// Hardens one platform's image with the step-down binary of its
+/// architecture; adds what it did to `report` (for `--json`).
+fn harden_image(
+    image: &Image,
+    platform: &platform::Platform,
+    settings: &rewrite::Settings,
+    ctx: &rewrite::RunContext,
+    report: &mut Vec<Value>,
+) -> Result<Image> {
+    if !platform::supported(platform) {
+        bail!("harden has no step-down binary for {platform} (it has linux/amd64 and linux/arm64)");
+    }
+    let (account, extra) = match settings.mode {
+        rewrite::Mode::Runtime => (None, Vec::new()),
+        rewrite::Mode::Static => {
+            let (account, extra) = static_account(image, settings)?;
+            (Some(account), extra)
+        }
+    };
+    let layer = layer::stepdown_layer(stepdown_for(&platform.architecture)?, &extra)?;
+    let hardened = rewrite::harden(image, settings, &layer, account.as_ref(), ctx)
+        .with_context(|| format!("hardening {platform}"))?;
+    report.push(serde_json::json!({
+        "platform": platform.to_string(),
+        "source_manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
+        "manifest_digest": digest::Digest::of(&hardened.manifest()).as_str(),
+        "image_id": hardened.config_digest().as_str(),
+        "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
+    }));
+    Ok(hardened)
+}
+
+/// The embedded step-down binary for an OCI architecture name.
+fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
+    match arch {
+        "amd64" => Ok(STEPDOWN_AMD64),
+        "arm64" if !STEPDOWN_ARM64.is_empty() => Ok(STEPDOWN_ARM64),
+        "arm64" => bail!("this harden was built without the arm64 step-down: `make build` installs Debian's arm64 toolchain and builds it"),
+        other => bail!("no step-down binary for architecture {other:?} (available: amd64, arm64)"),
+    }
 }
 
 /// Static mode: settles the user from the account files of the image as it

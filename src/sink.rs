@@ -4,7 +4,7 @@
 //! leaves nothing half-written; every blob copied is checked against its digest.
 
 use crate::digest::{self, Digest, HashingReader};
-use crate::image::{Blob, Image};
+use crate::image::{Blob, Content, Image};
 use crate::layer::header;
 use crate::progress::Progress;
 use crate::registry::{self, Registries};
@@ -26,8 +26,9 @@ pub struct Written {
     pub destination: String,
     /// Digest of the manifest written (none in a docker-archive, which has no manifest).
     pub manifest_digest: Option<String>,
-    /// The config digest, which docker and podman show as the image ID.
-    pub image_id: String,
+    /// The config digest, which docker and podman show as the image ID
+    /// (none for an index).
+    pub image_id: Option<String>,
     /// What a registry push moved (none for the file transports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blobs: Option<BlobSummary>,
@@ -69,15 +70,34 @@ pub fn check_not_source(src: &ImageRef, dest: &ImageRef) -> Result<()> {
     Ok(())
 }
 
-pub fn write_image(
-    image: &Image,
+/// Writes an image or an index to `dest`.
+pub fn write(
+    content: &Content,
     dest: &ImageRef,
     registries: &Registries,
     progress: &Progress,
 ) -> Result<Written> {
+    let oci = || match content {
+        Content::Image(i) => Content::Image(i.clone().into_oci()),
+        Content::Index(i) => Content::Index(i.clone().into_oci()),
+    };
     let result = match dest {
-        ImageRef::Docker(r) => registry::write_image(image, r, registries, progress),
+        ImageRef::Docker(r) => registry::write(content, r, registries, progress),
         ImageRef::DockerArchive { path, select } => {
+            let image = match content {
+                Content::Image(image) => image,
+                Content::Index(index) => match index.entries.as_slice() {
+                    [one] => &one.image,
+                    entries => {
+                        let platforms: Vec<String> =
+                            entries.iter().map(|e| e.platform.to_string()).collect();
+                        bail!(
+                            "a docker-archive holds one platform; choose one of {} with --platform",
+                            platforms.join(", ")
+                        )
+                    }
+                },
+            };
             let name = match select {
                 ArchiveSelect::Name(n) => Some(n.clone()),
                 ArchiveSelect::Index(_) => {
@@ -87,16 +107,10 @@ pub fn write_image(
             };
             write_docker_archive(image, path, name)
         }
-        ImageRef::Oci { dir, tag } => write_oci(
-            &image.clone().into_oci(),
-            Layout::open_dir(dir)?,
-            tag.as_deref(),
-        ),
-        ImageRef::OciArchive { path, tag } => write_oci(
-            &image.clone().into_oci(),
-            Layout::new_archive(path)?,
-            tag.as_deref(),
-        ),
+        ImageRef::Oci { dir, tag } => write_oci(&oci(), Layout::open_dir(dir)?, tag.as_deref()),
+        ImageRef::OciArchive { path, tag } => {
+            write_oci(&oci(), Layout::new_archive(path)?, tag.as_deref())
+        }
     };
     result.with_context(|| format!("writing {dest}"))
 }
@@ -200,7 +214,7 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
             repo_tag.map(|t| format!(":{t}")).unwrap_or_default()
         ),
         manifest_digest: None,
-        image_id: config_digest.to_string(),
+        image_id: Some(config_digest.to_string()),
         blobs: None,
     })
 }
@@ -461,19 +475,37 @@ impl Layout {
     }
 }
 
-fn write_oci(image: &Image, mut layout: Layout, tag: Option<&str>) -> Result<Written> {
+/// Puts an image's blobs and manifest into `layout`; returns the manifest's digest and size.
+fn put_image(layout: &mut Layout, image: &Image) -> Result<(Digest, usize)> {
+    for layer in &image.layers {
+        layout.put_blob(&layer.digest, &layer.blob)?;
+    }
+    layout.put_bytes(&image.config)?;
+    let manifest = image.manifest();
+    Ok((layout.put_bytes(&manifest)?, manifest.len()))
+}
+
+fn write_oci(content: &Content, mut layout: Layout, tag: Option<&str>) -> Result<Written> {
     let result = (|| {
-        for layer in &image.layers {
-            layout.put_blob(&layer.digest, &layer.blob)?;
-        }
-        let config_digest = layout.put_bytes(&image.config)?;
-        let manifest = image.manifest();
-        let manifest_digest = layout.put_bytes(&manifest)?;
-        let mut entry = json!({
-            "mediaType": crate::image::OCI_MANIFEST,
-            "digest": manifest_digest.as_str(),
-            "size": manifest.len(),
-        });
+        let (media_type, (digest, size), image_id) = match content {
+            Content::Image(image) => (
+                crate::image::OCI_MANIFEST,
+                put_image(&mut layout, image)?,
+                Some(image.config_digest().to_string()),
+            ),
+            Content::Index(index) => {
+                for e in &index.entries {
+                    put_image(&mut layout, &e.image)?;
+                }
+                let bytes = index.manifest();
+                (
+                    index.media_type(),
+                    (layout.put_bytes(&bytes)?, bytes.len()),
+                    None,
+                )
+            }
+        };
+        let mut entry = json!({"mediaType": media_type, "digest": digest.as_str(), "size": size});
         if let Some(t) = tag {
             entry["annotations"] = json!({ REF_NAME: t });
         }
@@ -491,16 +523,16 @@ fn write_oci(image: &Image, mut layout: Layout, tag: Option<&str>) -> Result<Wri
                 != tag
         });
         manifests.push(entry);
-        Ok((index, config_digest, manifest_digest))
+        Ok((index, digest, image_id))
     })();
     match result {
-        Ok((index, config_digest, manifest_digest)) => {
+        Ok((index, manifest_digest, image_id)) => {
             let destination = layout.describe(tag);
             layout.finish(&index)?;
             Ok(Written {
                 destination,
                 manifest_digest: Some(manifest_digest.to_string()),
-                image_id: config_digest.to_string(),
+                image_id,
                 blobs: None,
             })
         }

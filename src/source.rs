@@ -3,7 +3,10 @@
 //! registries, through `registry`.
 
 use crate::digest::Digest;
-use crate::image::{self, Blob, Family, Image, Layer, MAX_CONFIG, MAX_MANIFEST};
+use crate::image::{
+    self, Blob, Content, Family, Image, Index, IndexEntry, Layer, Skipped, MAX_CONFIG, MAX_MANIFEST,
+};
+use crate::platform::Platform;
 use crate::registry::{self, Registries};
 use crate::store::Store;
 use crate::transport::{ArchiveSelect, ImageRef};
@@ -11,10 +14,13 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-pub fn read_image(r: &ImageRef, registries: &Registries) -> Result<Image> {
+/// Reads what `r` names: an image, or an index of images.
+pub fn read(r: &ImageRef, registries: &Registries) -> Result<Content> {
     let result = match r {
-        ImageRef::Docker(reference) => registry::read_image(reference, registries),
-        ImageRef::DockerArchive { path, select } => read_docker_archive(&Store::tar(path)?, select),
+        ImageRef::Docker(reference) => registry::read(reference, registries),
+        ImageRef::DockerArchive { path, select } => {
+            read_docker_archive(&Store::tar(path)?, select).map(Content::Image)
+        }
         ImageRef::Oci { dir, tag } => read_oci_layout(&Store::dir(dir)?, tag.as_deref()),
         ImageRef::OciArchive { path, tag } => read_oci_layout(&Store::tar(path)?, tag.as_deref()),
     };
@@ -141,7 +147,7 @@ fn blob(store: &Store, digest: &Digest, size: u64) -> Result<Blob> {
     Ok(b)
 }
 
-fn read_oci_layout(store: &Store, tag: Option<&str>) -> Result<Image> {
+fn read_oci_layout(store: &Store, tag: Option<&str>) -> Result<Content> {
     let layout = store.get("oci-layout").with_context(|| {
         format!(
             "{} is not an OCI image layout (no oci-layout file)",
@@ -172,18 +178,111 @@ fn read_oci_layout(store: &Store, tag: Option<&str>) -> Result<Image> {
             ),
         },
     };
-    let manifest_digest = Digest::parse(&chosen.digest).context("in index.json")?;
-    if chosen.media_type == image::OCI_INDEX || chosen.media_type.ends_with("manifest.list.v2+json")
+    let digest = Digest::parse(&chosen.digest).context("in index.json")?;
+    let bytes =
+        blob(store, &digest, chosen.size)?.read_verified(&digest, MAX_MANIFEST, "manifest")?;
+    let load =
+        |d: &Digest, size: u64| blob(store, d, size)?.read_verified(d, MAX_MANIFEST, "manifest");
+    read_content(&bytes, digest, &load, &|d, size| blob(store, d, size))
+}
+
+/// An image or an index from its manifest bytes (verified by the caller).
+/// `load` fetches a child manifest (verified); `blob` finds a blob.
+pub fn read_content(
+    bytes: &[u8],
+    digest: Digest,
+    load: &dyn Fn(&Digest, u64) -> Result<Vec<u8>>,
+    blob: &dyn Fn(&Digest, u64) -> Result<Blob>,
+) -> Result<Content> {
+    let manifest: Value = parse_json(bytes, "manifest")?;
+    let media_type = manifest
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    // An OCI index may omit its mediaType; it is the one with `manifests`.
+    if image::is_index(media_type) || (media_type.is_empty() && manifest.get("manifests").is_some())
     {
-        bail!("{manifest_digest} is a multi-platform index; harden reads single-platform images only for now");
+        read_index(&manifest, digest, load, blob).map(Content::Index)
+    } else {
+        read_manifest(bytes, digest, blob).map(Content::Image)
     }
-    let manifest_bytes = blob(store, &manifest_digest, chosen.size)?.read_verified(
-        &manifest_digest,
-        MAX_MANIFEST,
-        "manifest",
-    )?;
-    read_manifest(&manifest_bytes, manifest_digest, &|d, size| {
-        blob(store, d, size)
+}
+
+/// Reads every image an index lists; attestations and anything that is not
+/// an image manifest are left out, with the reason.
+fn read_index(
+    index: &Value,
+    digest: Digest,
+    load: &dyn Fn(&Digest, u64) -> Result<Vec<u8>>,
+    blob: &dyn Fn(&Digest, u64) -> Result<Blob>,
+) -> Result<Index> {
+    let family = match index.get("mediaType").and_then(Value::as_str) {
+        Some(image::DOCKER_MANIFEST_LIST) => Family::Docker,
+        _ => Family::Oci,
+    };
+    let list = index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .context("the index has no manifests list")?;
+    let (mut entries, mut skipped) = (Vec::new(), Vec::new());
+    for value in list {
+        let d: Descriptor =
+            serde_json::from_value(value.clone()).context("malformed descriptor in the index")?;
+        let child = Digest::parse(&d.digest).context("in the index")?;
+        let platform = value.get("platform").and_then(Platform::of);
+        let kind = d
+            .annotations
+            .get("vnd.docker.reference.type")
+            .and_then(Value::as_str);
+        let skip = |reason: &str| Skipped {
+            digest: child.to_string(),
+            platform: platform
+                .as_ref()
+                .map_or("unknown".into(), Platform::to_string),
+            reason: reason.to_string(),
+        };
+        if kind == Some("attestation-manifest")
+            || platform.as_ref().is_some_and(|p| p.os == "unknown")
+        {
+            skipped.push(skip(
+                "attestation manifest: it describes the source image, not the hardened one",
+            ));
+            continue;
+        }
+        if d.media_type != image::OCI_MANIFEST && d.media_type != image::DOCKER_MANIFEST {
+            skipped.push(skip(&format!("not an image manifest ({})", d.media_type)));
+            continue;
+        }
+        let bytes = load(&child, d.size)?;
+        let image = read_manifest(&bytes, child, blob)?;
+        let platform =
+            match platform.or_else(|| image.config_json().ok().as_ref().and_then(Platform::of)) {
+                Some(p) => p,
+                None => bail!(
+                    "index entry {} names no platform, nor does its config",
+                    d.digest
+                ),
+            };
+        let mut extra = value.as_object().cloned().unwrap_or_default();
+        for known in ["mediaType", "digest", "size"] {
+            extra.remove(known);
+        }
+        entries.push(IndexEntry {
+            platform,
+            extra,
+            image,
+        });
+    }
+    Ok(Index {
+        family,
+        annotations: index
+            .get("annotations")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        entries,
+        skipped,
+        digest: Some(digest),
     })
 }
 

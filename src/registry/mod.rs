@@ -13,7 +13,7 @@ pub use auth::Credential;
 pub use client::Access;
 
 use crate::digest::{Digest, Hasher};
-use crate::image::{self, Blob, Image, MAX_MANIFEST};
+use crate::image::{Blob, Content, Image, MAX_MANIFEST};
 use crate::progress::{Bar, Progress};
 use crate::sink::{BlobSummary, Written};
 use anyhow::{bail, Context, Result};
@@ -311,13 +311,14 @@ impl Repo {
         }
     }
 
-    async fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
-        let what = format!("push manifest {}:{tag}", self.name);
+    /// PUT a manifest under `reference` (a tag, or its own digest).
+    async fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
+        let what = format!("push manifest {}:{reference}", self.name);
         let body = Bytes::copy_from_slice(bytes);
         let r = self
             .registry
             .send(&what, true, |http, base| {
-                http.put(self.url(base, &format!("manifests/{tag}")))
+                http.put(self.url(base, &format!("manifests/{reference}")))
                     .header(CONTENT_TYPE, media_type)
                     .body(body.clone())
             })
@@ -536,11 +537,11 @@ impl Read for RemoteReader {
     }
 }
 
-/// Reads the image `r` names: manifest and config now, layers by reference.
-pub fn read_image(r: &Reference, registries: &Registries) -> Result<Image> {
+/// Reads what `r` names: manifests and configs now, layers by reference.
+pub fn read(r: &Reference, registries: &Registries) -> Result<Content> {
     let repo = registries.repo(r)?;
     let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
-    let (bytes, media_type) = runtime().block_on(async {
+    let (bytes, _) = runtime().block_on(async {
         repo.registry.want(&repo.name, &["pull"]).await;
         repo.manifest(&reference).await
     })?;
@@ -552,9 +553,14 @@ pub fn read_image(r: &Reference, registries: &Registries) -> Result<Image> {
             );
         }
     }
-    if media_type == image::OCI_INDEX || media_type.ends_with("manifest.list.v2+json") {
-        bail!("{r} is a multi-platform index; harden reads single-platform images only for now (name one platform's manifest by digest)");
-    }
+    let load = |child: &Digest, _size: u64| -> Result<Vec<u8>> {
+        let (bytes, _) = runtime().block_on(repo.manifest(child.as_str()))?;
+        let got = Digest::of(&bytes);
+        if &got != child {
+            bail!("the registry sent a manifest that hashes to {got}, not the {child} the index names");
+        }
+        Ok(bytes)
+    };
     let blob = |digest: &Digest, size: u64| -> Result<Blob> {
         Ok(Blob::Remote(Arc::new(RemoteBlob {
             repo: repo.clone(),
@@ -562,11 +568,18 @@ pub fn read_image(r: &Reference, registries: &Registries) -> Result<Image> {
             size,
         })))
     };
-    let mut image = crate::source::read_manifest(&bytes, digest, &blob)?;
-    image.name = r
+    let mut content = crate::source::read_content(&bytes, digest, &load, &blob)?;
+    let name = r
         .tag()
         .map(|t| format!("{}/{}:{t}", r.registry(), r.repository()));
-    Ok(image)
+    match &mut content {
+        Content::Image(image) => image.name = name,
+        Content::Index(index) => index
+            .entries
+            .iter_mut()
+            .for_each(|e| e.image.name = name.clone()),
+    }
+    Ok(content)
 }
 
 #[derive(Clone, Copy)]
@@ -576,9 +589,10 @@ enum Outcome {
     Uploaded(u64),
 }
 
-/// Pushes `image` as `r` (a tagged reference): every blob first, the tag last.
-pub fn write_image(
-    image: &Image,
+/// Pushes an image or an index as `r` (a tagged reference): every blob first,
+/// then the manifests of an index's images by digest, the tag last.
+pub fn write(
+    content: &Content,
     r: &Reference,
     registries: &Registries,
     progress: &Progress,
@@ -588,17 +602,32 @@ pub fn write_image(
         .filter(|_| r.digest().is_none())
         .with_context(|| format!("the destination {r} must be a tag, not a digest"))?;
     let repo = registries.repo(r)?;
-    let config_digest = image.config_digest();
-    let mut blobs: Vec<(Digest, Blob)> = image
-        .layers
-        .iter()
-        .map(|l| (l.digest.clone(), l.blob.clone()))
-        .collect();
-    blobs.push((
-        config_digest.clone(),
-        Blob::Bytes(Arc::new(image.config.clone())),
-    ));
-    let manifest = image.manifest();
+    let (images, top, top_type): (Vec<&Image>, Vec<u8>, &str) = match content {
+        Content::Image(i) => (vec![i], i.manifest(), i.manifest_media_type()),
+        Content::Index(x) => (
+            x.entries.iter().map(|e| &e.image).collect(),
+            x.manifest(),
+            x.media_type(),
+        ),
+    };
+    // Every blob once: images may share layers, or list one layer twice.
+    let mut seen = std::collections::HashSet::new();
+    let mut blobs: Vec<(Digest, Blob)> = Vec::new();
+    for image in &images {
+        let config = (
+            image.config_digest(),
+            Blob::Bytes(Arc::new(image.config.clone())),
+        );
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.blob.clone()));
+        for (digest, blob) in layers.chain([config]) {
+            if seen.insert(digest.clone()) {
+                blobs.push((digest, blob));
+            }
+        }
+    }
     let outcomes = runtime().block_on(async {
         repo.registry.want(&repo.name, &["pull", "push"]).await;
         for (_, blob) in &blobs {
@@ -611,8 +640,15 @@ pub fn write_image(
             .buffer_unordered(PARALLEL_BLOBS)
             .try_collect()
             .await?;
-        repo.put_manifest(tag, image.manifest_media_type(), &manifest)
-            .await?;
+        if let Content::Index(_) = content {
+            for image in &images {
+                let m = image.manifest();
+                let digest = Digest::of(&m);
+                repo.put_manifest(digest.as_str(), image.manifest_media_type(), &m)
+                    .await?;
+            }
+        }
+        repo.put_manifest(tag, top_type, &top).await?;
         anyhow::Ok(outcomes)
     })?;
     let mut summary = BlobSummary::default();
@@ -628,8 +664,11 @@ pub fn write_image(
     }
     Ok(Written {
         destination: format!("docker://{r}"),
-        manifest_digest: Some(Digest::of(&manifest).to_string()),
-        image_id: config_digest.to_string(),
+        manifest_digest: Some(Digest::of(&top).to_string()),
+        image_id: match content {
+            Content::Image(i) => Some(i.config_digest().to_string()),
+            Content::Index(_) => None,
+        },
         blobs: Some(summary),
     })
 }
