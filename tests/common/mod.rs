@@ -353,3 +353,120 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {status}"))
         .trim()
 }
+
+/// An OCI layout whose tag `multi` is an index of busybox for linux/amd64 and
+/// linux/arm64/v8 (busybox-static:arm64, downloaded and extracted, never
+/// installed), a linux/s390x image (no step-down for it), and a
+/// BuildKit-style attestation manifest; the index carries an annotation.
+pub struct MultiArch {
+    pub layout: PathBuf,
+    /// The arm64 busybox binary, to run under qemu-aarch64-static.
+    pub arm64_busybox: PathBuf,
+}
+
+impl MultiArch {
+    pub fn oci(&self) -> String {
+        format!("oci:{}:multi", self.layout.display())
+    }
+}
+
+pub fn multiarch() -> &'static MultiArch {
+    static M: OnceLock<MultiArch> = OnceLock::new();
+    M.get_or_init(|| {
+        use serde_json::{json, Value};
+        let f = fixtures();
+        let dir = work().join("multiarch");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut download = cmd("apt-get", &["download", "-q", "busybox-static:arm64"]);
+        download.current_dir(&dir);
+        sh(download);
+        let deb = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "deb"))
+            .expect("the busybox-static:arm64 package");
+        let extracted = dir.join("deb");
+        sh(cmd("dpkg-deb", &["-x", deb.to_str().unwrap(), extracted.to_str().unwrap()]));
+        let arm64_busybox = extracted.join("bin/busybox");
+        // The arm64 root filesystem: the amd64 fixture's links, arm64's binary.
+        let rootfs = dir.join("rootfs");
+        sh(cmd("cp", &["-a", f.dir.join("rootfs").to_str().unwrap(), rootfs.to_str().unwrap()]));
+        std::fs::copy(&arm64_busybox, rootfs.join("bin/busybox")).unwrap();
+
+        let layout = dir.join("layout");
+        let l = layout.to_str().unwrap();
+        sh(cmd("umoci", &["init", "--layout", l]));
+        for (tag, arch, fs) in [
+            ("amd64", "amd64", f.dir.join("rootfs")),
+            ("arm64", "arm64", rootfs),
+            ("s390x", "s390x", f.dir.join("scratchfs")),
+        ] {
+            let image = format!("{l}:{tag}");
+            sh(cmd("umoci", &["new", "--image", &image]));
+            sh(cmd("umoci", &["insert", "--image", &image, fs.to_str().unwrap(), "/"]));
+            sh(cmd(
+                "umoci",
+                &["config", "--image", &image, "--architecture", arch, "--config.cmd", "sh",
+                  "--config.env", "PATH=/bin"],
+            ));
+        }
+        let blobs = layout.join("blobs/sha256");
+        let put = |bytes: &[u8]| -> (String, usize) {
+            use sha2::Digest;
+            let hex = hex::encode(sha2::Sha256::digest(bytes));
+            std::fs::write(blobs.join(&hex), bytes).unwrap();
+            (format!("sha256:{hex}"), bytes.len())
+        };
+        let index_path = layout.join("index.json");
+        let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+        let by_tag = |tag: &str| -> Value {
+            index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+                .unwrap()
+                .clone()
+        };
+        let entry = |tag: &str, platform: Value| {
+            let d = by_tag(tag);
+            json!({"mediaType": d["mediaType"], "digest": d["digest"], "size": d["size"], "platform": platform})
+        };
+        let amd64 = entry("amd64", json!({"os": "linux", "architecture": "amd64"}));
+        // A BuildKit provenance attestation for the amd64 image.
+        let (statement, statement_size) = put(br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#);
+        let (config, config_size) = put(b"{}");
+        let attestation = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": statement, "size": statement_size,
+                        "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}],
+        }))
+        .unwrap();
+        let (att_digest, att_size) = put(&attestation);
+        let multi = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                amd64,
+                entry("arm64", json!({"os": "linux", "architecture": "arm64", "variant": "v8"})),
+                entry("s390x", json!({"os": "linux", "architecture": "s390x"})),
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": att_digest, "size": att_size,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                 "vnd.docker.reference.digest": amd64["digest"]}},
+            ],
+            "annotations": {"org.example.index": "kept"},
+        }))
+        .unwrap();
+        let (multi_digest, multi_size) = put(&multi);
+        index["manifests"].as_array_mut().unwrap().push(json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": multi_digest, "size": multi_size,
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }));
+        std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+        MultiArch { layout, arm64_busybox }
+    })
+}

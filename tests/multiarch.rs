@@ -1,0 +1,282 @@
+//! Multi-platform indexes: every platform hardened with the step-down binary
+//! of its own architecture, checked with skopeo, `file`, qemu-aarch64-static,
+//! podman and a real registry.
+
+mod common;
+use common::registry::Registry;
+use common::*;
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+fn harden_json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--json", "-q"]);
+    let out = harden(&all);
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "harden {args:?}:\n{o}\n{e}");
+    serde_json::from_str(&o).unwrap()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn blob(layout: &Path, digest: &str) -> PathBuf {
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+/// The index tagged `tag` in an OCI layout.
+fn tagged_index(layout: &Path, tag: &str) -> Value {
+    let index = read_json(&layout.join("index.json"));
+    let d = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {index}"))
+        .clone();
+    assert_eq!(d["mediaType"], "application/vnd.oci.image.index.v1+json");
+    read_json(&blob(layout, d["digest"].as_str().unwrap()))
+}
+
+/// Writes the step-down binary held by `manifest`'s top layer to `out`.
+fn extract_stepdown(layout: &Path, manifest: &Value, out: &Path) {
+    let top = manifest["layers"].as_array().unwrap().last().unwrap();
+    let file = std::fs::File::open(blob(layout, top["digest"].as_str().unwrap())).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some(".harden/harden-stepdown") {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            std::fs::write(out, bytes).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755)).unwrap();
+            return;
+        }
+    }
+    panic!("no step-down in the top layer of {manifest}");
+}
+
+#[test]
+fn each_platform_gets_the_step_down_of_its_architecture() {
+    let m = multiarch();
+    let dir = scratch("multi-layout");
+    let out_layout = dir.join("out");
+    let dest = format!("oci:{}:h", out_layout.display());
+
+    // s390x has no step-down: a clear error naming it and --platform.
+    let out = harden(&["rewrite", &m.oci(), &dest]);
+    let (_, e) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        e.contains("linux/s390x") && e.contains("--platform") && e.contains("--skip-unsupported"),
+        "{e}"
+    );
+    assert!(!out_layout.exists(), "nothing written on failure");
+
+    let report = harden_json(&["rewrite", &m.oci(), &dest, "--skip-unsupported"]);
+    let dropped: Vec<(&str, &str)> = report["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["platform"].as_str().unwrap(),
+                d["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(dropped.len(), 2, "{report}");
+    assert!(dropped
+        .iter()
+        .any(|(p, r)| *p == "unknown/unknown" && r.contains("attestation")));
+    assert!(dropped
+        .iter()
+        .any(|(p, r)| *p == "linux/s390x" && r.contains("--skip-unsupported")));
+
+    // Same platforms, in order, the index annotation kept; attestation and s390x gone.
+    let index = tagged_index(&out_layout, "h");
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let p = &d["platform"];
+            format!(
+                "{}/{}{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap(),
+                p["variant"]
+                    .as_str()
+                    .map(|v| format!("/{v}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
+    assert_eq!(index["annotations"]["org.example.index"], "kept");
+    let reported: Vec<&str> = report["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(reported, ["linux/amd64", "linux/arm64/v8"]);
+
+    // Each platform's new layer holds a binary of its own architecture.
+    for (d, arch) in index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["x86-64", "ARM aarch64"])
+    {
+        let manifest = read_json(&blob(&out_layout, d["digest"].as_str().unwrap()));
+        let bin = dir.join(format!(
+            "stepdown-{}",
+            d["platform"]["architecture"].as_str().unwrap()
+        ));
+        extract_stepdown(&out_layout, &manifest, &bin);
+        let kind = sh(cmd("file", &[bin.to_str().unwrap()]));
+        assert!(kind.contains(arch) && kind.contains("static"), "{kind}");
+    }
+    // skopeo reads the whole index back and checks every digest.
+    sh(cmd(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--all",
+            &dest,
+            &format!("oci:{}:v", dir.join("verify").display()),
+        ],
+    ));
+
+    // The arm64 step-down runs under qemu: its version, and a step-down to
+    // 1000:1000 running a static arm64 program (qemu runs the exec'd binary).
+    let arm64 = dir.join("stepdown-arm64");
+    let qemu = which("qemu-aarch64-static");
+    let version = sh(cmd(
+        qemu.to_str().unwrap(),
+        &[arm64.to_str().unwrap(), "--version"],
+    ));
+    assert!(version.starts_with("harden-stepdown "), "{version}");
+    let id = sh(cmd(
+        qemu.to_str().unwrap(),
+        &[
+            arm64.to_str().unwrap(),
+            "1000:1000",
+            qemu.to_str().unwrap(),
+            m.arm64_busybox.to_str().unwrap(),
+            "id",
+        ],
+    ));
+    assert!(
+        id.starts_with("uid=1000") && id.contains("gid=1000"),
+        "{id}"
+    );
+}
+
+#[test]
+fn platform_selection_and_single_platform_outputs() {
+    let m = multiarch();
+    let dir = scratch("multi-select");
+    // --platform keeps the named platform only, still as an index.
+    let layout = dir.join("arm");
+    let report = harden_json(&[
+        "rewrite",
+        &m.oci(),
+        &format!("oci:{}:a", layout.display()),
+        "--platform",
+        "linux/arm64",
+    ]);
+    assert_eq!(report["platforms"].as_array().unwrap().len(), 1);
+    let index = tagged_index(&layout, "a");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(index["manifests"][0]["platform"]["architecture"], "arm64");
+    // A platform the index does not have is an error that lists what it has.
+    let out = harden(&[
+        "rewrite",
+        &m.oci(),
+        &format!("oci:{}:x", layout.display()),
+        "--platform",
+        "linux/riscv64",
+    ]);
+    let (_, e) = text(&out);
+    assert!(
+        !out.status.success() && e.contains("linux/riscv64") && e.contains("linux/amd64"),
+        "{e}"
+    );
+    // A docker-archive holds one platform: without --platform, an error naming them.
+    let tar = dir.join("one.tar");
+    let archive = format!("docker-archive:{}:localhost/multi:amd64", tar.display());
+    let out = harden(&["rewrite", &m.oci(), &archive, "--skip-unsupported"]);
+    let (_, e) = text(&out);
+    assert!(
+        !out.status.success() && e.contains("--platform") && e.contains("linux/arm64"),
+        "{e}"
+    );
+    harden_json(&["rewrite", &m.oci(), &archive, "--platform", "linux/amd64"]);
+    let image = podman().load(&tar);
+    assert_eq!(
+        podman().run_ok(&[], &image, &["sh", "-c", "id -u; whoami"]),
+        "1000\napp\n"
+    );
+}
+
+#[test]
+fn index_through_a_registry() {
+    let m = multiarch();
+    let reg = Registry::plain("multi");
+    let mut c = std::process::Command::new("skopeo");
+    c.args(["copy", "-q", "--all", "--dest-tls-verify=false", &m.oci()]);
+    c.arg(format!("docker://{}/multi/busybox:1", reg.addr));
+    sh(c);
+    let src = format!("{}/multi/busybox:1", reg.addr);
+    let report = harden_json(&[
+        "pull-rewrite-push",
+        &src,
+        "--plain-http",
+        "--skip-unsupported",
+    ]);
+    // One new layer and one config per architecture; base layers stay.
+    assert_eq!(report["blobs"]["uploaded"], 4, "{report}");
+    assert_eq!(report["blobs"]["skipped"], 2, "{report}");
+    let raw: Value =
+        serde_json::from_str(&reg.inspect("multi/busybox:1-hardened", true).unwrap()).unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2);
+    let digest = sh(cmd(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{}/multi/busybox:1-hardened", reg.addr),
+        ],
+    ));
+    use sha2::Digest;
+    assert_eq!(
+        report["manifest_digest"].as_str().unwrap(),
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(digest.as_bytes()))
+        )
+    );
+    // podman pulls the amd64 image out of the index and it steps down.
+    let dest = format!("{}/multi/busybox:1-hardened", reg.addr);
+    sh(podman()
+        .command()
+        .args(["pull", "-q", "--tls-verify=false", &dest]));
+    assert_eq!(podman().run_ok(&[], &dest, &["id", "-u"]), "1000\n");
+    // check covers every platform.
+    let out = harden(&["check", "--plain-http", &format!("docker://{dest}")]);
+    let (o, e) = text(&out);
+    assert!(
+        out.status.success() && o.starts_with("PASS") && o.contains("all 2 platforms"),
+        "{o}{e}"
+    );
+}
