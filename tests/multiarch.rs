@@ -272,6 +272,37 @@ fn index_through_a_registry() {
         .command()
         .args(["pull", "-q", "--tls-verify=false", &dest]));
     assert_eq!(podman().run_ok(&[], &dest, &["id", "-u"]), "1000\n");
+    // A Docker manifest list stays a manifest list, of v2s2 manifests.
+    let mut c = std::process::Command::new("skopeo");
+    c.args([
+        "copy",
+        "-q",
+        "--all",
+        "--format",
+        "v2s2",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+    ]);
+    c.args([
+        format!("docker://{dest}"),
+        format!("docker://{}/list/busybox:1", reg.addr),
+    ]);
+    sh(c);
+    harden_json(&[
+        "pull-rewrite-push",
+        &format!("{}/list/busybox:1", reg.addr),
+        "--plain-http",
+    ]);
+    let raw: Value =
+        serde_json::from_str(&reg.inspect("list/busybox:1-hardened", true).unwrap()).unwrap();
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    assert_eq!(
+        raw["manifests"][1]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     // check covers every platform.
     let out = harden(&["check", "--plain-http", &format!("docker://{dest}")]);
     let (o, e) = text(&out);
