@@ -112,6 +112,94 @@ pub fn human(d: &Value) -> String {
     out
 }
 
+/// Before → after, field by field, for `--dry-run` and `inspect A B`:
+/// `=` unchanged, `-`/`+` the old and new value; Env and Labels per entry.
+pub fn diff(before: &Image, after: &Image) -> Result<String> {
+    let (a, b) = (before.config_json()?, after.config_json()?);
+    let field = |c: &Value, k: &str| {
+        c.pointer(&format!("/config/{k}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let show = |v: &Value| match v {
+        Value::Null => "(none)".to_string(),
+        Value::String(s) if s.is_empty() => "\"\" (root)".to_string(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    let mut line = |label: &str, mark: char, text: String| {
+        out.push_str(&format!("{label:<11} {mark} {text}\n"));
+    };
+    for k in ["User", "Entrypoint", "Cmd", "WorkingDir"] {
+        let (x, y) = (field(&a, k), field(&b, k));
+        if x == y {
+            line(k, '=', show(&x));
+        } else {
+            line(k, '-', show(&x));
+            line("", '+', show(&y));
+        }
+    }
+    // Env as a list of entries, Labels as a map: report what was added or removed.
+    let entries = |v: Value| -> Vec<String> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().unwrap_or_default().to_string())
+                .collect(),
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    for k in ["Env", "Labels"] {
+        let (x, y) = (entries(field(&a, k)), entries(field(&b, k)));
+        let (gone, new): (Vec<_>, Vec<_>) = (
+            x.iter().filter(|e| !y.contains(e)).collect(),
+            y.iter().filter(|e| !x.contains(e)).collect(),
+        );
+        if gone.is_empty() && new.is_empty() {
+            line(k, '=', format!("{} unchanged", x.len()));
+        }
+        for (i, e) in gone.iter().enumerate() {
+            line(if i == 0 { k } else { "" }, '-', e.to_string());
+        }
+        for (i, e) in new.iter().enumerate() {
+            line(
+                if i == 0 && gone.is_empty() { k } else { "" },
+                '+',
+                e.to_string(),
+            );
+        }
+    }
+    let kept = before
+        .layers
+        .iter()
+        .filter(|l| after.layers.iter().any(|m| m.digest == l.digest))
+        .count();
+    line(
+        "Layers",
+        '=',
+        format!("{kept} of {} kept", before.layers.len()),
+    );
+    for l in before
+        .layers
+        .iter()
+        .filter(|l| !after.layers.iter().any(|m| m.digest == l.digest))
+    {
+        line("", '-', format!("{} ({} bytes)", l.digest, l.blob.len()));
+    }
+    for l in after
+        .layers
+        .iter()
+        .filter(|l| !before.layers.iter().any(|m| m.digest == l.digest))
+    {
+        line("", '+', format!("{} ({} bytes)", l.digest, l.blob.len()));
+    }
+    Ok(out)
+}
+
 /// What `harden check --require` demands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Require {

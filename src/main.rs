@@ -89,10 +89,12 @@ Examples:
     },
     /// Show what an image runs, as whom, and whether harden hardened it
     #[command(
-        after_help = "Examples:\n  harden inspect docker-archive:app-h.tar\n  harden inspect docker://registry.example.com/app:1.2-hardened --json"
+        after_help = "Examples:\n  harden inspect docker-archive:app-h.tar\n  harden inspect docker://registry.example.com/app:1.2-hardened --json\n  harden inspect docker://registry.example.com/app:1.2 docker://registry.example.com/app:1.2-hardened"
     )]
     Inspect {
         image: String,
+        /// A second image: show what differs from IMAGE (e.g. the hardened one)
+        other: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -148,6 +150,9 @@ struct CommonArgs {
     /// Print nothing but errors
     #[arg(short, long)]
     quiet: bool,
+    /// Show the config changes (before → after) and what would be written; write nothing
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -350,6 +355,45 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect {
             image,
+            other: Some(other),
+            json,
+            registry,
+        } => {
+            let registries = registry.registries(None)?;
+            let before = source::read(&ImageRef::parse(&image)?, &registries)?;
+            let after = source::read(&ImageRef::parse(&other)?, &registries)?;
+            let (before, after) = (platform_images(&before), platform_images(&after));
+            let mut described = Vec::new();
+            for (platform, b) in &before {
+                // Pair by platform; two single images pair with each other.
+                let Some((_, a)) = after.iter().find(|(p, _)| match (p, platform) {
+                    (Some(p), Some(q)) => p.matches(q),
+                    _ => after.len() == 1,
+                }) else {
+                    continue;
+                };
+                let name = platform
+                    .as_ref()
+                    .map_or("image".to_string(), |p| p.to_string());
+                if json {
+                    described.push(serde_json::json!({
+                        "platform": name,
+                        "before": inspect::describe(b)?,
+                        "after": inspect::describe(a)?,
+                    }));
+                } else {
+                    println!("== {name}: {image} → {other} ==");
+                    print!("{}", inspect::diff(b, a)?);
+                }
+            }
+            if json {
+                println!("{}", Value::from(described));
+            }
+            Ok(())
+        }
+        Command::Inspect {
+            image,
+            other: None,
             json,
             registry,
         } => {
@@ -493,6 +537,7 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
         platforms,
         json,
         quiet,
+        dry_run,
     } = common;
     let settings = settings.validate()?;
     let wanted = platforms
@@ -513,14 +558,17 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
     };
     let mut report = Vec::new();
     let mut dropped = Vec::new();
-    let (source_digest, hardened) = match content {
+    // (platform, before, after) of every image hardened, for --dry-run.
+    let mut pairs: Vec<(String, &Image, Image)> = Vec::new();
+    let (source_digest, hardened) = match &content {
         Content::Image(image) => {
-            let p = image_platform(&image)?;
+            let p = image_platform(image)?;
             if !wanted.is_empty() && !wanted.iter().any(|w| p.matches(w)) {
                 bail!("the image is {p}, not what --platform asks for");
             }
-            let h = harden_image(&image, &p, &settings, &ctx(&image)?, &mut report)?;
-            (image.manifest_digest, Content::Image(h))
+            let h = harden_image(image, &p, &settings, &ctx(image)?, &mut report)?;
+            pairs.push((p.to_string(), image, h.clone()));
+            (image.manifest_digest.clone(), Content::Image(h))
         }
         Content::Index(index) => {
             let all: Vec<_> = index.entries.iter().map(|e| e.platform.clone()).collect();
@@ -537,6 +585,7 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
                             &ctx(&entry.image)?,
                             &mut report,
                         )?;
+                        pairs.push((entry.platform.to_string(), &entry.image, image.clone()));
                         entries.push(IndexEntry {
                             image,
                             ..entry.clone()
@@ -560,7 +609,7 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
                 Content::Index(Index {
                     entries,
                     skipped: Vec::new(),
-                    ..index
+                    ..index.clone()
                 }),
             )
         }
@@ -570,6 +619,9 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
             "warning: left out {} ({}): {}",
             d.platform, d.digest, d.reason
         ));
+    }
+    if dry_run {
+        return print_dry_run(&pairs, &dst, &registries);
     }
     let written = sink::write(&hardened, &dst, &registries, &progress)?;
     if json {
@@ -595,6 +647,54 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
         println!("{out}");
     }
     progress.say(&format!("wrote {}", written.destination));
+    Ok(())
+}
+
+/// `--dry-run`: per platform the config changes, then what the destination
+/// would receive (for a registry, found with HEAD requests; nothing is written).
+fn print_dry_run(
+    pairs: &[(String, &Image, Image)],
+    dst: &ImageRef,
+    registries: &registry::Registries,
+) -> Result<()> {
+    for (platform, before, after) in pairs {
+        println!("== {platform} ==");
+        print!("{}", inspect::diff(before, after)?);
+    }
+    let images: Vec<&Image> = pairs.iter().map(|(_, _, after)| after).collect();
+    println!("== would write {dst} ==");
+    match dst {
+        ImageRef::Docker(r) => {
+            let plan = registry::plan(&images, r, registries)?;
+            let upload: u64 = plan.iter().filter(|p| p.2 == "upload").map(|p| p.1).sum();
+            for (digest, size, what) in &plan {
+                println!("blob {digest} {size:>12} bytes: {what}");
+            }
+            let manifests = if images.len() > 1 {
+                images.len() + 1
+            } else {
+                1
+            };
+            println!("{upload} bytes to upload, then {manifests} manifest(s); the tag {r} last");
+        }
+        _ => {
+            for image in &images {
+                let new: Vec<_> = image
+                    .layers
+                    .iter()
+                    .filter(|l| matches!(l.blob, image::Blob::Bytes(_)))
+                    .collect();
+                for l in new {
+                    println!("new layer {} {:>12} bytes", l.digest, l.blob.len());
+                }
+                println!(
+                    "config {} and {} base layers from the source",
+                    image.config_digest(),
+                    image.layers.len() - 1
+                );
+            }
+        }
+    }
     Ok(())
 }
 

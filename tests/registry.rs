@@ -75,12 +75,51 @@ fn pull_rewrite_push_default_and_explicit_destination() {
         "application/vnd.oci.image.manifest.v1+json"
     );
 
-    // Explicit destination in another repository: the base layer is mounted.
+    // Explicit destination in another repository: --dry-run says the base
+    // layer would be mounted and writes nothing; then the real run mounts it.
     let dest = format!("{}/team/hardened:v1", reg.addr);
+    let (code, o, e) = run(
+        &[
+            "pull-rewrite-push",
+            &src,
+            &dest,
+            "--plain-http",
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{e}");
+    assert!(
+        o.contains("Entrypoint  - (none)") && o.contains("+ [\"/.harden/harden-stepdown\",\"--\"]"),
+        "{o}"
+    );
+    assert!(
+        o.contains("mount from fix/busybox") && o.contains(": upload"),
+        "{o}"
+    );
+    assert!(
+        reg.inspect("team/hardened:v1", false).is_err(),
+        "--dry-run pushed a tag"
+    );
     let out = run_json(&["pull-rewrite-push", &src, &dest, "--plain-http"], &[]);
     assert_eq!(out["blobs"]["mounted"], 1, "{out}");
     assert_eq!(out["blobs"]["uploaded"], 2, "{out}");
     skopeo_verifies(&reg, "team/hardened:v1", &scratch("prp-verify"));
+    // inspect A B: what harden changed.
+    let (code, o, e) = run(
+        &[
+            "inspect",
+            &format!("docker://{src}"),
+            &format!("docker://{dest}"),
+            "--plain-http",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{e}");
+    assert!(
+        o.contains("Layers      = 1 of 1 kept") && o.contains("+ dev.harden.mode=runtime"),
+        "{o}"
+    );
 
     // The pushed image runs under podman, pulled from the registry, and steps down.
     let p = podman();

@@ -610,24 +610,7 @@ pub fn write(
             x.media_type(),
         ),
     };
-    // Every blob once: images may share layers, or list one layer twice.
-    let mut seen = std::collections::HashSet::new();
-    let mut blobs: Vec<(Digest, Blob)> = Vec::new();
-    for image in &images {
-        let config = (
-            image.config_digest(),
-            Blob::Bytes(Arc::new(image.config.clone())),
-        );
-        let layers = image
-            .layers
-            .iter()
-            .map(|l| (l.digest.clone(), l.blob.clone()));
-        for (digest, blob) in layers.chain([config]) {
-            if seen.insert(digest.clone()) {
-                blobs.push((digest, blob));
-            }
-        }
-    }
+    let blobs = blobs_of(&images);
     let outcomes = runtime().block_on(async {
         repo.registry.want(&repo.name, &["pull", "push"]).await;
         for (_, blob) in &blobs {
@@ -670,6 +653,54 @@ pub fn write(
             Content::Index(_) => None,
         },
         blobs: Some(summary),
+    })
+}
+
+/// Every blob of `images` once: images may share layers, or list one twice.
+fn blobs_of(images: &[&Image]) -> Vec<(Digest, Blob)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut blobs = Vec::new();
+    for image in images {
+        let config = (
+            image.config_digest(),
+            Blob::Bytes(Arc::new(image.config.clone())),
+        );
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.blob.clone()));
+        for (digest, blob) in layers.chain([config]) {
+            if seen.insert(digest.clone()) {
+                blobs.push((digest, blob));
+            }
+        }
+    }
+    blobs
+}
+
+/// What a push of `images` to `r` would do with each blob, found with HEAD
+/// requests only (`--dry-run`): `(digest, size, "present" | "mount from REPO" | "upload")`.
+pub fn plan(
+    images: &[&Image],
+    r: &Reference,
+    registries: &Registries,
+) -> Result<Vec<(Digest, u64, String)>> {
+    let repo = registries.repo(r)?;
+    let blobs = blobs_of(images);
+    runtime().block_on(async {
+        repo.registry.want(&repo.name, &["pull"]).await;
+        let mut plan = Vec::new();
+        for (digest, blob) in &blobs {
+            let what = if repo.has_blob(digest).await? {
+                "present".to_string()
+            } else if let Some(from) = mount_source(blob, &repo) {
+                format!("mount from {}", from.name)
+            } else {
+                "upload".to_string()
+            };
+            plan.push((digest.clone(), blob.len(), what));
+        }
+        Ok(plan)
     })
 }
 
