@@ -43,6 +43,9 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log every registry request and retry to stderr (also RUST_LOG=debug)
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -320,6 +323,7 @@ impl SettingsArgs {
 /// 3 the registry refused the credentials or denied access, 4 not found.
 fn main() {
     let cli = Cli::parse();
+    progress::set_verbose(cli.verbose);
     if let Err(e) = run(cli) {
         eprintln!("harden: error: {e:#}");
         let is = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);

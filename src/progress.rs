@@ -3,6 +3,23 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// `-v` or `RUST_LOG` (debug, trace, or a filter naming harden): request-level lines.
+pub fn set_verbose(flag: bool) {
+    let env = std::env::var("RUST_LOG").unwrap_or_default();
+    let from_env = ["debug", "trace", "harden"].iter().any(|w| env.contains(w));
+    VERBOSE.store(flag || from_env, Ordering::Relaxed);
+}
+
+/// A request-level line on stderr when verbose; `message` is built only then.
+pub fn trace(message: impl FnOnce() -> String) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        eprintln!("harden: debug: {}", message());
+    }
+}
 
 pub struct Progress {
     bars: Option<MultiProgress>,

@@ -402,10 +402,16 @@ fn faults_between_harden_and_the_registry_are_survived() {
             &src,
             &format!("docker-archive:{}", tar.display()),
             "--plain-http",
+            "-v",
         ],
         &[],
     );
     assert_eq!(code, 0, "{o}\n{e}\n{:#?}", proxy.log());
+    // -v logs each request and each retry.
+    assert!(
+        e.contains("-> 503 Service Unavailable") && e.contains("retry 1 of 5"),
+        "{e}"
+    );
     let dest = format!("docker://{}/faulty/busybox:h", proxy.addr);
     let out = run_json(
         &[

@@ -3,6 +3,7 @@
 
 use super::auth::{self, Challenge, Credential};
 use super::{AuthError, NotFound};
+use crate::progress::trace;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -190,7 +191,12 @@ impl Registry {
         if let Some(a) = authorization {
             r = r.header(AUTHORIZATION, a);
         }
-        Ok(r.send().await.map_err(anyhow::Error::from))
+        let answer = r.send().await;
+        trace(|| match &answer {
+            Ok(r) => format!("upload -> {} ({})", r.status(), r.url()),
+            Err(e) => format!("upload -> {}", error_chain(e)),
+        });
+        Ok(answer.map_err(anyhow::Error::from))
     }
 
     /// Runs `attempt` until it gives an answer that is not 429/5xx, retrying
@@ -202,7 +208,12 @@ impl Registry {
     {
         let mut n = 0;
         loop {
-            let wait = match attempt().await {
+            let answer = attempt().await;
+            trace(|| match &answer {
+                Ok(r) => format!("{what} -> {} ({})", r.status(), r.url()),
+                Err(e) => format!("{what} -> {}", error_chain(e)),
+            });
+            let wait = match answer {
                 Ok(r) if retryable_status(r.status()) && n < retries => {
                     retry_after(&r).unwrap_or_else(|| backoff(n))
                 }
@@ -210,6 +221,7 @@ impl Registry {
                 Err(e) if transient(&e) && n < retries => backoff(n),
                 Err(e) => return Err(self.explain(e, what)),
             };
+            trace(|| format!("{what}: retry {} of {retries} in {wait:?}", n + 1));
             n += 1;
             tokio::time::sleep(wait).await;
         }
@@ -276,7 +288,7 @@ impl Registry {
             let base = format!("{scheme}://{}", self.api_host);
             let url = format!("{base}/v2/");
             match self
-                .retrying(&url, RETRIES, || {
+                .retrying(&format!("GET {url}"), RETRIES, || {
                     self.http.get(&url).timeout(Duration::from_secs(30)).send()
                 })
                 .await
