@@ -84,9 +84,16 @@ Examples:
       --user app --uid-env APP_UID --json")]
     PullRewritePush {
         /// Registry image to read, e.g. registry.example.com/app:1.2 or app@sha256:...
-        source: String,
+        #[arg(required_unless_present = "from")]
+        source: Option<String>,
         /// Registry reference to push to (default: SOURCE's repository, tag TAG-hardened)
         dest: Option<String>,
+        /// Harden many images: a file (- for stdin) with one `SOURCE [DEST]` per line
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["source", "dest"])]
+        from: Option<PathBuf>,
+        /// Images hardened at once with --from (connections and tokens are shared)
+        #[arg(short, long, value_name = "N", default_value_t = 4)]
+        jobs: usize,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -218,19 +225,22 @@ impl RegistryArgs {
         })
     }
 
-    /// The registries of a run whose destination is `dest`.
-    fn registries(&self, dest: Option<&ImageRef>) -> Result<registry::Registries> {
+    /// The registries of a run whose destinations are `dests`.
+    fn registries(&self, dests: &[&ImageRef]) -> Result<registry::Registries> {
         let source = self.access(&self.src_creds, "--src-creds", self.src_tls_verify)?;
-        let dest_access = self.access(&self.dest_creds, "--dest-creds", self.dest_tls_verify)?;
-        let dest = match dest {
-            Some(ImageRef::Docker(r)) => Some((r, dest_access)),
-            _ => None,
-        };
-        registry::Registries::new(source, dest)
+        let dest = self.access(&self.dest_creds, "--dest-creds", self.dest_tls_verify)?;
+        let dests: Vec<_> = dests
+            .iter()
+            .filter_map(|d| match d {
+                ImageRef::Docker(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        registry::Registries::new(source, dest, &dests)
     }
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct SettingsArgs {
     /// Name of the user (default: app; the image's own non-root User when it has one)
     #[arg(long, value_name = "NAME")]
@@ -348,22 +358,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::PullRewritePush {
             source,
             dest,
+            from: None,
             common,
+            ..
         } => {
-            let src = transport::parse_reference(source.trim_start_matches("docker://"))?;
-            let dest = match dest {
-                Some(d) => transport::parse_reference(d.trim_start_matches("docker://"))?,
-                None => transport::default_destination(&src),
-            };
-            rewrite(ImageRef::Docker(src), ImageRef::Docker(dest), common)
+            let pair = registry_pair(source.as_deref().unwrap_or_default(), dest.as_deref())?;
+            rewrite(pair.0, pair.1, common)
         }
+        Command::PullRewritePush {
+            from: Some(file),
+            jobs,
+            common,
+            ..
+        } => batch(&file, jobs, common),
         Command::Inspect {
             image,
             other: Some(other),
             json,
             registry,
         } => {
-            let registries = registry.registries(None)?;
+            let registries = registry.registries(&[])?;
             let before = source::read(&ImageRef::parse(&image)?, &registries)?;
             let after = source::read(&ImageRef::parse(&other)?, &registries)?;
             let (before, after) = (platform_images(&before), platform_images(&after));
@@ -401,7 +415,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             registry,
         } => {
-            let content = source::read(&ImageRef::parse(&image)?, &registry.registries(None)?)?;
+            let content = source::read(&ImageRef::parse(&image)?, &registry.registries(&[])?)?;
             let mut described = Vec::new();
             for (platform, image) in platform_images(&content) {
                 let mut d = inspect::describe(image)?;
@@ -441,7 +455,7 @@ fn run(cli: Cli) -> Result<()> {
             registry,
         } => {
             let src = ImageRef::parse(&image)?;
-            let content = source::read(&src, &registry.registries(None)?)?;
+            let content = source::read(&src, &registry.registries(&[])?)?;
             let mut results = Vec::new();
             for (platform, image) in platform_images(&content) {
                 let d = inspect::describe(image)?;
@@ -534,25 +548,128 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `pull-rewrite-push` arguments as registry references (DEST defaulted).
+fn registry_pair(source: &str, dest: Option<&str>) -> Result<(ImageRef, ImageRef)> {
+    let src = transport::parse_reference(source.trim_start_matches("docker://"))?;
+    let dest = match dest {
+        Some(d) => transport::parse_reference(d.trim_start_matches("docker://"))?,
+        None => transport::default_destination(&src),
+    };
+    Ok((ImageRef::Docker(src), ImageRef::Docker(dest)))
+}
+
+/// What every image of a run shares: the validated options, the registry
+/// clients (connections, tokens) and the progress output.
+struct Run {
+    settings: rewrite::Settings,
+    wanted: Vec<platform::Platform>,
+    skip_unsupported: bool,
+    dry_run: bool,
+    registries: registry::Registries,
+    progress: progress::Progress,
+}
+
+impl Run {
+    fn new(common: &CommonArgs, dests: &[&ImageRef]) -> Result<Run> {
+        let wanted = common
+            .platforms
+            .platform
+            .iter()
+            .map(|p| platform::Platform::parse(p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Run {
+            settings: common.settings.clone().validate()?,
+            wanted,
+            skip_unsupported: common.platforms.skip_unsupported,
+            dry_run: common.dry_run,
+            registries: common.registry.registries(dests)?,
+            progress: progress::Progress::new(common.quiet),
+        })
+    }
+}
+
 fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
-    let CommonArgs {
+    let run = Run::new(&common, &[&dst])?;
+    if let Some(report) = harden_one(&run, &src, &dst)? {
+        if common.json {
+            println!("{report}");
+        }
+    }
+    Ok(())
+}
+
+/// `pull-rewrite-push --from FILE`: `jobs` images at a time, one report
+/// each (a JSON line with --json); fails when any image failed.
+fn batch(file: &std::path::Path, jobs: usize, common: CommonArgs) -> Result<()> {
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let mut pairs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let pair = match words.as_slice() {
+            [src] => registry_pair(src, None),
+            [src, dest] => registry_pair(src, Some(dest)),
+            _ => Err(anyhow::anyhow!("expected SOURCE [DEST]")),
+        };
+        pairs.push(pair.with_context(|| format!("{}:{}: {line:?}", file.display(), n + 1))?);
+    }
+    let dests: Vec<&ImageRef> = pairs.iter().map(|(_, d)| d).collect();
+    let run = Run::new(&common, &dests)?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    let out = std::sync::Mutex::new(());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, 32) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some((src, dst)) = pairs.get(i) else { break };
+                let result = harden_one(&run, src, dst);
+                let _guard = out.lock();
+                match result {
+                    Ok(report) => {
+                        if common.json {
+                            println!("{}", report.unwrap_or(Value::Null));
+                        }
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        eprintln!("harden: error: {src}: {e:#}");
+                        if common.json {
+                            println!("{}", serde_json::json!({"source": src.to_string(), "destination": dst.to_string(), "error": format!("{e:#}")}));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner();
+    if failed > 0 {
+        bail!("{failed} of {} images failed", pairs.len());
+    }
+    run.progress
+        .say(&format!("hardened {} images", pairs.len()));
+    Ok(())
+}
+
+/// Reads, hardens and writes one image or index; returns the `--json`
+/// report (none for a dry run, which prints its own output).
+fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Value>> {
+    let Run {
         settings,
-        registry,
-        platforms,
-        json,
-        quiet,
-        dry_run,
-    } = common;
-    let settings = settings.validate()?;
-    let wanted = platforms
-        .platform
-        .iter()
-        .map(|p| platform::Platform::parse(p))
-        .collect::<Result<Vec<_>>>()?;
-    sink::check_not_source(&src, &dst)?;
-    let registries = registry.registries(Some(&dst))?;
-    let progress = progress::Progress::new(quiet);
-    let content = source::read(&src, &registries)?;
+        wanted,
+        registries,
+        progress,
+        ..
+    } = run;
+    sink::check_not_source(src, dst)?;
+    let content = source::read(src, registries)?;
     let ctx = |image: &Image| -> Result<rewrite::RunContext> {
         Ok(rewrite::RunContext {
             version: VERSION.into(),
@@ -570,13 +687,13 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
             if !wanted.is_empty() && !wanted.iter().any(|w| p.matches(w)) {
                 bail!("the image is {p}, not what --platform asks for");
             }
-            let h = harden_image(image, &p, &settings, &ctx(image)?, &mut report)?;
+            let h = harden_image(image, &p, settings, &ctx(image)?, &mut report)?;
             pairs.push((p.to_string(), image, h.clone()));
             (image.manifest_digest.clone(), Content::Image(h))
         }
         Content::Index(index) => {
             let all: Vec<_> = index.entries.iter().map(|e| e.platform.clone()).collect();
-            let choices = platform::choose(&all, &wanted, platforms.skip_unsupported)?;
+            let choices = platform::choose(&all, wanted, run.skip_unsupported)?;
             dropped = index.skipped.clone();
             let mut entries = Vec::new();
             for (entry, choice) in index.entries.iter().zip(choices) {
@@ -585,7 +702,7 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
                         let image = harden_image(
                             &entry.image,
                             &entry.platform,
-                            &settings,
+                            settings,
                             &ctx(&entry.image)?,
                             &mut report,
                         )?;
@@ -624,34 +741,32 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
             d.platform, d.digest, d.reason
         ));
     }
-    if dry_run {
-        return print_dry_run(&pairs, &dst, &registries);
+    if run.dry_run {
+        print_dry_run(&pairs, dst, registries)?;
+        return Ok(None);
     }
-    let written = sink::write(&hardened, &dst, &registries, &progress)?;
-    if json {
-        if written.manifest_digest.is_none() {
-            // A docker-archive stores no manifest: no manifest digests to report.
-            report
-                .iter_mut()
-                .for_each(|p| p["manifest_digest"] = Value::Null);
-        }
-        let mut out = serde_json::json!({
-            "source": src.to_string(),
-            "source_manifest_digest": source_digest.as_ref().map(|d| d.as_str()),
-            "destination": written.destination,
-            "manifest_digest": written.manifest_digest,
-            "image_id": written.image_id,
-            "platforms": report,
-            "dropped": dropped,
-            "blobs": written.blobs,
-        });
-        if let Content::Image(_) = hardened {
-            out["added_layer"] = out["platforms"][0]["added_layer"].clone();
-        }
-        println!("{out}");
-    }
+    let written = sink::write(&hardened, dst, registries, progress)?;
     progress.say(&format!("wrote {}", written.destination));
-    Ok(())
+    if written.manifest_digest.is_none() {
+        // A docker-archive stores no manifest: no manifest digests to report.
+        report
+            .iter_mut()
+            .for_each(|p| p["manifest_digest"] = Value::Null);
+    }
+    let mut out = serde_json::json!({
+        "source": src.to_string(),
+        "source_manifest_digest": source_digest.as_ref().map(|d| d.as_str()),
+        "destination": written.destination,
+        "manifest_digest": written.manifest_digest,
+        "image_id": written.image_id,
+        "platforms": report,
+        "dropped": dropped,
+        "blobs": written.blobs,
+    });
+    if let Content::Image(_) = hardened {
+        out["added_layer"] = out["platforms"][0]["added_layer"].clone();
+    }
+    Ok(Some(out))
 }
 
 /// `--dry-run`: per platform the config changes, then what the destination

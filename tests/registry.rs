@@ -531,3 +531,77 @@ fn bearer_tokens_cover_the_source_for_a_cross_repository_mount() {
         skopeo_digest(&reg, "team-b/busybox:h")
     );
 }
+
+#[test]
+fn batch_from_a_file_reports_each_image() {
+    let reg = Registry::plain("batch");
+    reg.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
+    reg.push(&fixtures().oci("echo"), "fix/echo:1", &[]);
+    let list = scratch("batch").join("images.txt");
+    let a = &reg.addr;
+    std::fs::write(
+        &list,
+        format!(
+            "# to harden\n{a}/fix/busybox:1\n\n{a}/fix/echo:1 {a}/out/echo:h\n{a}/fix/missing:1\n"
+        ),
+    )
+    .unwrap();
+    let (code, o, e) = run(
+        &[
+            "pull-rewrite-push",
+            "--from",
+            list.to_str().unwrap(),
+            "-j",
+            "2",
+            "--plain-http",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "one image is missing: {e}");
+    assert!(
+        e.contains("1 of 3 images failed") && e.contains("fix/missing"),
+        "{e}"
+    );
+    let lines: Vec<Value> = o
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{o}");
+    let failed: Vec<&Value> = lines.iter().filter(|l| l.get("error").is_some()).collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("fix/missing:1"));
+    for (tag, line) in [
+        ("fix/busybox:1-hardened", "fix/busybox:1-hardened"),
+        ("out/echo:h", "out/echo:h"),
+    ] {
+        let report = lines
+            .iter()
+            .find(|l| l["destination"].as_str().unwrap().ends_with(line))
+            .unwrap();
+        assert_eq!(
+            report["manifest_digest"].as_str().unwrap(),
+            skopeo_digest(&reg, tag)
+        );
+    }
+    // A malformed line is refused before anything is done, with its line number.
+    std::fs::write(
+        &list,
+        format!("{a}/fix/busybox:1\nnot a valid line at all\n"),
+    )
+    .unwrap();
+    let (code, _, e) = run(
+        &[
+            "pull-rewrite-push",
+            "--from",
+            list.to_str().unwrap(),
+            "--plain-http",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(e.contains("images.txt:2"), "{e}");
+}

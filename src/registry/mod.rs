@@ -75,19 +75,21 @@ pub struct Registries {
 }
 
 impl Registries {
-    /// `dest` (when a registry) gets the destination's access settings; every
+    /// The hosts of `dests` get the destination's access settings; every
     /// other host the source's. A copy within one registry uses one client,
     /// with the destination's credentials.
-    pub fn new(source: Access, dest: Option<(&Reference, Access)>) -> Result<Registries> {
+    pub fn new(source: Access, dest: Access, dests: &[&Reference]) -> Result<Registries> {
         // ring: pure Rust and C without cmake, builds static everywhere.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let regs = Registries {
             source,
             hosts: Mutex::new(HashMap::new()),
         };
-        if let Some((r, access)) = dest {
-            let registry = Arc::new(Registry::new(r.registry(), access)?);
-            regs.lock().insert(r.registry().to_string(), registry);
+        for r in dests {
+            if !regs.lock().contains_key(r.registry()) {
+                let registry = Arc::new(Registry::new(r.registry(), dest.clone())?);
+                regs.lock().insert(r.registry().to_string(), registry);
+            }
         }
         Ok(regs)
     }
