@@ -1,7 +1,7 @@
 # harden: see README.md. `make demo` and `make test` do all set-up themselves.
 CARGO ?= cargo
 
-.PHONY: build demo test deps build-deps lint unit clean man
+.PHONY: build demo test deps build-deps lint unit clean man image
 
 # The arm64 step-down needs Debian's toolchain (see README): deps installs it.
 export HARDEN_REQUIRE_ARM64 = 1
@@ -28,6 +28,10 @@ lint:
 test: deps lint
 	rm -rf /tmp/harden-it-*
 	$(CARGO) test --workspace
+
+# harden as an image (oci-archive), built and hardened by harden itself.
+image: build-deps
+	./scripts/make-image
 
 # Man pages generated from the clap definitions, into target/man.
 man: build

@@ -94,6 +94,10 @@ Examples:
         /// Images hardened at once with --from (connections and tokens are shared)
         #[arg(short, long, value_name = "N", default_value_t = 4)]
         jobs: usize,
+        /// With --from, take only lines K, K+N, K+2N, ... (0-based), to spread one
+        /// list over N workers (a Kubernetes indexed Job: --shard $(JOB_COMPLETION_INDEX)/N)
+        #[arg(long, value_name = "K/N", requires = "from")]
+        shard: Option<String>,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -368,9 +372,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::PullRewritePush {
             from: Some(file),
             jobs,
+            shard,
             common,
             ..
-        } => batch(&file, jobs, common),
+        } => batch(&file, jobs, shard.as_deref(), common),
         Command::Inspect {
             image,
             other: Some(other),
@@ -600,7 +605,22 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
 
 /// `pull-rewrite-push --from FILE`: `jobs` images at a time, one report
 /// each (a JSON line with --json); fails when any image failed.
-fn batch(file: &std::path::Path, jobs: usize, common: CommonArgs) -> Result<()> {
+fn batch(
+    file: &std::path::Path,
+    jobs: usize,
+    shard: Option<&str>,
+    common: CommonArgs,
+) -> Result<()> {
+    let (k, n) = match shard {
+        None => (0, 1),
+        Some(s) => match s
+            .split_once('/')
+            .map(|(k, n)| (k.parse::<usize>(), n.parse::<usize>()))
+        {
+            Some((Ok(k), Ok(n))) if k < n => (k, n),
+            _ => bail!("--shard {s:?} is not K/N with 0 <= K < N"),
+        },
+    };
     let text = if file == std::path::Path::new("-") {
         std::io::read_to_string(std::io::stdin())?
     } else {
@@ -620,6 +640,8 @@ fn batch(file: &std::path::Path, jobs: usize, common: CommonArgs) -> Result<()> 
         };
         pairs.push(pair.with_context(|| format!("{}:{}: {line:?}", file.display(), n + 1))?);
     }
+    // Every line is checked above; this worker hardens its share.
+    let pairs: Vec<_> = pairs.into_iter().skip(k).step_by(n).collect();
     let dests: Vec<&ImageRef> = pairs.iter().map(|(_, d)| d).collect();
     let run = Run::new(&common, &dests)?;
     let next = std::sync::atomic::AtomicUsize::new(0);

@@ -587,6 +587,22 @@ fn batch_from_a_file_reports_each_image() {
             skopeo_digest(&reg, tag)
         );
     }
+    // --shard 1/2 takes every second line from the second: only the echo image.
+    let (code, o, e) = run(
+        &[
+            "pull-rewrite-push",
+            "--from",
+            list.to_str().unwrap(),
+            "--shard",
+            "1/2",
+            "--plain-http",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{e}");
+    assert_eq!(o.lines().count(), 1, "{o}");
+    assert!(o.contains("out/echo:h"), "{o}");
     // A malformed line is refused before anything is done, with its line number.
     std::fs::write(
         &list,
