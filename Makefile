@@ -28,6 +28,8 @@ lint:
 test: deps lint
 	rm -rf /tmp/harden-it-*
 	$(CARGO) test --workspace
+	$(MAKE) image
+	./scripts/test-image
 
 # harden as an image (oci-archive), built and hardened by harden itself.
 image: build-deps

@@ -62,7 +62,7 @@ impl ImageRef {
             "oci" | "oci-archive" => {
                 let tag = match reference {
                     Some(t) => {
-                        check_tag(t).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+                        check_ref_name(t).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
                         Some(t.to_string())
                     }
                     None => None,
@@ -134,6 +134,25 @@ pub fn default_destination(src: &Reference) -> Reference {
         src.repository().to_string(),
         format!("{base}-hardened"),
     )
+}
+
+/// An OCI layout's `org.opencontainers.image.ref.name`: components of
+/// alphanumerics joined by `-._:@+` or `--`, separated by `/` (the image-spec
+/// grammar); so `v1` and `harden:0.1.0` (which podman load names the image by) both are.
+pub fn check_ref_name(r: &str) -> Result<()> {
+    let component_ok = |c: &str| {
+        let b = c.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|x| x.is_ascii_alphanumeric() || b"-._:@+".contains(x))
+            && !c.contains("..")
+    };
+    if r.len() > 255 || !r.split('/').all(component_ok) {
+        bail!("{r:?} is not a valid OCI reference name");
+    }
+    Ok(())
 }
 
 /// An OCI ref name / docker tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
@@ -213,6 +232,8 @@ mod tests {
         for s in [
             "docker-archive:a.tar",
             "oci:/l:t",
+            "oci-archive:x.tar:harden:0.1.0",
+            "oci:/l:example.com/app:v1",
             "oci-archive:x.tar:latest",
             "docker-archive:a.tar:@2",
         ] {
@@ -276,7 +297,8 @@ mod tests {
             "a.tar",
             "tarball:a.tar",
             "oci:",
-            "oci:/l:bad/tag",
+            "oci:/l:bad//tag",
+            "oci:/l:bad tag",
             "oci:/l:-x",
             "docker-archive:a.tar:UPPER:t",
             "docker-archive:a.tar:notag",
