@@ -9,6 +9,7 @@ mod progress;
 mod registry;
 mod rewrite;
 mod rootfs;
+mod run;
 mod sink;
 mod source;
 mod store;
@@ -22,17 +23,11 @@ mod accounts;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use image::{Content, Image, Index, IndexEntry};
+use image::Content;
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
 use transport::ImageRef;
-
-/// The step-down binaries harden puts into images, built by build.rs.
-const STEPDOWN_AMD64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-amd64"));
-/// Empty when the build had no arm64 toolchain (see build.rs).
-const STEPDOWN_ARM64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm64"));
-const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Parser)]
 #[command(
@@ -366,7 +361,7 @@ fn run(cli: Cli) -> Result<()> {
             common,
             ..
         } => {
-            let pair = registry_pair(source.as_deref().unwrap_or_default(), dest.as_deref())?;
+            let pair = run::registry_pair(source.as_deref().unwrap_or_default(), dest.as_deref())?;
             rewrite(pair.0, pair.1, common)
         }
         Command::PullRewritePush {
@@ -375,7 +370,17 @@ fn run(cli: Cli) -> Result<()> {
             shard,
             common,
             ..
-        } => batch(&file, jobs, shard.as_deref(), common),
+        } => {
+            let text = if file == std::path::Path::new("-") {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let pairs = run::parse_list(&text, &file.display().to_string(), shard.as_deref())?;
+            let dests: Vec<&ImageRef> = pairs.iter().map(|(_, d)| d).collect();
+            run::batch(&common.run(&dests)?, &pairs, jobs, common.json)
+        }
         Command::Inspect {
             image,
             other: Some(other),
@@ -385,7 +390,7 @@ fn run(cli: Cli) -> Result<()> {
             let registries = registry.registries(&[])?;
             let before = source::read(&ImageRef::parse(&image)?, &registries)?;
             let after = source::read(&ImageRef::parse(&other)?, &registries)?;
-            let (before, after) = (platform_images(&before), platform_images(&after));
+            let (before, after) = (run::platform_images(&before), run::platform_images(&after));
             let mut described = Vec::new();
             for (platform, b) in &before {
                 // Pair by platform; two single images pair with each other.
@@ -422,7 +427,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let content = source::read(&ImageRef::parse(&image)?, &registry.registries(&[])?)?;
             let mut described = Vec::new();
-            for (platform, image) in platform_images(&content) {
+            for (platform, image) in run::platform_images(&content) {
                 let mut d = inspect::describe(image)?;
                 d["platform"] = platform.map(|p| p.to_string()).into();
                 described.push(d);
@@ -462,7 +467,7 @@ fn run(cli: Cli) -> Result<()> {
             let src = ImageRef::parse(&image)?;
             let content = source::read(&src, &registry.registries(&[])?)?;
             let mut results = Vec::new();
-            for (platform, image) in platform_images(&content) {
+            for (platform, image) in run::platform_images(&content) {
                 let d = inspect::describe(image)?;
                 let verdict = inspect::check(&d, require, |name| {
                     let passwd = rootfs::read_files(image, &["etc/passwd"])?.remove(0);
@@ -547,373 +552,40 @@ fn run(cli: Cli) -> Result<()> {
                 "aarch64" => "arm64",
                 a => a,
             };
-            let bytes = stepdown_for(arch)?;
+            let bytes = run::stepdown_for(arch)?;
             write_file(&output, bytes, 0o755)
         }
     }
 }
 
-/// `pull-rewrite-push` arguments as registry references (DEST defaulted).
-fn registry_pair(source: &str, dest: Option<&str>) -> Result<(ImageRef, ImageRef)> {
-    let src = transport::parse_reference(source.trim_start_matches("docker://"))?;
-    let dest = match dest {
-        Some(d) => transport::parse_reference(d.trim_start_matches("docker://"))?,
-        None => transport::default_destination(&src),
-    };
-    Ok((ImageRef::Docker(src), ImageRef::Docker(dest)))
-}
-
-/// What every image of a run shares: the validated options, the registry
-/// clients (connections, tokens) and the progress output.
-struct Run {
-    settings: rewrite::Settings,
-    wanted: Vec<platform::Platform>,
-    skip_unsupported: bool,
-    dry_run: bool,
-    registries: registry::Registries,
-    progress: progress::Progress,
-}
-
-impl Run {
-    fn new(common: &CommonArgs, dests: &[&ImageRef]) -> Result<Run> {
-        let wanted = common
+impl CommonArgs {
+    /// The shared state of a run whose destinations are `dests`.
+    fn run(&self, dests: &[&ImageRef]) -> Result<run::Run> {
+        let wanted = self
             .platforms
             .platform
             .iter()
             .map(|p| platform::Platform::parse(p))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Run {
-            settings: common.settings.clone().validate()?,
+        Ok(run::Run {
+            settings: self.settings.clone().validate()?,
             wanted,
-            skip_unsupported: common.platforms.skip_unsupported,
-            dry_run: common.dry_run,
-            registries: common.registry.registries(dests)?,
-            progress: progress::Progress::new(common.quiet),
+            skip_unsupported: self.platforms.skip_unsupported,
+            dry_run: self.dry_run,
+            registries: self.registry.registries(dests)?,
+            progress: progress::Progress::new(self.quiet),
         })
     }
 }
 
 fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
-    let run = Run::new(&common, &[&dst])?;
-    if let Some(report) = harden_one(&run, &src, &dst)? {
+    let r = common.run(&[&dst])?;
+    if let Some(report) = run::harden_one(&r, &src, &dst)? {
         if common.json {
             println!("{report}");
         }
     }
     Ok(())
-}
-
-/// `pull-rewrite-push --from FILE`: `jobs` images at a time, one report
-/// each (a JSON line with --json); fails when any image failed.
-fn batch(
-    file: &std::path::Path,
-    jobs: usize,
-    shard: Option<&str>,
-    common: CommonArgs,
-) -> Result<()> {
-    let (k, n) = match shard {
-        None => (0, 1),
-        Some(s) => match s
-            .split_once('/')
-            .map(|(k, n)| (k.parse::<usize>(), n.parse::<usize>()))
-        {
-            Some((Ok(k), Ok(n))) if k < n => (k, n),
-            _ => bail!("--shard {s:?} is not K/N with 0 <= K < N"),
-        },
-    };
-    let text = if file == std::path::Path::new("-") {
-        std::io::read_to_string(std::io::stdin())?
-    } else {
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
-    };
-    let mut pairs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let pair = match words.as_slice() {
-            [src] => registry_pair(src, None),
-            [src, dest] => registry_pair(src, Some(dest)),
-            _ => Err(anyhow::anyhow!("expected SOURCE [DEST]")),
-        };
-        pairs.push(pair.with_context(|| format!("{}:{}: {line:?}", file.display(), n + 1))?);
-    }
-    // Every line is checked above; this worker hardens its share.
-    let pairs: Vec<_> = pairs.into_iter().skip(k).step_by(n).collect();
-    let dests: Vec<&ImageRef> = pairs.iter().map(|(_, d)| d).collect();
-    let run = Run::new(&common, &dests)?;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicUsize::new(0);
-    let out = std::sync::Mutex::new(());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, 32) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some((src, dst)) = pairs.get(i) else { break };
-                let result = harden_one(&run, src, dst);
-                let _guard = out.lock();
-                match result {
-                    Ok(report) => {
-                        if common.json {
-                            println!("{}", report.unwrap_or(Value::Null));
-                        }
-                    }
-                    Err(e) => {
-                        failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        eprintln!("harden: error: {src}: {e:#}");
-                        if common.json {
-                            println!("{}", serde_json::json!({"source": src.to_string(), "destination": dst.to_string(), "error": format!("{e:#}")}));
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let failed = failed.into_inner();
-    if failed > 0 {
-        bail!("{failed} of {} images failed", pairs.len());
-    }
-    run.progress
-        .say(&format!("hardened {} images", pairs.len()));
-    Ok(())
-}
-
-/// Reads, hardens and writes one image or index; returns the `--json`
-/// report (none for a dry run, which prints its own output).
-fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Value>> {
-    let Run {
-        settings,
-        wanted,
-        registries,
-        progress,
-        ..
-    } = run;
-    sink::check_not_source(src, dst)?;
-    let content = source::read(src, registries)?;
-    let ctx = |image: &Image| -> Result<rewrite::RunContext> {
-        Ok(rewrite::RunContext {
-            version: VERSION.into(),
-            created: source_date_epoch()?,
-            base_name: image.name.clone(),
-        })
-    };
-    let mut report = Vec::new();
-    let mut dropped = Vec::new();
-    // (platform, before, after) of every image hardened, for --dry-run.
-    let mut pairs: Vec<(String, &Image, Image)> = Vec::new();
-    let (source_digest, hardened) = match &content {
-        Content::Image(image) => {
-            let p = image_platform(image)?;
-            if !wanted.is_empty() && !wanted.iter().any(|w| p.matches(w)) {
-                bail!("the image is {p}, not what --platform asks for");
-            }
-            let h = harden_image(image, &p, settings, &ctx(image)?, &mut report)?;
-            pairs.push((p.to_string(), image, h.clone()));
-            (image.manifest_digest.clone(), Content::Image(h))
-        }
-        Content::Index(index) => {
-            let all: Vec<_> = index.entries.iter().map(|e| e.platform.clone()).collect();
-            let choices = platform::choose(&all, wanted, run.skip_unsupported)?;
-            dropped = index.skipped.clone();
-            let mut entries = Vec::new();
-            for (entry, choice) in index.entries.iter().zip(choices) {
-                match choice {
-                    platform::Choice::Harden => {
-                        let image = harden_image(
-                            &entry.image,
-                            &entry.platform,
-                            settings,
-                            &ctx(&entry.image)?,
-                            &mut report,
-                        )?;
-                        pairs.push((entry.platform.to_string(), &entry.image, image.clone()));
-                        entries.push(IndexEntry {
-                            image,
-                            ..entry.clone()
-                        });
-                    }
-                    platform::Choice::Drop(reason) => dropped.push(image::Skipped {
-                        digest: entry
-                            .image
-                            .manifest_digest
-                            .as_ref()
-                            .map(|d| d.to_string())
-                            .unwrap_or_default(),
-                        platform: entry.platform.to_string(),
-                        reason,
-                    }),
-                }
-            }
-            let digest = index.digest.clone();
-            (
-                digest,
-                Content::Index(Index {
-                    entries,
-                    skipped: Vec::new(),
-                    ..index.clone()
-                }),
-            )
-        }
-    };
-    for d in &dropped {
-        progress.say(&format!(
-            "warning: left out {} ({}): {}",
-            d.platform, d.digest, d.reason
-        ));
-    }
-    if run.dry_run {
-        print_dry_run(&pairs, dst, registries)?;
-        return Ok(None);
-    }
-    let written = sink::write(&hardened, dst, registries, progress)?;
-    progress.say(&format!("wrote {}", written.destination));
-    if written.manifest_digest.is_none() {
-        // A docker-archive stores no manifest: no manifest digests to report.
-        report
-            .iter_mut()
-            .for_each(|p| p["manifest_digest"] = Value::Null);
-    }
-    let mut out = serde_json::json!({
-        "source": src.to_string(),
-        "source_manifest_digest": source_digest.as_ref().map(|d| d.as_str()),
-        "destination": written.destination,
-        "manifest_digest": written.manifest_digest,
-        "image_id": written.image_id,
-        "platforms": report,
-        "dropped": dropped,
-        "blobs": written.blobs,
-    });
-    if let Content::Image(_) = hardened {
-        out["added_layer"] = out["platforms"][0]["added_layer"].clone();
-    }
-    Ok(Some(out))
-}
-
-/// `--dry-run`: per platform the config changes, then what the destination
-/// would receive (for a registry, found with HEAD requests; nothing is written).
-fn print_dry_run(
-    pairs: &[(String, &Image, Image)],
-    dst: &ImageRef,
-    registries: &registry::Registries,
-) -> Result<()> {
-    for (platform, before, after) in pairs {
-        println!("== {platform} ==");
-        print!("{}", inspect::diff(before, after)?);
-    }
-    let images: Vec<&Image> = pairs.iter().map(|(_, _, after)| after).collect();
-    println!("== would write {dst} ==");
-    match dst {
-        ImageRef::Docker(r) => {
-            let plan = registry::plan(&images, r, registries)?;
-            let upload: u64 = plan.iter().filter(|p| p.2 == "upload").map(|p| p.1).sum();
-            for (digest, size, what) in &plan {
-                println!("blob {digest} {size:>12} bytes: {what}");
-            }
-            let manifests = if images.len() > 1 {
-                images.len() + 1
-            } else {
-                1
-            };
-            println!("{upload} bytes to upload, then {manifests} manifest(s); the tag {r} last");
-        }
-        _ => {
-            for image in &images {
-                let new: Vec<_> = image
-                    .layers
-                    .iter()
-                    .filter(|l| matches!(l.blob, image::Blob::Bytes(_)))
-                    .collect();
-                for l in new {
-                    println!("new layer {} {:>12} bytes", l.digest, l.blob.len());
-                }
-                println!(
-                    "config {} and {} base layers from the source",
-                    image.config_digest(),
-                    image.layers.len() - 1
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Each image of `content` with the platform its index names (none for a
-/// single image).
-fn platform_images(content: &Content) -> Vec<(Option<platform::Platform>, &Image)> {
-    match content {
-        Content::Image(i) => vec![(None, i)],
-        Content::Index(x) => x
-            .entries
-            .iter()
-            .map(|e| (Some(e.platform.clone()), &e.image))
-            .collect(),
-    }
-}
-
-/// The platform an image's config names.
-fn image_platform(image: &Image) -> Result<platform::Platform> {
-    platform::Platform::of(&image.config_json()?)
-        .context("the image config names no os/architecture")
-}
-
-/// Hardens one platform's image with the step-down binary of its
-/// architecture; adds what it did to `report` (for `--json`).
-fn harden_image(
-    image: &Image,
-    platform: &platform::Platform,
-    settings: &rewrite::Settings,
-    ctx: &rewrite::RunContext,
-    report: &mut Vec<Value>,
-) -> Result<Image> {
-    if !platform::supported(platform) {
-        bail!("harden has no step-down binary for {platform} (it has linux/amd64 and linux/arm64)");
-    }
-    let (account, extra) = match settings.mode {
-        rewrite::Mode::Runtime => (None, Vec::new()),
-        rewrite::Mode::Static => {
-            let (account, extra) = static_account(image, settings)?;
-            (Some(account), extra)
-        }
-    };
-    let layer = layer::stepdown_layer(stepdown_for(&platform.architecture)?, &extra)?;
-    let hardened = rewrite::harden(image, settings, &layer, account.as_ref(), ctx)
-        .with_context(|| format!("hardening {platform}"))?;
-    report.push(serde_json::json!({
-        "platform": platform.to_string(),
-        "source_manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
-        "manifest_digest": digest::Digest::of(&hardened.manifest()).as_str(),
-        "image_id": hardened.config_digest().as_str(),
-        "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
-    }));
-    Ok(hardened)
-}
-
-/// The embedded step-down binary for an OCI architecture name.
-fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
-    match arch {
-        "amd64" => Ok(STEPDOWN_AMD64),
-        "arm64" if !STEPDOWN_ARM64.is_empty() => Ok(STEPDOWN_ARM64),
-        "arm64" => bail!("this harden was built without the arm64 step-down: `make build` installs Debian's arm64 toolchain and builds it"),
-        other => bail!("no step-down binary for architecture {other:?} (available: amd64, arm64)"),
-    }
-}
-
-/// Static mode: settles the user from the account files of the image as it
-/// was before any harden run (the only step that reads layer content).
-fn static_account(
-    image: &image::Image,
-    settings: &rewrite::Settings,
-) -> Result<(rewrite::Account, Vec<layer::LayerEntry>)> {
-    let base = rewrite::unharden(image)?;
-    let files = rootfs::read_files(&base, &["etc/passwd", "etc/group"])?;
-    let config = base.config_json()?;
-    let user = config
-        .pointer("/config/User")
-        .and_then(|u| u.as_str())
-        .unwrap_or("");
-    rewrite::plan_static(settings, user, files[0].as_ref(), files[1].as_ref())
 }
 
 /// Writes `path` atomically (temp file beside it, renamed) with `mode`.
@@ -931,47 +603,4 @@ fn write_file(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
-}
-
-/// SOURCE_DATE_EPOCH as an RFC 3339 time, for the history entry.
-fn source_date_epoch() -> Result<Option<String>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Err(_) => Ok(None),
-        Ok(v) => {
-            let secs: i64 = v
-                .parse()
-                .with_context(|| format!("SOURCE_DATE_EPOCH {v:?} is not a number of seconds"))?;
-            Ok(Some(rfc3339(secs)))
-        }
-    }
-}
-
-fn rfc3339(secs: i64) -> String {
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(super::rfc3339(951_825_600), "2000-02-29T12:00:00Z");
-    }
 }

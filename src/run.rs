@@ -1,0 +1,398 @@
+//! One harden run: read an image or index, harden each platform with the
+//! step-down of its architecture, write it; and batches of such runs.
+
+use crate::image::{self, Content, Image, Index, IndexEntry};
+use crate::transport::{self, ImageRef};
+use crate::{digest, inspect, layer, platform, progress, registry, rewrite, rootfs, sink, source};
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The step-down binaries harden puts into images, built by build.rs.
+const STEPDOWN_AMD64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-amd64"));
+/// Empty when the build had no arm64 toolchain (see build.rs).
+const STEPDOWN_ARM64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm64"));
+
+/// What every image of a run shares: the validated options, the registry
+/// clients (connections, tokens) and the progress output.
+pub struct Run {
+    pub settings: rewrite::Settings,
+    /// `--platform`: empty for every platform.
+    pub wanted: Vec<platform::Platform>,
+    pub skip_unsupported: bool,
+    pub dry_run: bool,
+    pub registries: registry::Registries,
+    pub progress: progress::Progress,
+}
+
+/// `pull-rewrite-push` arguments as registry references (DEST defaulted).
+pub fn registry_pair(source: &str, dest: Option<&str>) -> Result<(ImageRef, ImageRef)> {
+    let src = transport::parse_reference(source.trim_start_matches("docker://"))?;
+    let dest = match dest {
+        Some(d) => transport::parse_reference(d.trim_start_matches("docker://"))?,
+        None => transport::default_destination(&src),
+    };
+    Ok((ImageRef::Docker(src), ImageRef::Docker(dest)))
+}
+
+/// A `--from` list: one `SOURCE [DEST]` per line, `#` comments. Every line
+/// is checked; then `shard` (`K/N`) keeps lines K, K+N, ... for this worker.
+pub fn parse_list(
+    text: &str,
+    file: &str,
+    shard: Option<&str>,
+) -> Result<Vec<(ImageRef, ImageRef)>> {
+    let (k, n) = match shard {
+        None => (0, 1),
+        Some(s) => match s
+            .split_once('/')
+            .map(|(k, n)| (k.parse::<usize>(), n.parse::<usize>()))
+        {
+            Some((Ok(k), Ok(n))) if k < n => (k, n),
+            _ => bail!("--shard {s:?} is not K/N with 0 <= K < N"),
+        },
+    };
+    let mut pairs = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let pair = match words.as_slice() {
+            [src] => registry_pair(src, None),
+            [src, dest] => registry_pair(src, Some(dest)),
+            _ => Err(anyhow::anyhow!("expected SOURCE [DEST]")),
+        };
+        pairs.push(pair.with_context(|| format!("{file}:{}: {line:?}", number + 1))?);
+    }
+    Ok(pairs.into_iter().skip(k).step_by(n).collect())
+}
+
+/// Hardens `pairs`, `jobs` at a time, one report each (a JSON line with
+/// `json`); fails when any image failed.
+pub fn batch(run: &Run, pairs: &[(ImageRef, ImageRef)], jobs: usize, json: bool) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let out = Mutex::new(());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, 32) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some((src, dst)) = pairs.get(i) else {
+                    break;
+                };
+                let result = harden_one(run, src, dst);
+                let _guard = out.lock();
+                match result {
+                    Ok(report) => {
+                        if json {
+                            println!("{}", report.unwrap_or(Value::Null));
+                        }
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        eprintln!("harden: error: {src}: {e:#}");
+                        if json {
+                            let line = serde_json::json!({
+                                "source": src.to_string(),
+                                "destination": dst.to_string(),
+                                "error": format!("{e:#}"),
+                            });
+                            println!("{line}");
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner();
+    if failed > 0 {
+        bail!("{failed} of {} images failed", pairs.len());
+    }
+    run.progress
+        .say(&format!("hardened {} images", pairs.len()));
+    Ok(())
+}
+
+/// Reads, hardens and writes one image or index; returns the `--json`
+/// report (none for a dry run, which prints its own output).
+pub fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Value>> {
+    let Run {
+        settings,
+        wanted,
+        registries,
+        progress,
+        ..
+    } = run;
+    sink::check_not_source(src, dst)?;
+    let content = source::read(src, registries)?;
+    let ctx = |image: &Image| -> Result<rewrite::RunContext> {
+        Ok(rewrite::RunContext {
+            version: VERSION.into(),
+            created: source_date_epoch()?,
+            base_name: image.name.clone(),
+        })
+    };
+    let mut report = Vec::new();
+    let mut dropped = Vec::new();
+    // (platform, before, after) of every image hardened, for --dry-run.
+    let mut pairs: Vec<(String, &Image, Image)> = Vec::new();
+    let (source_digest, hardened) = match &content {
+        Content::Image(image) => {
+            let p = image_platform(image)?;
+            if !wanted.is_empty() && !wanted.iter().any(|w| p.matches(w)) {
+                bail!("the image is {p}, not what --platform asks for");
+            }
+            let h = harden_image(image, &p, settings, &ctx(image)?, &mut report)?;
+            pairs.push((p.to_string(), image, h.clone()));
+            (image.manifest_digest.clone(), Content::Image(h))
+        }
+        Content::Index(index) => {
+            let all: Vec<_> = index.entries.iter().map(|e| e.platform.clone()).collect();
+            let choices = platform::choose(&all, wanted, run.skip_unsupported)?;
+            dropped = index.skipped.clone();
+            let mut entries = Vec::new();
+            for (entry, choice) in index.entries.iter().zip(choices) {
+                match choice {
+                    platform::Choice::Harden => {
+                        let image = harden_image(
+                            &entry.image,
+                            &entry.platform,
+                            settings,
+                            &ctx(&entry.image)?,
+                            &mut report,
+                        )?;
+                        pairs.push((entry.platform.to_string(), &entry.image, image.clone()));
+                        entries.push(IndexEntry {
+                            image,
+                            ..entry.clone()
+                        });
+                    }
+                    platform::Choice::Drop(reason) => dropped.push(image::Skipped {
+                        digest: entry
+                            .image
+                            .manifest_digest
+                            .as_ref()
+                            .map(|d| d.to_string())
+                            .unwrap_or_default(),
+                        platform: entry.platform.to_string(),
+                        reason,
+                    }),
+                }
+            }
+            let digest = index.digest.clone();
+            (
+                digest,
+                Content::Index(Index {
+                    entries,
+                    skipped: Vec::new(),
+                    ..index.clone()
+                }),
+            )
+        }
+    };
+    for d in &dropped {
+        progress.say(&format!(
+            "warning: left out {} ({}): {}",
+            d.platform, d.digest, d.reason
+        ));
+    }
+    if run.dry_run {
+        print_dry_run(&pairs, dst, registries)?;
+        return Ok(None);
+    }
+    let written = sink::write(&hardened, dst, registries, progress)?;
+    progress.say(&format!("wrote {}", written.destination));
+    if written.manifest_digest.is_none() {
+        // A docker-archive stores no manifest: no manifest digests to report.
+        report
+            .iter_mut()
+            .for_each(|p| p["manifest_digest"] = Value::Null);
+    }
+    let mut out = serde_json::json!({
+        "source": src.to_string(),
+        "source_manifest_digest": source_digest.as_ref().map(|d| d.as_str()),
+        "destination": written.destination,
+        "manifest_digest": written.manifest_digest,
+        "image_id": written.image_id,
+        "platforms": report,
+        "dropped": dropped,
+        "blobs": written.blobs,
+    });
+    if let Content::Image(_) = hardened {
+        out["added_layer"] = out["platforms"][0]["added_layer"].clone();
+    }
+    Ok(Some(out))
+}
+
+/// `--dry-run`: per platform the config changes, then what the destination
+/// would receive (for a registry, found with HEAD requests; nothing is written).
+fn print_dry_run(
+    pairs: &[(String, &Image, Image)],
+    dst: &ImageRef,
+    registries: &registry::Registries,
+) -> Result<()> {
+    for (platform, before, after) in pairs {
+        println!("== {platform} ==");
+        print!("{}", inspect::diff(before, after)?);
+    }
+    let images: Vec<&Image> = pairs.iter().map(|(_, _, after)| after).collect();
+    println!("== would write {dst} ==");
+    match dst {
+        ImageRef::Docker(r) => {
+            let plan = registry::plan(&images, r, registries)?;
+            let upload: u64 = plan.iter().filter(|p| p.2 == "upload").map(|p| p.1).sum();
+            for (digest, size, what) in &plan {
+                println!("blob {digest} {size:>12} bytes: {what}");
+            }
+            let manifests = if images.len() > 1 {
+                images.len() + 1
+            } else {
+                1
+            };
+            println!("{upload} bytes to upload, then {manifests} manifest(s); the tag {r} last");
+        }
+        _ => {
+            for image in &images {
+                let new: Vec<_> = image
+                    .layers
+                    .iter()
+                    .filter(|l| matches!(l.blob, image::Blob::Bytes(_)))
+                    .collect();
+                for l in new {
+                    println!("new layer {} {:>12} bytes", l.digest, l.blob.len());
+                }
+                println!(
+                    "config {} and {} base layers from the source",
+                    image.config_digest(),
+                    image.layers.len() - 1
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each image of `content` with the platform its index names (none for a
+/// single image).
+pub fn platform_images(content: &Content) -> Vec<(Option<platform::Platform>, &Image)> {
+    match content {
+        Content::Image(i) => vec![(None, i)],
+        Content::Index(x) => x
+            .entries
+            .iter()
+            .map(|e| (Some(e.platform.clone()), &e.image))
+            .collect(),
+    }
+}
+
+/// The platform an image's config names.
+fn image_platform(image: &Image) -> Result<platform::Platform> {
+    platform::Platform::of(&image.config_json()?)
+        .context("the image config names no os/architecture")
+}
+
+/// Hardens one platform's image with the step-down binary of its
+/// architecture; adds what it did to `report` (for `--json`).
+fn harden_image(
+    image: &Image,
+    platform: &platform::Platform,
+    settings: &rewrite::Settings,
+    ctx: &rewrite::RunContext,
+    report: &mut Vec<Value>,
+) -> Result<Image> {
+    if !platform::supported(platform) {
+        bail!("harden has no step-down binary for {platform} (it has linux/amd64 and linux/arm64)");
+    }
+    let (account, extra) = match settings.mode {
+        rewrite::Mode::Runtime => (None, Vec::new()),
+        rewrite::Mode::Static => {
+            let (account, extra) = static_account(image, settings)?;
+            (Some(account), extra)
+        }
+    };
+    let layer = layer::stepdown_layer(stepdown_for(&platform.architecture)?, &extra)?;
+    let hardened = rewrite::harden(image, settings, &layer, account.as_ref(), ctx)
+        .with_context(|| format!("hardening {platform}"))?;
+    report.push(serde_json::json!({
+        "platform": platform.to_string(),
+        "source_manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
+        "manifest_digest": digest::Digest::of(&hardened.manifest()).as_str(),
+        "image_id": hardened.config_digest().as_str(),
+        "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
+    }));
+    Ok(hardened)
+}
+
+/// The embedded step-down binary for an OCI architecture name.
+pub fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
+    match arch {
+        "amd64" => Ok(STEPDOWN_AMD64),
+        "arm64" if !STEPDOWN_ARM64.is_empty() => Ok(STEPDOWN_ARM64),
+        "arm64" => bail!("this harden was built without the arm64 step-down: `make build` installs Debian's arm64 toolchain and builds it"),
+        other => bail!("no step-down binary for architecture {other:?} (available: amd64, arm64)"),
+    }
+}
+
+/// Static mode: settles the user from the account files of the image as it
+/// was before any harden run (the only step that reads layer content).
+fn static_account(
+    image: &image::Image,
+    settings: &rewrite::Settings,
+) -> Result<(rewrite::Account, Vec<layer::LayerEntry>)> {
+    let base = rewrite::unharden(image)?;
+    let files = rootfs::read_files(&base, &["etc/passwd", "etc/group"])?;
+    let config = base.config_json()?;
+    let user = config
+        .pointer("/config/User")
+        .and_then(|u| u.as_str())
+        .unwrap_or("");
+    rewrite::plan_static(settings, user, files[0].as_ref(), files[1].as_ref())
+}
+
+/// SOURCE_DATE_EPOCH as an RFC 3339 time, for the history entry.
+fn source_date_epoch() -> Result<Option<String>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(None),
+        Ok(v) => {
+            let secs: i64 = v
+                .parse()
+                .with_context(|| format!("SOURCE_DATE_EPOCH {v:?} is not a number of seconds"))?;
+            Ok(Some(rfc3339(secs)))
+        }
+    }
+}
+
+fn rfc3339(secs: i64) -> String {
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(super::rfc3339(951_825_600), "2000-02-29T12:00:00Z");
+    }
+}
