@@ -1,28 +1,10 @@
-//! harden: make an existing container image run as a non-root user.
-
-mod digest;
-mod image;
-mod inspect;
-mod layer;
-mod platform;
-mod progress;
-mod registry;
-mod rewrite;
-mod rootfs;
-mod run;
-mod sink;
-mod source;
-mod store;
-mod transport;
-
-/// The step-down's own ID and name checks, shared so that harden refuses at
-/// rewrite time exactly what the step-down would refuse at run time.
-#[path = "../stepdown/src/accounts.rs"]
-#[allow(dead_code)]
-mod accounts;
+//! harden's command line: clap definitions, option checks, dispatch.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use harden::{
+    accounts, image, inspect, platform, progress, registry, rewrite, rootfs, run, source, transport,
+};
 use image::Content;
 use serde_json::Value;
 use std::io::Write;
