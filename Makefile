@@ -1,7 +1,7 @@
 # harden: see README.md. `make demo` and `make test` do all set-up themselves.
 CARGO ?= cargo
 
-.PHONY: build demo test deps build-deps lint unit clean man image
+.PHONY: build demo test deps build-deps lint unit clean man image fuzz fuzz-smoke
 
 # The arm64 step-down needs Debian's toolchain (see README): deps installs it.
 export HARDEN_REQUIRE_ARM64 = 1
@@ -30,6 +30,17 @@ test: deps lint
 	$(CARGO) test --workspace
 	$(MAKE) image
 	./scripts/test-image
+	$(MAKE) fuzz-smoke
+
+# cargo fuzz needs nightly features: RUSTC_BOOTSTRAP lets the stable
+# toolchain (the only one these machines have) build with them.
+FUZZ_TARGETS = reference manifest archive layer
+fuzz-smoke: FUZZ_SECONDS = 5
+fuzz fuzz-smoke:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do mkdir -p corpus/$$t && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t corpus/$$t seeds/$$t -- \
+	    -max_total_time=$(or $(FUZZ_SECONDS),300) || exit 1; done
 
 # harden as an image (oci-archive), built and hardened by harden itself.
 image: build-deps
