@@ -6,6 +6,7 @@
 pub mod digest;
 pub mod image;
 pub mod inspect;
+pub mod interrupt;
 pub mod layer;
 pub mod platform;
 pub mod progress;

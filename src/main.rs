@@ -315,6 +315,7 @@ impl SettingsArgs {
 fn main() {
     let cli = Cli::parse();
     progress::set_verbose(cli.verbose);
+    harden::interrupt::install();
     if let Err(e) = run(cli) {
         eprintln!("harden: error: {e:#}");
         let is = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);

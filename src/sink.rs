@@ -132,11 +132,13 @@ fn temp_beside(dest: &Path) -> Result<NamedTempFile> {
     };
     let name = dest.file_name().context("destination has no file name")?;
     // Outputs get the usual 0644, not the temp file's 0600.
-    tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&format!(".{}.harden-", name.to_string_lossy()))
         .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    crate::interrupt::track(tmp.path());
+    Ok(tmp)
 }
 
 /// Appends a blob as a tar member, checking digest and size as it streams.
@@ -332,6 +334,7 @@ impl Layout {
                     parent.display()
                 )
             })?;
+        crate::interrupt::track(tmp.path());
         fs::create_dir_all(tmp.path().join("blobs/sha256"))?;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))?;
         Ok(Layout::Dir {

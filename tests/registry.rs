@@ -206,7 +206,7 @@ fn same_registry_moves_only_the_new_layer_whatever_the_image_size() {
     let reg = Registry::plain("big");
     let dir = scratch("big");
     let layout = dir.join("layout");
-    write_big_layout(&layout, 320 << 20);
+    write_big_layout(&layout, 320 << 20, "big");
     reg.push(&format!("oci:{}:big", layout.display()), "fix/big:1", &[]);
     reg.push(&fixtures().oci("scratch"), "fix/tiny:1", &[]);
     let proxy = Proxy::start(&reg.addr, Faults::default());
@@ -229,60 +229,6 @@ fn same_registry_moves_only_the_new_layer_whatever_the_image_size() {
         moved[0], moved[1]
     );
     skopeo_verifies(&reg, "fix/big:1-hardened", &dir);
-}
-
-/// An OCI layout holding one uncompressed layer with `size` bytes of
-/// pseudo-random (incompressible) data, written directly (fast).
-fn write_big_layout(layout: &Path, size: usize) {
-    use sha2::{Digest, Sha256};
-    let blobs = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| -> String {
-        let hex = hex::encode(Sha256::digest(bytes));
-        std::fs::write(blobs.join(&hex), bytes).unwrap();
-        format!("sha256:{hex}")
-    };
-    let mut data = vec![0u8; size];
-    let mut x: u64 = 0x9E3779B97F4A7C15;
-    for chunk in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(size as u64);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    tar.append_data(&mut h, "data.bin", &data[..]).unwrap();
-    let layer = tar.into_inner().unwrap();
-    drop(data);
-    let layer_digest = put(&layer);
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["/data.bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    });
-    let config = serde_json::to_vec(&config).unwrap();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(&config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
-    });
-    let manifest = serde_json::to_vec(&manifest).unwrap();
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": put(&manifest), "size": manifest.len(),
-                       "annotations": {"org.opencontainers.image.ref.name": "big"}}],
-    });
-    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
 }
 
 /// The CA of `reg` in /etc/containers/certs.d/ADDR (where podman and harden
@@ -389,6 +335,7 @@ fn faults_between_harden_and_the_registry_are_survived() {
             too_many_every: Some(7),
             cut_response_every: Some(5),
             cut_request_every: Some(3),
+            throttle: None,
         },
     );
     // Cross-repository with the base layer read through the proxy: write to a
@@ -620,4 +567,36 @@ fn batch_from_a_file_reports_each_image() {
     );
     assert_eq!(code, 1);
     assert!(e.contains("images.txt:2"), "{e}");
+}
+
+#[test]
+fn an_interrupted_push_leaves_no_tag() {
+    let reg = Registry::plain("interrupt");
+    let dir = scratch("interrupt-push");
+    let layout = dir.join("layout");
+    write_big_layout(&layout, 8 << 20, "eight");
+    // 2 MiB/s: the 8 MiB upload takes seconds, so the signal lands mid-push.
+    let proxy = Proxy::start(
+        &reg.addr,
+        Faults {
+            throttle: Some(2 << 20),
+            ..Faults::default()
+        },
+    );
+    let dest = format!("docker://{}/slow/eight:h", proxy.addr);
+    let src = format!("oci:{}:eight", layout.display());
+    let child = std::process::Command::new(harden_bin())
+        .args(["rewrite", "-q", &src, &dest, "--plain-http"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    sh(cmd("kill", &["-TERM", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out).1);
+    assert!(
+        reg.inspect("slow/eight:h", false).is_err(),
+        "an interrupted push left a tag"
+    );
+    assert!(text(&out).1.contains("interrupted"));
 }

@@ -56,7 +56,7 @@ impl std::error::Error for NotFound {}
 
 /// One runtime for the whole process; the file transports stay synchronous
 /// and call in with `block_on`.
-fn runtime() -> &'static tokio::runtime::Runtime {
+pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()

@@ -17,6 +17,8 @@ pub struct Faults {
     pub cut_response_every: Option<u64>,
     /// Cut the connection halfway through every Nth request body (uploads).
     pub cut_request_every: Option<u64>,
+    /// Pass bodies at this many bytes per second (a slow link).
+    pub throttle: Option<u64>,
 }
 
 #[derive(Default)]
@@ -117,9 +119,14 @@ fn copy_body(
     head: &Head,
     cut: bool,
     count: &AtomicU64,
+    throttle: Option<u64>,
 ) -> io::Result<bool> {
     let pass = |bytes: &[u8], w: &mut dyn Write| -> io::Result<()> {
         count.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        if let Some(rate) = throttle {
+            let secs = bytes.len() as f64 / rate as f64;
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+        }
         w.write_all(bytes)
     };
     if head.chunked {
@@ -199,6 +206,7 @@ fn serve(client: TcpStream, upstream: &str, stats: &Stats, faults: Faults) -> io
             &request,
             cut,
             &stats.bytes,
+            faults.throttle,
         )? {
             stats.faults.fetch_add(1, Ordering::SeqCst);
             stats
@@ -231,6 +239,7 @@ fn serve(client: TcpStream, upstream: &str, stats: &Stats, faults: Faults) -> io
                 &response,
                 cut,
                 &stats.bytes,
+                faults.throttle,
             )?;
         to_client.flush()?;
         let suffix = if was_cut { " (cut)" } else { "" };

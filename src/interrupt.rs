@@ -1,0 +1,55 @@
+//! Ctrl-C, SIGTERM, SIGHUP: remove the temporary files and directories of
+//! outputs being written, then exit 130 (INT) or 128+N. A registry push needs
+//! nothing here: its tag is the last request, so an interrupted push leaves
+//! no tag (at most an upload session, which the registry expires).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes `path` (a temp file or directory) if harden is interrupted.
+/// A path that was renamed into place no longer exists by then.
+pub fn track(path: &Path) {
+    PENDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.to_path_buf());
+}
+
+/// Starts listening for the signals (on the async runtime's threads).
+pub fn install() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = crate::registry::runtime();
+    for (kind, code) in [
+        (SignalKind::interrupt(), 130),
+        (SignalKind::terminate(), 143),
+        (SignalKind::hangup(), 129),
+    ] {
+        let _guard = runtime.enter();
+        let Ok(mut stream) = signal(kind) else {
+            continue;
+        };
+        runtime.spawn(async move {
+            stream.recv().await;
+            let removed = clean_up();
+            eprintln!("harden: interrupted; removed {removed} temporary file(s), wrote nothing");
+            std::process::exit(code);
+        });
+    }
+}
+
+fn clean_up() -> usize {
+    let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    pending
+        .iter()
+        .filter(|p| {
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+            removed.is_ok()
+        })
+        .count()
+}
