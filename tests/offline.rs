@@ -693,3 +693,40 @@ fn an_interrupted_write_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(130), "{}", text(&out).1);
     assert_only(&out_dir, &[]);
 }
+
+/// A 1 MiB tmpfs, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_no_partial_output() {
+    let dir = scratch("full-disk").join("mnt");
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(cmd(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "tmpfs",
+            dir.to_str().unwrap(),
+        ],
+    ));
+    let _disk = SmallDisk(dir.clone());
+    // The busybox image is 2 MB: none of these fit.
+    for dest in [
+        format!("docker-archive:{}", dir.join("out.tar").display()),
+        format!("oci:{}:t", dir.join("layout").display()),
+        format!("oci-archive:{}", dir.join("out-oci.tar").display()),
+    ] {
+        let e = rewrite_err(&fixtures().archive("busybox"), &dest, &[]);
+        assert!(e.contains("No space left on device"), "{dest}: {e}");
+        assert_only(&dir, &[]);
+    }
+}
