@@ -8,6 +8,7 @@ pub mod image;
 pub mod inspect;
 pub mod interrupt;
 pub mod layer;
+pub mod limits;
 pub mod platform;
 pub mod progress;
 pub mod registry;

@@ -54,7 +54,11 @@ pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>
         let n = raw.read(&mut magic)?;
         let chained = std::io::Cursor::new(magic[..n].to_vec()).chain(raw);
         let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
-            Box::new(flate2::read::MultiGzDecoder::new(chained))
+            Box::new(crate::limits::Capped::new(
+                flate2::read::MultiGzDecoder::new(chained),
+                crate::limits::decompressed_limit(layer.blob.len()),
+                format!("layer {}", layer.digest),
+            ))
         } else if layer.media_type.contains("zstd") {
             bail!(
                 "layer {} is zstd-compressed, which harden cannot read yet",

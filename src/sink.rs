@@ -236,7 +236,11 @@ fn append_decompressed<W: Write>(
     let mut scratch = tempfile::tempfile_in(dir)?;
     let mut compressed = HashingReader::new(layer.blob.open()?);
     // Multi-member gzip is valid gzip (pigz and some registries write it).
-    let mut gz = flate2::read::MultiGzDecoder::new(&mut compressed);
+    let mut gz = crate::limits::Capped::new(
+        flate2::read::MultiGzDecoder::new(&mut compressed),
+        crate::limits::decompressed_limit(layer.blob.len()),
+        format!("layer {}", layer.digest),
+    );
     let mut out = BufWriter::new(&mut scratch);
     let plain = digest::copy_hashed(&mut gz, &mut out)
         .with_context(|| format!("decompressing layer {}", layer.digest))?;
