@@ -260,3 +260,114 @@ fn non_root_image_user_stays_the_default() {
         "1500\n1600\n"
     );
 }
+
+/// A busybox image with `/bin/euid`, a static program that prints its
+/// effective UID, installed setuid root.
+fn setuid_fixture(dir: &std::path::Path) -> String {
+    let src = dir.join("euid.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\nint main(void){printf(\"%d\\n\",(int)geteuid());return 0;}\n",
+    )
+    .unwrap();
+    let rootfs = dir.join("rootfs");
+    sh(cmd(
+        "cp",
+        &[
+            "-a",
+            fixtures().dir.join("rootfs").to_str().unwrap(),
+            rootfs.to_str().unwrap(),
+        ],
+    ));
+    let euid = rootfs.join("bin/euid");
+    sh(cmd(
+        "gcc",
+        &[
+            "-static",
+            "-Os",
+            "-o",
+            euid.to_str().unwrap(),
+            src.to_str().unwrap(),
+        ],
+    ));
+    sh(cmd("chmod", &["4755", euid.to_str().unwrap()]));
+    let layout = dir.join("layout");
+    let image = format!("{}:suid", layout.display());
+    sh(cmd(
+        "umoci",
+        &["init", "--layout", layout.to_str().unwrap()],
+    ));
+    sh(cmd("umoci", &["new", "--image", &image]));
+    sh(cmd(
+        "umoci",
+        &["insert", "--image", &image, rootfs.to_str().unwrap(), "/"],
+    ));
+    sh(cmd(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &image,
+            "--config.cmd",
+            "sh",
+            "--config.env",
+            "PATH=/bin",
+        ],
+    ));
+    format!("oci:{image}")
+}
+
+#[test]
+fn a_setuid_root_program_cannot_regain_root() {
+    let dir = scratch("setuid");
+    let src = setuid_fixture(&dir);
+    let image = harden_and_load(&src, &dir, "suid", &[]);
+    let out = podman().run_ok(
+        &[],
+        &image,
+        &["sh", "-c", "id -u; ls -l /bin/euid; /bin/euid"],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1000");
+    assert!(
+        lines[1].starts_with("-rwsr-xr-x"),
+        "the fixture is setuid: {out}"
+    );
+    assert_eq!(
+        lines[2], "1000",
+        "no_new_privs keeps the setuid bit from raising the euid"
+    );
+    // The same image with --allow-new-privs: the setuid bit works, so the check above can fail.
+    let image = harden_and_load(&src, &dir, "suid-allowed", &["--allow-new-privs"]);
+    let out = podman().run_ok(&[], &image, &["sh", "-c", "id -u; /bin/euid"]);
+    assert_eq!(out, "1000\n0\n");
+}
+
+#[test]
+fn restarting_a_container_never_duplicates_the_account() {
+    let dir = scratch("restart");
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "restart", &[]);
+    let name = format!("harden-restart-{}", std::process::id());
+    let script =
+        "grep -c '^app:' /etc/passwd; grep -c ':1000:' /etc/passwd; grep -c '^app:' /etc/group";
+    sh(podman().command().args([
+        "create",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        &image,
+        "sh",
+        "-c",
+        script,
+    ]));
+    for round in 0..2 {
+        let out = sh(podman().command().args(["start", "-a", &name]));
+        assert_eq!(out, "1\n1\n1\n", "start {round}: one entry each");
+    }
+    sh(podman().command().args(["rm", &name]));
+}
