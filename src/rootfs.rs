@@ -77,10 +77,12 @@ pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>
             let mut entry = match entry {
                 Ok(e) => e,
                 // umoci ends layers without the last padding and end-of-archive
-                // blocks. A layer truly cut short fails its digest check when copied.
+                // blocks: the tar ends early in a complete gzip stream. A gzip
+                // stream cut short (flate2 says "deflate") is an error.
                 Err(e)
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof
-                        || e.to_string().contains("unexpected EOF") =>
+                    if (e.kind() == std::io::ErrorKind::UnexpectedEof
+                        || e.to_string().contains("unexpected EOF"))
+                        && !e.to_string().contains("deflate") =>
                 {
                     break
                 }
