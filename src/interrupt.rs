@@ -39,6 +39,17 @@ pub fn install() {
     }
 }
 
+/// `--timeout`: after `seconds`, remove the temp files and exit 124 (as
+/// timeout(1) does), so that a pipeline step never hangs.
+pub fn deadline(seconds: u64) {
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+        let removed = clean_up();
+        eprintln!("harden: error: timed out after {seconds} s (--timeout); removed {removed} temporary file(s), wrote nothing");
+        std::process::exit(124);
+    });
+}
+
 fn clean_up() -> usize {
     let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
     pending

@@ -23,6 +23,9 @@ struct Cli {
     /// Log every registry request and retry to stderr (also RUST_LOG=debug)
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// Give up after this many seconds (exit 124, temp files removed, no tag pushed)
+    #[arg(long, global = true, value_name = "SECONDS")]
+    timeout: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -316,6 +319,9 @@ fn main() {
     let cli = Cli::parse();
     progress::set_verbose(cli.verbose);
     harden::interrupt::install();
+    if let Some(seconds) = cli.timeout {
+        harden::interrupt::deadline(seconds);
+    }
     if let Err(e) = run(cli) {
         eprintln!("harden: error: {e:#}");
         let is = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
