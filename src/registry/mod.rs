@@ -142,8 +142,8 @@ impl Repo {
         &self.registry.host
     }
 
-    /// The manifest's bytes (capped) and media type.
-    async fn manifest(&self, reference: &str) -> Result<(Vec<u8>, String)> {
+    /// The manifest's bytes (capped); what it is, harden reads from its content.
+    async fn manifest(&self, reference: &str) -> Result<Vec<u8>> {
         let what = format!("manifest {}:{reference}", self.name);
         let r = self
             .registry
@@ -153,14 +153,7 @@ impl Repo {
             })
             .await?;
         let r = check(r, self.host(), &what).await?;
-        let media_type = r
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
-            .unwrap_or_default();
-        let bytes = read_capped(r, MAX_MANIFEST, &what).await?;
-        Ok((bytes, media_type))
+        read_capped(r, MAX_MANIFEST, &what).await
     }
 
     /// `GET` a blob from byte `from` on (a resumed download asks for a range).
@@ -543,7 +536,7 @@ impl Read for RemoteReader {
 pub fn read(r: &Reference, registries: &Registries) -> Result<Content> {
     let repo = registries.repo(r)?;
     let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
-    let (bytes, _) = runtime().block_on(async {
+    let bytes = runtime().block_on(async {
         repo.registry.want(&repo.name, &["pull"]).await;
         repo.manifest(&reference).await
     })?;
@@ -556,7 +549,7 @@ pub fn read(r: &Reference, registries: &Registries) -> Result<Content> {
         }
     }
     let load = |child: &Digest, _size: u64| -> Result<Vec<u8>> {
-        let (bytes, _) = runtime().block_on(repo.manifest(child.as_str()))?;
+        let bytes = runtime().block_on(repo.manifest(child.as_str()))?;
         let got = Digest::of(&bytes);
         if &got != child {
             bail!("the registry sent a manifest that hashes to {got}, not the {child} the index names");
