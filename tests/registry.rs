@@ -335,7 +335,7 @@ fn faults_between_harden_and_the_registry_are_survived() {
             too_many_every: Some(7),
             cut_response_every: Some(5),
             cut_request_every: Some(3),
-            throttle: None,
+            ..Faults::default()
         },
     );
     // Cross-repository with the base layer read through the proxy: write to a
@@ -599,4 +599,41 @@ fn an_interrupted_push_leaves_no_tag() {
         "an interrupted push left a tag"
     );
     assert!(text(&out).1.contains("interrupted"));
+}
+
+#[test]
+fn a_blob_corrupted_on_the_way_from_a_registry_is_caught() {
+    let reg = Registry::plain("corrupt");
+    reg.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
+    // Bodies over 64 KiB (the busybox layer) get one byte flipped.
+    let proxy = Proxy::start(
+        &reg.addr,
+        Faults {
+            corrupt_bodies_over: Some(64 << 10),
+            ..Faults::default()
+        },
+    );
+    let dir = scratch("corrupt-registry");
+    let src = format!("docker://{}/fix/busybox:1", proxy.addr);
+    for dest in [
+        format!("docker-archive:{}", dir.join("out.tar").display()),
+        format!("oci:{}:t", dir.join("layout").display()),
+        format!("docker://{}/other/busybox:h", reg.addr),
+    ] {
+        let (code, _, e) = run(&["rewrite", &src, &dest, "--plain-http"], &[]);
+        assert_eq!(code, 1, "{dest}: {e}");
+        assert!(
+            e.contains("does not match its digest") || e.contains("corrupt"),
+            "{dest}: {e}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "{dest}: output left"
+        );
+    }
+    assert!(
+        reg.inspect("other/busybox:h", false).is_err(),
+        "no tag over a corrupt blob"
+    );
 }

@@ -264,6 +264,13 @@ impl Repo {
                 }
                 Err(e) => Err(e),
             };
+            // Our own check of the bytes sent comes first: the registry may
+            // answer (400 DIGEST_INVALID) before the body stream reports it.
+            let mismatch = mismatch.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(m) = mismatch {
+                self.cancel_upload(&location).await;
+                bail!("{m}");
+            }
             let retry = match outcome {
                 Ok(r) if r.status() == StatusCode::CREATED => return Ok(()),
                 Ok(r)
@@ -278,20 +285,13 @@ impl Repo {
                         .await
                         .map(|_| ());
                 }
-                Err(e) => {
-                    let mismatch = mismatch.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    if let Some(m) = mismatch {
+                Err(e) => match e.downcast_ref::<reqwest::Error>() {
+                    Some(re) if transient(re) => format!("{e:#}"),
+                    _ => {
                         self.cancel_upload(&location).await;
-                        bail!("{m}");
+                        return Err(e.context(format!("upload {digest}")));
                     }
-                    match e.downcast_ref::<reqwest::Error>() {
-                        Some(re) if transient(re) => format!("{e:#}"),
-                        _ => {
-                            self.cancel_upload(&location).await;
-                            return Err(e.context(format!("upload {digest}")));
-                        }
-                    }
-                }
+                },
             };
             self.cancel_upload(&location).await;
             if attempt >= RETRIES {
@@ -393,6 +393,13 @@ struct Verified {
 }
 
 impl Verified {
+    fn too_long(&self) -> String {
+        format!(
+            "blob {} is longer than its {} bytes",
+            self.digest, self.size
+        )
+    }
+
     fn fail(&mut self, message: String) -> Poll<Option<io::Result<Bytes>>> {
         *self.mismatch.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
         Poll::Ready(Some(Err(io::Error::other(message))))
@@ -403,31 +410,45 @@ impl futures_util::Stream for Verified {
     type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        if self.hasher.is_none() {
-            return Poll::Ready(None);
-        }
         match self.inner.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                let hasher = self.hasher.as_mut().expect("checked above");
-                hasher.update(&chunk);
-                if hasher.count() > self.size {
-                    let m = format!(
-                        "blob {} is longer than its {} bytes",
-                        self.digest, self.size
-                    );
+                let size = self.size;
+                let Some(hasher) = self.hasher.as_mut() else {
+                    let m = self.too_long();
                     return self.fail(m);
+                };
+                hasher.update(&chunk);
+                let count = hasher.count();
+                if count > size {
+                    let m = self.too_long();
+                    return self.fail(m);
+                }
+                // With Content-Length the last chunk completes the request: check
+                // the digest before handing it over, so a bad blob never lands.
+                if count == size {
+                    let hasher = self.hasher.take().expect("checked above");
+                    let what = format!("blob {}", self.digest);
+                    if let Err(e) =
+                        crate::digest::verify(&what, &self.digest, self.size, hasher.finish())
+                    {
+                        return self.fail(e.to_string());
+                    }
                 }
                 self.bar.inc(chunk.len() as u64);
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(None) => {
-                let hasher = self.hasher.take().expect("checked above");
-                let what = format!("blob {}", self.digest);
-                match crate::digest::verify(&what, &self.digest, self.size, hasher.finish()) {
-                    Ok(()) => Poll::Ready(None),
-                    Err(e) => self.fail(e.to_string()),
+            Poll::Ready(None) => match self.hasher.take() {
+                // Ended before `size` bytes.
+                Some(hasher) => {
+                    let what = format!("blob {}", self.digest);
+                    let e = crate::digest::verify(&what, &self.digest, self.size, hasher.finish());
+                    self.fail(
+                        e.err()
+                            .map_or_else(|| format!("{what} ended early"), |e| e.to_string()),
+                    )
                 }
-            }
+                None => Poll::Ready(None),
+            },
             other => other,
         }
     }

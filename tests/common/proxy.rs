@@ -19,6 +19,8 @@ pub struct Faults {
     pub cut_request_every: Option<u64>,
     /// Pass bodies at this many bytes per second (a slow link).
     pub throttle: Option<u64>,
+    /// Flip one byte in the body of responses larger than this many bytes.
+    pub corrupt_bodies_over: Option<u64>,
 }
 
 #[derive(Default)]
@@ -120,6 +122,7 @@ fn copy_body(
     cut: bool,
     count: &AtomicU64,
     throttle: Option<u64>,
+    corrupt: bool,
 ) -> io::Result<bool> {
     let pass = |bytes: &[u8], w: &mut dyn Write| -> io::Result<()> {
         count.fetch_add(bytes.len() as u64, Ordering::SeqCst);
@@ -154,11 +157,15 @@ fn copy_body(
     let limit = if cut && len > 1 { len / 2 } else { len };
     let mut left = limit;
     let mut buf = vec![0; 64 << 10];
+    let mut flip = corrupt;
     while left > 0 {
         let want = left.min(buf.len() as u64) as usize;
         let n = r.read(&mut buf[..want])?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if std::mem::take(&mut flip) {
+            buf[n / 2] ^= 0xff;
         }
         pass(&buf[..n], w)?;
         left -= n as u64;
@@ -207,6 +214,7 @@ fn serve(client: TcpStream, upstream: &str, stats: &Stats, faults: Faults) -> io
             cut,
             &stats.bytes,
             faults.throttle,
+            false,
         )? {
             stats.faults.fetch_add(1, Ordering::SeqCst);
             stats
@@ -232,6 +240,9 @@ fn serve(client: TcpStream, upstream: &str, stats: &Stats, faults: Faults) -> io
             .to_string();
         let bodiless = line.starts_with("HEAD ") || status == "204" || status == "304";
         let cut = !bodiless && due(faults.cut_response_every, n);
+        let corrupt = faults
+            .corrupt_bodies_over
+            .is_some_and(|min| response.length.is_some_and(|l| l > min));
         let was_cut = !bodiless
             && copy_body(
                 &mut from_server,
@@ -240,6 +251,7 @@ fn serve(client: TcpStream, upstream: &str, stats: &Stats, faults: Faults) -> io
                 cut,
                 &stats.bytes,
                 faults.throttle,
+                corrupt,
             )?;
         to_client.flush()?;
         let suffix = if was_cut { " (cut)" } else { "" };
