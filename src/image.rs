@@ -275,6 +275,9 @@ pub struct Index {
     pub family: Family,
     pub annotations: Map<String, Value>,
     pub entries: Vec<IndexEntry>,
+    /// Entries that are not images (artifacts such as an SBOM), kept as they
+    /// are, after the images.
+    pub others: Vec<OtherEntry>,
     /// Entries left out, with the reason (attestations, other media types).
     pub skipped: Vec<Skipped>,
     /// Digest of the source index.
@@ -287,6 +290,24 @@ pub struct IndexEntry {
     /// The descriptor's other fields (platform, annotations, ...), kept.
     pub extra: Map<String, Value>,
     pub image: Image,
+}
+
+/// An index entry harden does not rewrite: its descriptor, manifest bytes
+/// and the blobs that manifest names, copied unchanged.
+#[derive(Debug, Clone)]
+pub struct OtherEntry {
+    pub descriptor: Map<String, Value>,
+    pub manifest: Vec<u8>,
+    pub blobs: Vec<(Digest, Blob)>,
+}
+
+impl OtherEntry {
+    pub fn media_type(&self) -> &str {
+        self.descriptor
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or(OCI_MANIFEST)
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -306,18 +327,19 @@ impl Index {
 
     /// The index for these entries: the exact bytes to store.
     pub fn manifest(&self) -> Vec<u8> {
-        let manifests: Vec<Value> = self
-            .entries
+        let images = self.entries.iter().map(|e| {
+            let bytes = e.image.manifest();
+            let mut d = e.extra.clone();
+            d.insert("mediaType".into(), e.image.manifest_media_type().into());
+            d.insert("digest".into(), Digest::of(&bytes).as_str().into());
+            d.insert("size".into(), bytes.len().into());
+            Value::Object(d)
+        });
+        let others = self
+            .others
             .iter()
-            .map(|e| {
-                let bytes = e.image.manifest();
-                let mut d = e.extra.clone();
-                d.insert("mediaType".into(), e.image.manifest_media_type().into());
-                d.insert("digest".into(), Digest::of(&bytes).as_str().into());
-                d.insert("size".into(), bytes.len().into());
-                Value::Object(d)
-            })
-            .collect();
+            .map(|o| Value::Object(o.descriptor.clone()));
+        let manifests: Vec<Value> = images.chain(others).collect();
         let mut m = Map::new();
         m.insert("schemaVersion".into(), 2.into());
         m.insert("mediaType".into(), self.media_type().into());

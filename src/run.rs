@@ -221,6 +221,14 @@ pub fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Va
         "image_id": written.image_id,
         "platforms": report,
         "dropped": dropped,
+        "kept": match &hardened {
+            Content::Index(x) => x.others.iter().map(|o| serde_json::json!({
+                "digest": o.descriptor.get("digest"),
+                "mediaType": o.media_type(),
+                "artifactType": o.descriptor.get("artifactType"),
+            })).collect(),
+            Content::Image(_) => Vec::new(),
+        },
         "blobs": written.blobs,
     });
     if let Content::Image(_) = hardened {

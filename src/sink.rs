@@ -504,6 +504,12 @@ fn write_oci(content: &Content, mut layout: Layout, tag: Option<&str>) -> Result
                 for e in &index.entries {
                     put_image(&mut layout, &e.image)?;
                 }
+                for other in &index.others {
+                    for (digest, blob) in &other.blobs {
+                        layout.put_blob(digest, blob)?;
+                    }
+                    layout.put_bytes(&other.manifest)?;
+                }
                 let bytes = index.manifest();
                 (
                     index.media_type(),

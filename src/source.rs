@@ -4,7 +4,8 @@
 
 use crate::digest::Digest;
 use crate::image::{
-    self, Blob, Content, Family, Image, Index, IndexEntry, Layer, Skipped, MAX_CONFIG, MAX_MANIFEST,
+    self, Blob, Content, Family, Image, Index, IndexEntry, Layer, OtherEntry, Skipped, MAX_CONFIG,
+    MAX_MANIFEST,
 };
 use crate::platform::Platform;
 use crate::registry::{self, Registries};
@@ -224,7 +225,7 @@ fn read_index(
         .get("manifests")
         .and_then(Value::as_array)
         .context("the index has no manifests list")?;
-    let (mut entries, mut skipped) = (Vec::new(), Vec::new());
+    let (mut entries, mut skipped, mut others) = (Vec::new(), Vec::new(), Vec::new());
     for value in list {
         let d: Descriptor =
             serde_json::from_value(value.clone()).context("malformed descriptor in the index")?;
@@ -249,11 +250,27 @@ fn read_index(
             ));
             continue;
         }
-        if d.media_type != image::OCI_MANIFEST && d.media_type != image::DOCKER_MANIFEST {
-            skipped.push(skip(&format!("not an image manifest ({})", d.media_type)));
+        if image::is_index(&d.media_type) {
+            skipped.push(skip("a nested index"));
             continue;
         }
         let bytes = load(&child, d.size)?;
+        let manifest: Value = parse_json(&bytes, "manifest")?;
+        if manifest.get("subject").is_some() {
+            skipped.push(skip(
+                "refers to (describes) another manifest, which hardening replaces",
+            ));
+            continue;
+        }
+        if !is_image_manifest(&d.media_type, &manifest) {
+            // An artifact (an SBOM, a chart, ...): kept unchanged, with its blobs.
+            others.push(OtherEntry {
+                descriptor: value.as_object().cloned().unwrap_or_default(),
+                blobs: referenced_blobs(&manifest, blob)?,
+                manifest: bytes,
+            });
+            continue;
+        }
         let image = read_manifest(&bytes, child, blob)?;
         let platform =
             match platform.or_else(|| image.config_json().ok().as_ref().and_then(Platform::of)) {
@@ -275,6 +292,7 @@ fn read_index(
     }
     Ok(Index {
         family,
+        others,
         annotations: index
             .get("annotations")
             .and_then(Value::as_object)
@@ -284,6 +302,46 @@ fn read_index(
         skipped,
         digest: Some(digest),
     })
+}
+
+/// An image manifest with an image config (an OCI manifest may carry an
+/// artifact instead: an `artifactType`, or a config of another media type).
+fn is_image_manifest(media_type: &str, manifest: &Value) -> bool {
+    let config_type = manifest
+        .pointer("/config/mediaType")
+        .and_then(Value::as_str);
+    match media_type {
+        image::DOCKER_MANIFEST => true,
+        image::OCI_MANIFEST | "" => {
+            manifest.get("artifactType").is_none()
+                && matches!(
+                    config_type,
+                    None | Some(image::OCI_CONFIG) | Some(image::DOCKER_CONFIG)
+                )
+        }
+        _ => false,
+    }
+}
+
+/// The blobs an artifact's manifest names (config, layers, blobs).
+fn referenced_blobs(
+    manifest: &Value,
+    blob: &dyn Fn(&Digest, u64) -> Result<Blob>,
+) -> Result<Vec<(Digest, Blob)>> {
+    let single = manifest.get("config").into_iter();
+    let lists = ["layers", "blobs"]
+        .iter()
+        .filter_map(|k| manifest.get(*k).and_then(Value::as_array))
+        .flatten();
+    single
+        .chain(lists)
+        .map(|v| {
+            let d: Descriptor =
+                serde_json::from_value(v.clone()).context("malformed descriptor")?;
+            let digest = Digest::parse(&d.digest)?;
+            Ok((digest.clone(), blob(&digest, d.size)?))
+        })
+        .collect()
 }
 
 /// Builds the image a manifest describes; `blob` finds a blob by digest and

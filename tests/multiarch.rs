@@ -90,19 +90,39 @@ fn each_platform_gets_the_step_down_of_its_architecture() {
             )
         })
         .collect();
-    assert_eq!(dropped.len(), 2, "{report}");
+    assert_eq!(dropped.len(), 3, "{report}");
     assert!(dropped
         .iter()
         .any(|(p, r)| *p == "unknown/unknown" && r.contains("attestation")));
     assert!(dropped
         .iter()
         .any(|(p, r)| *p == "linux/s390x" && r.contains("--skip-unsupported")));
+    assert!(
+        dropped.iter().any(|(_, r)| r.contains("refers to")),
+        "the referrer: {report}"
+    );
+    // The SBOM artifact is kept unchanged, with its blobs.
+    let kept = report["kept"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{report}");
+    assert_eq!(kept[0]["artifactType"], "application/spdx+json");
 
     // Same platforms, in order, the index annotation kept; attestation and s390x gone.
     let index = tagged_index(&out_layout, "h");
-    let platforms: Vec<String> = index["manifests"]
+    let (images, artifacts): (Vec<&Value>, Vec<&Value>) = index["manifests"]
         .as_array()
         .unwrap()
+        .iter()
+        .partition(|d| d.get("platform").is_some());
+    assert_eq!(artifacts.len(), 1);
+    assert_eq!(artifacts[0]["digest"], kept[0]["digest"]);
+    let sbom = read_json(&blob(&out_layout, artifacts[0]["digest"].as_str().unwrap()));
+    for d in [&sbom["config"], &sbom["layers"][0]] {
+        assert!(
+            blob(&out_layout, d["digest"].as_str().unwrap()).is_file(),
+            "{d}"
+        );
+    }
+    let platforms: Vec<String> = images
         .iter()
         .map(|d| {
             let p = &d["platform"];
@@ -128,12 +148,7 @@ fn each_platform_gets_the_step_down_of_its_architecture() {
     assert_eq!(reported, ["linux/amd64", "linux/arm64/v8"]);
 
     // Each platform's new layer holds a binary of its own architecture.
-    for (d, arch) in index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(["x86-64", "ARM aarch64"])
-    {
+    for (d, arch) in images.iter().zip(["x86-64", "ARM aarch64"]) {
         let manifest = read_json(&blob(&out_layout, d["digest"].as_str().unwrap()));
         let bin = dir.join(format!(
             "stepdown-{}",
@@ -195,8 +210,10 @@ fn platform_selection_and_single_platform_outputs() {
     ]);
     assert_eq!(report["platforms"].as_array().unwrap().len(), 1);
     let index = tagged_index(&layout, "a");
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    // The arm64 image, and the SBOM artifact (not a platform: kept).
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
     assert_eq!(index["manifests"][0]["platform"]["architecture"], "arm64");
+    assert!(index["manifests"][1].get("platform").is_none());
     // A platform the index does not have is an error that lists what it has.
     let out = harden(&[
         "rewrite",
@@ -242,13 +259,16 @@ fn index_through_a_registry() {
         "--plain-http",
         "--skip-unsupported",
     ]);
-    // One new layer and one config per architecture; base layers stay.
+    // One new layer and one config per architecture; base layers and the
+    // SBOM's blobs are already there.
     assert_eq!(report["blobs"]["uploaded"], 4, "{report}");
-    assert_eq!(report["blobs"]["skipped"], 2, "{report}");
+    assert_eq!(report["blobs"]["skipped"], 4, "{report}");
+    let sbom = report["kept"][0]["digest"].as_str().unwrap();
     let raw: Value =
         serde_json::from_str(&reg.inspect("multi/busybox:1-hardened", true).unwrap()).unwrap();
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
-    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2);
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 3);
+    assert_eq!(raw["manifests"][2]["digest"], sbom);
     let digest = sh(cmd(
         "skopeo",
         &[
@@ -272,22 +292,61 @@ fn index_through_a_registry() {
         .command()
         .args(["pull", "-q", "--tls-verify=false", &dest]));
     assert_eq!(podman().run_ok(&[], &dest, &["id", "-u"]), "1000\n");
-    // A Docker manifest list stays a manifest list, of v2s2 manifests.
-    let mut c = std::process::Command::new("skopeo");
-    c.args([
-        "copy",
-        "-q",
-        "--all",
-        "--format",
-        "v2s2",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-    ]);
-    c.args([
-        format!("docker://{dest}"),
-        format!("docker://{}/list/busybox:1", reg.addr),
-    ]);
-    sh(c);
+    // A Docker manifest list stays a manifest list, of v2s2 manifests. skopeo
+    // makes the v2s2 manifests; the list (which skopeo will not make from an
+    // index holding an artifact) is PUT with curl.
+    let mut list = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let dest = format!("docker://{}/list/busybox:{arch}", reg.addr);
+        let src = format!("oci:{}:{arch}", m.layout.display());
+        sh(cmd(
+            "skopeo",
+            &[
+                "copy",
+                "-q",
+                "--format",
+                "v2s2",
+                "--dest-tls-verify=false",
+                &src,
+                &dest,
+            ],
+        ));
+        let raw = sh(cmd(
+            "skopeo",
+            &["inspect", "--raw", "--tls-verify=false", &dest],
+        ));
+        use sha2::Digest;
+        list.push(serde_json::json!({
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": format!("sha256:{}", hex::encode(sha2::Sha256::digest(raw.as_bytes()))),
+            "size": raw.len(),
+            "platform": {"os": "linux", "architecture": arch},
+        }));
+    }
+    let body = scratch("manifest-list").join("list.json");
+    std::fs::write(
+        &body,
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+            "manifests": list,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    sh(cmd(
+        "curl",
+        &[
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.docker.distribution.manifest.list.v2+json",
+            "--data-binary",
+            &format!("@{}", body.display()),
+            &format!("http://{}/v2/list/busybox/manifests/1", reg.addr),
+        ],
+    ));
     harden_json(&[
         "pull-rewrite-push",
         &format!("{}/list/busybox:1", reg.addr),

@@ -626,7 +626,16 @@ pub fn write(
             x.media_type(),
         ),
     };
-    let blobs = blobs_of(&images);
+    let mut blobs = blobs_of(&images);
+    let others = match content {
+        Content::Index(x) => x.others.as_slice(),
+        Content::Image(_) => &[],
+    };
+    for (digest, blob) in others.iter().flat_map(|o| &o.blobs) {
+        if !blobs.iter().any(|(d, _)| d == digest) {
+            blobs.push((digest.clone(), blob.clone()));
+        }
+    }
     let outcomes = runtime().block_on(async {
         repo.registry.want(&repo.name, &["pull", "push"]).await;
         for (_, blob) in &blobs {
@@ -644,6 +653,11 @@ pub fn write(
                 let m = image.manifest();
                 let digest = Digest::of(&m);
                 repo.put_manifest(digest.as_str(), image.manifest_media_type(), &m)
+                    .await?;
+            }
+            for other in others {
+                let digest = Digest::of(&other.manifest);
+                repo.put_manifest(digest.as_str(), other.media_type(), &other.manifest)
                     .await?;
             }
         }

@@ -356,8 +356,9 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
 
 /// An OCI layout whose tag `multi` is an index of busybox for linux/amd64 and
 /// linux/arm64/v8 (busybox-static:arm64, downloaded and extracted, never
-/// installed), a linux/s390x image (no step-down for it), and a
-/// BuildKit-style attestation manifest; the index carries an annotation.
+/// installed), a linux/s390x image (no step-down for it), a BuildKit-style
+/// attestation manifest, an SBOM artifact and a referrer to the amd64 image
+/// (a `subject`); the index carries an annotation.
 pub struct MultiArch {
     pub layout: PathBuf,
     /// The arm64 busybox binary, to run under qemu-aarch64-static.
@@ -445,6 +446,25 @@ pub fn multiarch() -> &'static MultiArch {
         }))
         .unwrap();
         let (att_digest, att_size) = put(&attestation);
+        // An SBOM stored as an OCI artifact (kept), and a signature-like
+        // referrer whose subject is the amd64 image (dropped: it describes it).
+        let (empty, empty_size) = put(b"{}");
+        let (sbom, sbom_size) = put(br#"{"spdxVersion":"SPDX-2.3"}"#);
+        let artifact = |subject: Option<&Value>| {
+            let mut m = json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": "application/spdx+json",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": empty_size},
+                "layers": [{"mediaType": "application/spdx+json", "digest": sbom, "size": sbom_size}],
+            });
+            if let Some(s) = subject {
+                m["subject"] = s.clone();
+            }
+            serde_json::to_vec(&m).unwrap()
+        };
+        let (sbom_manifest, sbom_manifest_size) = put(&artifact(None));
+        let (referrer, referrer_size) = put(&artifact(Some(&amd64)));
         let multi = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -456,6 +476,10 @@ pub fn multiarch() -> &'static MultiArch {
                  "platform": {"os": "unknown", "architecture": "unknown"},
                  "annotations": {"vnd.docker.reference.type": "attestation-manifest",
                                  "vnd.docker.reference.digest": amd64["digest"]}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sbom_manifest,
+                 "size": sbom_manifest_size, "artifactType": "application/spdx+json"},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": referrer,
+                 "size": referrer_size, "artifactType": "application/spdx+json"},
             ],
             "annotations": {"org.example.index": "kept"},
         }))
