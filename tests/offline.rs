@@ -660,4 +660,24 @@ fn hostile_corpus_is_refused_with_the_expected_errors() {
         cases += 1;
     }
     assert!(cases >= 18, "only {cases} cases");
+    // A huge index.json (5 MiB, too big to keep in the corpus): refused by size, unread.
+    let huge = dir.join("huge-index.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&huge).unwrap());
+    for (name, data) in [
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        ("index.json", vec![b' '; 5 << 20]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    b.finish().unwrap();
+    drop(b);
+    let dest = format!("oci-archive:{}", dir.join("out.tar").display());
+    let e = rewrite_err(&format!("oci-archive:{}", huge.display()), &dest, &[]);
+    assert!(
+        e.contains("index.json is 5242880 bytes, more than the 4194304 allowed"),
+        "{e}"
+    );
 }

@@ -27,6 +27,8 @@ fn default_user_and_privileges() {
     assert_eq!(status_field(own, "Groups"), "1000");
     assert_eq!(status_field(own, "CapEff"), "0000000000000000");
     assert_eq!(status_field(own, "CapPrm"), "0000000000000000");
+    assert_eq!(status_field(own, "CapInh"), "0000000000000000");
+    assert_eq!(status_field(own, "CapAmb"), "0000000000000000");
     assert_eq!(status_field(own, "NoNewPrivs"), "1");
     assert_eq!(
         status_field(pid1, "Uid"),
