@@ -1,7 +1,7 @@
 # harden: see README.md. `make demo` and `make test` do all set-up themselves.
 CARGO ?= cargo
 
-.PHONY: build demo test deps build-deps lint unit clean man image fuzz fuzz-smoke
+.PHONY: build demo test deps build-deps lint unit clean man image fuzz fuzz-smoke bench
 
 # The arm64 step-down needs Debian's toolchain (see README): deps installs it.
 export HARDEN_REQUIRE_ARM64 = 1
@@ -41,6 +41,11 @@ fuzz fuzz-smoke:
 	cd fuzz && for t in $(FUZZ_TARGETS); do mkdir -p corpus/$$t && \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t corpus/$$t seeds/$$t -- \
 	    -max_total_time=$(or $(FUZZ_SECONDS),300) || exit 1; done
+
+# harden beside its peers (cp, skopeo + umoci, skopeo copy, gosu, setpriv) in
+# one run; writes docs/bench-results.json and docs/bench-chart.svg (BENCHMARKS.md).
+bench: build deps
+	python3 scripts/bench.py --write
 
 # harden as an image (oci-archive), built and hardened by harden itself.
 image: build-deps

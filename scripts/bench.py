@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""make bench: harden side by side with its peers on the same inputs, in one
+run, several repetitions; prints medians and ratios (never absolute targets:
+the machine is shared and noisy), writes target/bench/results.json and the
+chart target/bench/chart.svg, and with --write also BENCHMARKS.md's results.
+
+usage: scripts/bench.py [--quick] [--write]
+"""
+import hashlib, io, json, os, shutil, signal, socket, statistics, subprocess, sys, tarfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HARDEN = os.path.join(ROOT, "target/release/harden")
+OUT = os.path.join(ROOT, "target/bench")
+W = "/tmp/harden-bench"
+QUICK = "--quick" in sys.argv
+SIZES = [16, 64, 128] if QUICK else [50, 200, 400]  # MiB
+REPS = 3
+
+def sh(*cmd, **kw):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+def timed(cmd, before=None):
+    """Seconds and peak RSS (KiB) of one run of cmd (a list, or a shell string)."""
+    if before:
+        before()
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, rusage = os.wait4(p.pid, 0)
+    elapsed = time.perf_counter() - t
+    if status != 0:
+        raise SystemExit(f"bench: {cmd} failed: {p.stderr.read().decode()[-2000:]}")
+    return elapsed, rusage.ru_maxrss
+
+def median(cmd, before=None, reps=REPS):
+    runs = [timed(cmd, before) for _ in range(reps)]
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+def fresh(*paths):
+    def clean():
+        for p in paths:
+            shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (os.path.exists(p) and os.remove(p))
+    return clean
+
+# ---------- fixtures: a docker-archive with an incompressible and a compressible layer
+
+def write_layer(path, name, size, compressible):
+    """A tar layer holding one file of `size` bytes; returns its sha256."""
+    class Source(io.RawIOBase):
+        def __init__(self):
+            self.left = size
+            self.text = b"harden benchmark: a compressible line of text, repeated\n" * 1200
+        def readable(self):
+            return True
+        def readinto(self, b):
+            k = min(len(b), self.left, 1 << 16)
+            memoryview(b).cast("B")[:k] = self.text[:k] if compressible else os.urandom(k)
+            self.left -= k
+            return k
+    with open(path, "wb") as f:
+        with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as t:
+            info = tarfile.TarInfo(name); info.size = size; info.mtime = 0
+            t.addfile(info, io.BufferedReader(Source(), 1 << 20))
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+def make_archive(path, mib):
+    d = path + ".d"; os.makedirs(d, exist_ok=True)
+    half = mib << 19
+    layers = []
+    for name, compressible in [("random.bin", False), ("text.txt", True)]:
+        lp = os.path.join(d, name + ".tar")
+        layers.append((write_layer(lp, name, half, compressible), lp))
+    busybox = shutil.which("busybox")
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/random.bin"], "Env": ["PATH=/"]},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + h for h, _ in layers]}}).encode()
+    cname = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cname, "RepoTags": [f"bench/img:{mib}"],
+                            "Layers": [h + ".tar" for h, _ in layers]}]).encode()
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as t:
+        for h, lp in layers:
+            t.add(lp, arcname=h + ".tar")
+        for name, data in [(cname, config), ("manifest.json", manifest)]:
+            info = tarfile.TarInfo(name); info.size = len(data); info.mtime = 0
+            t.addfile(info, io.BytesIO(data))
+    shutil.rmtree(d)
+
+# ---------- a registry on loopback, and a byte-counting TCP proxy
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+class Registry:
+    def __init__(self, name):
+        self.dir = os.path.join(W, "reg-" + name); shutil.rmtree(self.dir, ignore_errors=True); os.makedirs(self.dir)
+        self.addr = f"127.0.0.1:{free_port()}"
+        cfg = os.path.join(self.dir, "config.yml")
+        open(cfg, "w").write(f"version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.dir}/data}}}}\nhttp: {{addr: {self.addr}}}\n")
+        self.p = subprocess.Popen(["docker-registry", "serve", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port = int(self.addr.split(":")[1])
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("bench: the registry did not start")
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM); self.p.wait()
+
+class CountingProxy:
+    def __init__(self, upstream):
+        self.bytes = 0; self.lock = threading.Lock()
+        self.sock = socket.socket(); self.sock.bind(("127.0.0.1", 0)); self.sock.listen(64)
+        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        host, port = upstream.split(":")
+        def pipe(a, b):
+            try:
+                while (data := a.recv(1 << 16)):
+                    with self.lock:
+                        self.bytes += len(data)
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    try: s.shutdown(socket.SHUT_RDWR)
+                    except OSError: pass
+        def accept():
+            while True:
+                c, _ = self.sock.accept()
+                u = socket.create_connection((host, int(port)))
+                threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+                threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+        threading.Thread(target=accept, daemon=True).start()
+
+# ---------- the cases
+
+def main():
+    for tool in ["docker-registry", "skopeo", "umoci", "gosu", "setpriv"]:
+        if not shutil.which(tool):
+            raise SystemExit(f"bench: {tool} is missing (make deps installs the tools)")
+    shutil.rmtree(W, ignore_errors=True); os.makedirs(W); os.makedirs(OUT, exist_ok=True)
+    results = {"sizes_mib": SIZES, "reps": REPS}
+    stepdown = os.path.join(W, "harden-stepdown")
+    sh(HARDEN, "stepdown-binary", "-o", stepdown)
+
+    print("== offline: docker-archive -> docker-archive")
+    offline = []
+    for mib in SIZES:
+        src = os.path.join(W, f"img-{mib}.tar"); make_archive(src, mib)
+        dst = os.path.join(W, "out.tar")
+        cp = median(["cp", src, dst], fresh(dst))
+        h = median([HARDEN, "rewrite", "-q", f"docker-archive:{src}", f"docker-archive:{dst}"], fresh(dst))
+        lay = os.path.join(W, "pipe")
+        pipeline = (f"skopeo copy -q docker-archive:{src} oci:{lay}:t && "
+                    f"umoci config --image {lay}:t --config.user 1000:1000 && "
+                    f"umoci insert --image {lay}:t {stepdown} /.harden/harden-stepdown && "
+                    f"skopeo copy -q oci:{lay}:t docker-archive:{dst}:bench/img:p")
+        pipe = median(pipeline, fresh(lay, dst), reps=1 if mib == SIZES[-1] else REPS)
+        row = {"mib": mib, "cp": cp[0], "harden": h[0], "harden_rss_kib": h[1], "skopeo_umoci": pipe[0]}
+        offline.append(row)
+        print(f"  {mib:4} MiB  cp {cp[0]:6.2f}s  harden {h[0]:6.2f}s ({h[0]/cp[0]:.2f}x cp, peak {h[1]//1024} MiB)"
+              f"  skopeo+umoci {pipe[0]:6.2f}s ({pipe[0]/h[0]:.1f}x harden)")
+    results["offline"] = offline
+
+    print("== OCI layout -> OCI layout")
+    layouts = []
+    for mib in [SIZES[0], SIZES[-1]]:
+        lay = os.path.join(W, f"lay-{mib}")
+        sh("skopeo", "copy", "-q", f"docker-archive:{W}/img-{mib}.tar", f"oci:{lay}:t")
+        dst = os.path.join(W, "lay-out")
+        cp = median(["cp", "-r", lay, dst], fresh(dst))
+        h = median([HARDEN, "rewrite", "-q", f"oci:{lay}:t", f"oci:{dst}:h"], fresh(dst))
+        layouts.append({"mib": mib, "cp_r": cp[0], "harden": h[0]})
+        print(f"  {mib:4} MiB  cp -r {cp[0]:6.2f}s  harden {h[0]:6.3f}s (blobs hard-linked)")
+    results["oci_layout"] = layouts
+
+    print("== same registry: pull-rewrite-push")
+    reg = Registry("same")
+    proxy = CountingProxy(reg.addr)
+    same = []
+    big = SIZES[-1]
+    for mib, src in [(1, None), (big, f"{W}/img-{big}.tar")]:
+        if src is None:
+            src = os.path.join(W, "img-1.tar"); make_archive(src, 1)
+        sh("skopeo", "copy", "-q", "--dest-tls-verify=false", f"docker-archive:{src}", f"docker://{reg.addr}/bench/img:{mib}")
+        runs = []
+        for i in range(REPS):
+            proxy.bytes = 0
+            t, rss = timed([HARDEN, "pull-rewrite-push", "-q", f"{proxy.addr}/bench/img:{mib}",
+                            f"{proxy.addr}/bench/out{i}:{mib}", "--plain-http"])
+            runs.append((t, proxy.bytes, rss))
+        t = statistics.median(r[0] for r in runs)
+        same.append({"mib": mib, "seconds": t, "bytes": max(r[1] for r in runs), "rss_kib": max(r[2] for r in runs)})
+        print(f"  {mib:4} MiB image: {t:.2f}s, {max(r[1] for r in runs)} bytes through the proxy")
+    print(f"  time({big} MiB) / time(1 MiB) = {same[1]['seconds'] / same[0]['seconds']:.2f}")
+    results["same_registry"] = same
+
+    print("== across registries")
+    cross = {"harden": [], "skopeo": []}
+    for i in range(REPS):
+        for tool in ["harden", "skopeo"]:
+            dest = Registry(f"dest-{tool}-{i}")
+            if tool == "harden":
+                cmd = [HARDEN, "rewrite", "-q", f"docker://{reg.addr}/bench/img:{big}",
+                       f"docker://{dest.addr}/bench/img:h", "--plain-http"]
+            else:
+                cmd = ["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
+                       f"docker://{reg.addr}/bench/img:{big}", f"docker://{dest.addr}/bench/img:s"]
+            cross[tool].append(timed(cmd)[0])
+            dest.stop()
+    results["cross_registry"] = {k: statistics.median(v) for k, v in cross.items()}
+    c = results["cross_registry"]
+    print(f"  {big} MiB: harden {c['harden']:.2f}s, skopeo copy {c['skopeo']:.2f}s ({c['skopeo']/c['harden']:.2f}x harden)")
+    reg.stop()
+
+    print("== step-down: 1000 x TOOL 1000:1000 /bin/true")
+    loop = "i=0; while [ $i -lt 1000 ]; do {} /bin/true; i=$((i+1)); done"
+    tools = {"plain /bin/true": "", "harden-stepdown": f"{stepdown} 1000:1000",
+             "gosu": "gosu 1000:1000", "setpriv": "setpriv --reuid 1000 --regid 1000 --clear-groups"}
+    step = {name: median(loop.format(prefix))[0] for name, prefix in tools.items()}
+    base = step["plain /bin/true"]
+    overhead = {n: (t - base) / 1000 * 1e6 for n, t in step.items() if n != "plain /bin/true"}
+    results["stepdown_us_per_run"] = overhead
+    for n, us in overhead.items():
+        print(f"  {n:16} +{us:7.0f} us per run ({(step[n]) / base:.2f}x plain)")
+    print(f"  harden-stepdown overhead / gosu overhead = {overhead['harden-stepdown'] / overhead['gosu']:.2f}")
+
+    sizes = {"harden-stepdown (amd64)": os.path.getsize(stepdown), "gosu": os.path.getsize(shutil.which("gosu"))}
+    arm = os.path.join(W, "stepdown-arm64")
+    if subprocess.run([HARDEN, "stepdown-binary", "--arch", "arm64", "-o", arm], capture_output=True).returncode == 0:
+        sizes["harden-stepdown (arm64)"] = os.path.getsize(arm)
+    results["binary_bytes"] = sizes
+    for n, b in sizes.items():
+        print(f"  {n:24} {b:>10} bytes ({b / sizes['gosu']:.2f}x gosu)")
+
+    json.dump(results, open(os.path.join(OUT, "results.json"), "w"), indent=2)
+    open(os.path.join(OUT, "chart.svg"), "w").write(chart(offline))
+    print(f"wrote {OUT}/results.json and {OUT}/chart.svg")
+    if "--write" in sys.argv:
+        shutil.copy(os.path.join(OUT, "chart.svg"), os.path.join(ROOT, "docs/bench-chart.svg"))
+        json.dump(results, open(os.path.join(ROOT, "docs/bench-results.json"), "w"), indent=2)
+    shutil.rmtree(W, ignore_errors=True)
+
+def chart(rows):
+    """Seconds against image size, one line per tool, as a small SVG."""
+    w, h, m = 560, 320, 50
+    xs = [r["mib"] for r in rows]
+    series = {"cp (floor)": "cp", "harden": "harden", "skopeo + umoci": "skopeo_umoci"}
+    ymax = max(r[k] for r in rows for k in series.values()) * 1.1
+    X = lambda v: m + (w - 2 * m) * v / max(xs)
+    Y = lambda v: h - m - (h - 2 * m) * v / ymax
+    colors = ["#888", "#c03", "#06c"]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<line x1="{m}" y1="{h-m}" x2="{w-m}" y2="{h-m}" stroke="black"/><line x1="{m}" y1="{m}" x2="{m}" y2="{h-m}" stroke="black"/>',
+           f'<text x="{w/2}" y="{h-12}" text-anchor="middle">image size (MiB), docker-archive to docker-archive</text>',
+           f'<text x="14" y="{h/2}" transform="rotate(-90 14 {h/2})" text-anchor="middle">seconds (median)</text>']
+    for x in xs:
+        out.append(f'<text x="{X(x):.0f}" y="{h-m+16}" text-anchor="middle">{x}</text>')
+    for i in range(5):
+        v = ymax * i / 4
+        out.append(f'<text x="{m-6}" y="{Y(v)+4:.0f}" text-anchor="end">{v:.1f}</text>')
+    for (label, key), color, k in zip(series.items(), colors, range(3)):
+        pts = " ".join(f"{X(r['mib']):.1f},{Y(r[key]):.1f}" for r in rows)
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
+        out.append(f'<text x="{m+10}" y="{m+16*k}" fill="{color}">{label}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+if __name__ == "__main__":
+    main()
