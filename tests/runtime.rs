@@ -293,30 +293,12 @@ fn setuid_fixture(dir: &std::path::Path) -> String {
         ],
     ));
     sh(cmd("chmod", &["4755", euid.to_str().unwrap()]));
-    let layout = dir.join("layout");
-    let image = format!("{}:suid", layout.display());
-    sh(cmd(
-        "umoci",
-        &["init", "--layout", layout.to_str().unwrap()],
-    ));
-    sh(cmd("umoci", &["new", "--image", &image]));
-    sh(cmd(
-        "umoci",
-        &["insert", "--image", &image, rootfs.to_str().unwrap(), "/"],
-    ));
-    sh(cmd(
-        "umoci",
-        &[
-            "config",
-            "--image",
-            &image,
-            "--config.cmd",
-            "sh",
-            "--config.env",
-            "PATH=/bin",
-        ],
-    ));
-    format!("oci:{image}")
+    umoci_image(
+        &dir.join("layout"),
+        "suid",
+        &rootfs,
+        &["--config.cmd", "sh", "--config.env", "PATH=/bin"],
+    )
 }
 
 #[test]

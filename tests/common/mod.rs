@@ -114,28 +114,10 @@ pub fn fixtures() -> &'static Fixtures {
         std::fs::copy(&busybox, scratchfs.join("busybox")).unwrap();
 
         let layout = dir.join("layout");
-        let l = layout.to_str().unwrap();
-        sh(cmd("umoci", &["init", "--layout", l]));
-        for (tag, fs) in [
-            ("busybox", &rootfs),
-            ("echo", &rootfs),
-            ("scratch", &scratchfs),
-        ] {
-            let image = format!("{l}:{tag}");
-            sh(cmd("umoci", &["new", "--image", &image]));
-            sh(cmd(
-                "umoci",
-                &["insert", "--image", &image, fs.to_str().unwrap(), "/"],
-            ));
-        }
-        let config = |tag: &str, args: &[&str]| {
-            let image = format!("{l}:{tag}");
-            let mut all = vec!["config", "--image", image.as_str()];
-            all.extend_from_slice(args);
-            sh(cmd("umoci", &all));
-        };
-        config(
+        umoci_image(
+            &layout,
             "busybox",
+            &rootfs,
             &[
                 "--config.cmd",
                 "sh",
@@ -153,8 +135,10 @@ pub fn fixtures() -> &'static Fixtures {
                 "SIGINT",
             ],
         );
-        config(
+        umoci_image(
+            &layout,
             "echo",
+            &rootfs,
             &[
                 "--config.entrypoint",
                 "/bin/echo",
@@ -166,10 +150,13 @@ pub fn fixtures() -> &'static Fixtures {
                 "PATH=/bin",
             ],
         );
-        config(
+        umoci_image(
+            &layout,
             "scratch",
+            &scratchfs,
             &["--config.cmd", "/busybox", "--config.cmd", "id"],
         );
+        let l = layout.to_str().unwrap();
         for tag in ["busybox", "echo", "scratch"] {
             let dest = format!(
                 "docker-archive:{}:example/{tag}:latest",
@@ -204,31 +191,40 @@ pub fn debian() -> &'static (String, PathBuf) {
                 &mirror,
             ],
         ));
-        let layout = dir.join("layout");
-        let image = format!("{}:debian", layout.display());
-        sh(cmd(
-            "umoci",
-            &["init", "--layout", layout.to_str().unwrap()],
-        ));
-        sh(cmd("umoci", &["new", "--image", &image]));
-        sh(cmd(
-            "umoci",
-            &["insert", "--image", &image, rootfs.to_str().unwrap(), "/"],
-        ));
-        sh(cmd(
-            "umoci",
+        let image = umoci_image(
+            &dir.join("layout"),
+            "debian",
+            &rootfs,
             &[
-                "config",
-                "--image",
-                &image,
                 "--config.cmd",
                 "bash",
                 "--config.env",
                 "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
             ],
-        ));
-        (format!("oci:{image}"), rootfs)
+        );
+        (image, rootfs)
     })
+}
+
+/// Image `tag` in the OCI layout `layout` (made when missing), holding
+/// `rootfs`, configured with umoci's `config` flags; returns `oci:LAYOUT:TAG`.
+pub fn umoci_image(layout: &Path, tag: &str, rootfs: &Path, config: &[&str]) -> String {
+    if !layout.join("oci-layout").exists() {
+        sh(cmd(
+            "umoci",
+            &["init", "--layout", layout.to_str().unwrap()],
+        ));
+    }
+    let image = format!("{}:{tag}", layout.display());
+    sh(cmd("umoci", &["new", "--image", &image]));
+    sh(cmd(
+        "umoci",
+        &["insert", "--image", &image, rootfs.to_str().unwrap(), "/"],
+    ));
+    let mut args = vec!["config", "--image", image.as_str()];
+    args.extend_from_slice(config);
+    sh(cmd("umoci", &args));
+    format!("oci:{image}")
 }
 
 pub fn which(tool: &str) -> PathBuf {
@@ -395,21 +391,13 @@ pub fn multiarch() -> &'static MultiArch {
         std::fs::copy(&arm64_busybox, rootfs.join("bin/busybox")).unwrap();
 
         let layout = dir.join("layout");
-        let l = layout.to_str().unwrap();
-        sh(cmd("umoci", &["init", "--layout", l]));
         for (tag, arch, fs) in [
             ("amd64", "amd64", f.dir.join("rootfs")),
             ("arm64", "arm64", rootfs),
             ("s390x", "s390x", f.dir.join("scratchfs")),
         ] {
-            let image = format!("{l}:{tag}");
-            sh(cmd("umoci", &["new", "--image", &image]));
-            sh(cmd("umoci", &["insert", "--image", &image, fs.to_str().unwrap(), "/"]));
-            sh(cmd(
-                "umoci",
-                &["config", "--image", &image, "--architecture", arch, "--config.cmd", "sh",
-                  "--config.env", "PATH=/bin"],
-            ));
+            let config = ["--architecture", arch, "--config.cmd", "sh", "--config.env", "PATH=/bin"];
+            umoci_image(&layout, tag, &fs, &config);
         }
         let blobs = layout.join("blobs/sha256");
         let put = |bytes: &[u8]| -> (String, usize) {
