@@ -334,21 +334,11 @@ fn restarting_a_container_never_duplicates_the_account() {
     let name = format!("harden-restart-{}", std::process::id());
     let script =
         "grep -c '^app:' /etc/passwd; grep -c ':1000:' /etc/passwd; grep -c '^app:' /etc/group";
-    sh(podman().command().args([
-        "create",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        &image,
-        "sh",
-        "-c",
-        script,
-    ]));
+    sh(podman()
+        .command()
+        .args(["create", "--name", &name])
+        .args(CONTAINER_OPTIONS)
+        .args([image.as_str(), "sh", "-c", script]));
     for round in 0..2 {
         let out = sh(podman().command().args(["start", "-a", &name]));
         assert_eq!(out, "1\n1\n1\n", "start {round}: one entry each");

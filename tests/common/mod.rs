@@ -242,6 +242,17 @@ pub fn which(tool: &str) -> PathBuf {
     panic!("{tool} is not installed: run `make test`, which installs the test tools");
 }
 
+/// Options every test container gets (`run`, `create`): no network, and
+/// rlimits under the hard limits of these machines.
+pub const CONTAINER_OPTIONS: [&str; 6] = [
+    "--network",
+    "none",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
+
 /// podman with the flags that work on these machines (../shared/RECIPES.md),
 /// on a store private to this test run.
 pub struct Podman {
@@ -295,16 +306,7 @@ impl Podman {
     /// `podman run --rm` with the extra run options, then the image and its arguments.
     pub fn run(&self, options: &[&str], image: &str, args: &[&str]) -> Output {
         let mut c = self.command();
-        c.args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ]);
+        c.args(["run", "--rm"]).args(CONTAINER_OPTIONS);
         c.args(options).arg(image).args(args);
         c.output().expect("run podman")
     }
