@@ -59,22 +59,44 @@ fn main() {
 }
 
 /// Compiles the step-down for `target`; false when the toolchain cannot.
+/// No libc: its own `_start`, no start files, no default libraries, a
+/// static non-PIE executable (nothing to relocate at start), one page-aligned
+/// text segment (arm64's linker would pad to 64 KiB pages), and no unwind
+/// tables (panics abort; the precompiled core brings them anyway, so the
+/// linker script discards them).
 fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) -> bool {
+    let script = dest.with_extension("ld");
+    std::fs::write(
+        &script,
+        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) *(.comment) } } INSERT AFTER .text;\n",
+    )
+    .expect("write the linker script");
     Command::new(rustc)
         .args([
             "--edition=2021",
             "--crate-name=harden_stepdown",
             "--crate-type=bin",
-            "-Copt-level=s",
+            "--cfg=harden_stepdown_bin",
+            "-Copt-level=z",
             "-Cpanic=abort",
             "-Clto=fat",
             "-Ccodegen-units=1",
             "-Cstrip=symbols",
             "-Ctarget-feature=+crt-static",
+            "-Crelocation-model=static",
+            "-Cforce-unwind-tables=no",
+            "-Clink-arg=-nostartfiles",
+            "-Clink-arg=-nostdlib",
+            "-Clink-arg=-Wl,--build-id=none",
+            "-Clink-arg=-Wl,-z,norelro",
+            "-Clink-arg=-Wl,-z,noseparate-code",
+            "-Clink-arg=-Wl,-z,max-page-size=4096",
+            "-Clink-arg=-Wl,--no-eh-frame-hdr",
             "--target",
             target,
         ])
         .args(extra)
+        .arg(format!("-Clink-arg=-Wl,-T,{}", script.display()))
         .arg("stepdown/src/main.rs")
         .arg("-o")
         .arg(dest)

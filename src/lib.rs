@@ -25,3 +25,7 @@ pub mod transport;
 #[path = "../stepdown/src/accounts.rs"]
 #[allow(dead_code)]
 pub mod accounts;
+/// The fixed-capacity text type accounts.rs builds its lines with.
+#[path = "../stepdown/src/text.rs"]
+#[allow(dead_code)]
+mod text;

@@ -247,6 +247,14 @@ struct SettingsArgs {
     /// Run as the owner of this path when it exists and is not root (e.g. a bind mount)
     #[arg(long, value_name = "PATH")]
     match_owner: Option<String>,
+    /// At start, give PATH and what is below it to the user: only entries owned by
+    /// others, no symlinks followed, one mount (repeatable, up to 8; e.g. a data volume)
+    #[arg(long, value_name = "PATH")]
+    chown: Vec<String>,
+    /// Keep the step-down as PID 1 (unprivileged): forward signals, reap zombies, pass
+    /// the exit status on (what tini or dumb-init do)
+    #[arg(long)]
+    init: bool,
     /// Do not set no_new_privs (lets setuid programs such as sudo work)
     #[arg(long)]
     allow_new_privs: bool,
@@ -266,10 +274,10 @@ impl SettingsArgs {
     /// Checks every value here, so that a bad one fails the rewrite rather than the container.
     fn validate(self) -> Result<rewrite::Settings> {
         let id = |flag: &str, v: Option<String>| -> Result<Option<u32>> {
-            v.map(|v| match accounts::parse_id(&v) {
+            v.map(|v| match accounts::parse_id(v.as_bytes()) {
                 Ok(0) => bail!("{flag} 0 is root: harden exists to not run as root"),
                 Ok(n) => Ok(n),
-                Err(e) => bail!("{flag}: {e}"),
+                Err(e) => bail!("{flag}: {v:?} {}", e.text()),
             })
             .transpose()
         };
@@ -285,16 +293,26 @@ impl SettingsArgs {
             Ok(v)
         };
         if let Some(u) = &self.user {
-            if !accounts::valid_name(u) {
+            if !accounts::valid_name(u.as_bytes()) {
                 bail!("--user {u:?} is not a valid user name (letters, digits, . _ -; at most 32)");
             }
         }
-        for (flag, path) in [("--home", &self.home), ("--match-owner", &self.match_owner)] {
-            if let Some(p) = path {
-                if !accounts::valid_home(p) {
-                    bail!("{flag} {p:?} must be an absolute path without ':'");
-                }
+        let paths = [("--home", &self.home), ("--match-owner", &self.match_owner)];
+        let chowns = self.chown.iter().map(|p| ("--chown", p));
+        for (flag, p) in paths
+            .iter()
+            .filter_map(|(f, p)| Some((*f, p.as_ref()?)))
+            .chain(chowns)
+        {
+            if !accounts::valid_home(p.as_bytes()) {
+                bail!("{flag} {p:?} must be an absolute path without ':'");
             }
+        }
+        if self.chown.len() > 8 {
+            bail!("--chown: at most 8 paths (the step-down's bound)");
+        }
+        if matches!(self.mode, ModeArg::Static) && (self.init || !self.chown.is_empty()) {
+            bail!("--init and --chown need --mode runtime: a static-mode image never starts as root or runs the step-down");
         }
         Ok(rewrite::Settings {
             uid: id("--uid", self.uid)?,
@@ -304,6 +322,8 @@ impl SettingsArgs {
             user: self.user,
             home: self.home,
             match_owner: self.match_owner,
+            chown: self.chown,
+            init: self.init,
             allow_new_privs: self.allow_new_privs,
             mode: match self.mode {
                 ModeArg::Runtime => rewrite::Mode::Runtime,
@@ -460,10 +480,9 @@ fn run(cli: Cli) -> Result<()> {
                 let d = inspect::describe(image)?;
                 let verdict = inspect::check(&d, require, |name| {
                     let passwd = rootfs::read_files(image, &["etc/passwd"])?.remove(0);
-                    let passwd = passwd.map(|f| String::from_utf8_lossy(&f.content).into_owned());
-                    let passwd = passwd.unwrap_or_default();
+                    let passwd = passwd.map(|f| f.content).unwrap_or_default();
                     let uid = accounts::users(&passwd)
-                        .find(|u| u.name == name)
+                        .find(|u| u.name == name.as_bytes())
                         .map(|u| u.uid);
                     Ok(uid)
                 })?;

@@ -25,6 +25,10 @@ pub struct Settings {
     pub uid_env: Option<String>,
     pub gid_env: Option<String>,
     pub match_owner: Option<String>,
+    /// Paths the step-down gives to the user at start.
+    pub chown: Vec<String>,
+    /// Whether the step-down stays as PID 1 (signals, zombies).
+    pub init: bool,
     pub allow_new_privs: bool,
     pub mode: Mode,
 }
@@ -98,6 +102,12 @@ pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String>
     push("--uid-env", s.uid_env);
     push("--gid-env", s.gid_env);
     push("--match-owner", s.match_owner);
+    for path in s.chown {
+        push("--chown", Some(path));
+    }
+    if s.init {
+        args.push("--init".into());
+    }
     if s.allow_new_privs {
         args.push("--allow-new-privs".into());
     }
@@ -374,19 +384,13 @@ pub fn plan_static(
     passwd: Option<&FileEntry>,
     group: Option<&FileEntry>,
 ) -> Result<(Account, Vec<LayerEntry>)> {
-    let text = |f: Option<&FileEntry>, name: &str| -> Result<Option<String>> {
-        f.map(|f| {
-            String::from_utf8(f.content.clone())
-                .with_context(|| format!("/etc/{name} is not UTF-8"))
-        })
-        .transpose()
-    };
-    let (passwd_text, group_text) = (text(passwd, "passwd")?, text(group, "group")?);
-    let users: Vec<accounts::User> = passwd_text
-        .as_deref()
+    fn content(f: Option<&FileEntry>) -> Option<&[u8]> {
+        f.map(|f| f.content.as_slice())
+    }
+    let users: Vec<accounts::User> = content(passwd)
         .map(|p| accounts::users(p).collect())
         .unwrap_or_default();
-    let by_name = |n: &str| users.iter().find(|u| u.name == n);
+    let by_name = |n: &str| users.iter().find(|u| u.name == n.as_bytes());
 
     let (orig_uid, orig_gid) = original_user.split_once(':').unwrap_or((original_user, ""));
     let orig_gid = orig_gid.parse::<u32>().ok().filter(|g| *g != 0);
@@ -419,36 +423,48 @@ pub fn plan_static(
         .unwrap_or(uid);
     let wanted = settings.user.as_deref().unwrap_or("app");
     let plan = accounts::plan_accounts(
-        passwd_text.as_deref(),
-        group_text.as_deref(),
+        content(passwd),
+        content(group),
         uid,
         gid,
-        wanted,
-        settings.home.as_deref(),
+        wanted.as_bytes(),
+        settings.home.as_deref().map(str::as_bytes),
     );
+    let home = String::from_utf8_lossy(plan.home.as_bytes()).into_owned();
 
     let mut entries = Vec::new();
-    for (path, new, old) in [
-        ("etc/passwd", &plan.passwd, passwd),
-        ("etc/group", &plan.group, group),
+    for (path, line, old, default) in [
+        (
+            "etc/passwd",
+            &plan.passwd_line,
+            passwd,
+            accounts::DEFAULT_PASSWD,
+        ),
+        (
+            "etc/group",
+            &plan.group_line,
+            group,
+            accounts::DEFAULT_GROUP,
+        ),
     ] {
-        if let Some(content) = new {
+        if let Some(line) = line {
+            let new = accounts::appended(content(old), default, line.as_bytes()).concat();
             // Same owner and mode as before, plus read bits: every user must read them.
             let (mode, uid, gid) = old
                 .map(|f| (f.mode | 0o444, f.uid, f.gid))
                 .unwrap_or((0o644, 0, 0));
             entries.push(LayerEntry {
                 path: path.into(),
-                content: Some(content.clone().into_bytes()),
+                content: Some(new),
                 mode,
                 uid,
                 gid,
             });
         }
     }
-    if plan.passwd.is_some() && plan.home.len() > 1 {
+    if plan.passwd_line.is_some() && home.len() > 1 {
         entries.push(LayerEntry {
-            path: plan.home.trim_start_matches('/').to_string(),
+            path: home.trim_start_matches('/').to_string(),
             content: None,
             mode: 0o750,
             uid: uid.into(),
@@ -459,8 +475,8 @@ pub fn plan_static(
         Account {
             uid,
             gid,
-            name: plan.name,
-            home: plan.home,
+            name: String::from_utf8_lossy(plan.name.as_bytes()).into_owned(),
+            home,
         },
         entries,
     ))
@@ -612,6 +628,19 @@ mod tests {
             );
             assert_eq!(cfg(&out)["config"]["Cmd"], json!(["default"]));
         }
+    }
+
+    #[test]
+    fn init_and_chown_reach_the_entrypoint() {
+        let s = Settings {
+            chown: vec!["/data".into(), "/cache".into()],
+            init: true,
+            ..Settings::default()
+        };
+        assert_eq!(
+            stepdown_options(&s, ""),
+            ["--chown", "/data", "--chown", "/cache", "--init"]
+        );
     }
 
     #[test]

@@ -1,190 +1,256 @@
 //! Pure parsing and editing of /etc/passwd and /etc/group, and of numeric IDs.
-//! No I/O here, so everything is unit-tested.
+//! No I/O and no heap (the step-down is no_std), so everything is unit-tested;
+//! harden's static mode plans its accounts with the same code.
+
+use crate::text::Text;
 
 /// Largest UID/GID accepted: the kernel takes 32 bits, but many tools treat IDs
 /// as signed, and Kubernetes caps runAsUser at 2^31-1.
 pub const MAX_ID: u32 = 2_147_483_647;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdError {
+    NotDecimal,
+    TooLarge,
+}
+
+impl IdError {
+    #[allow(dead_code)] // harden's messages; the step-down has its own templates
+    pub fn text(self) -> &'static str {
+        match self {
+            IdError::NotDecimal => "is not a decimal ID",
+            IdError::TooLarge => "is larger than 2147483647",
+        }
+    }
+}
+
 /// Parses a decimal ID: digits only, no sign, no spaces, at most `MAX_ID`.
-pub fn parse_id(s: &str) -> Result<u32, String> {
-    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{:?} is not a decimal ID", shorten(s)));
+pub fn parse_id(s: &[u8]) -> Result<u32, IdError> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return Err(IdError::NotDecimal);
     }
-    match s.parse::<u64>() {
-        Ok(n) if n <= MAX_ID as u64 => Ok(n as u32),
-        _ => Err(format!("{s} is larger than {MAX_ID}")),
+    let mut n = 0u64;
+    for &b in s {
+        n = n * 10 + (b - b'0') as u64;
+        if n > MAX_ID as u64 {
+            return Err(IdError::TooLarge);
+        }
     }
+    Ok(n as u32)
 }
 
-/// Keeps error messages readable when a value is huge or hostile.
-pub fn shorten(s: &str) -> String {
-    let mut out: String = s.chars().take(40).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
+pub fn is_decimal(s: &[u8]) -> bool {
+    s.iter().all(u8::is_ascii_digit)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub name: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct User<'a> {
+    pub name: &'a [u8],
     pub uid: u32,
     pub gid: u32,
-    pub home: String,
+    pub home: &'a [u8],
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    pub name: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group<'a> {
+    pub name: &'a [u8],
     pub gid: u32,
-    pub members: Vec<String>,
+    members: &'a [u8],
+}
+
+impl Group<'_> {
+    pub fn has_member(&self, name: &[u8]) -> bool {
+        !name.is_empty() && self.members.split(|b| *b == b',').any(|m| m == name)
+    }
+}
+
+/// The first `K` colon-separated fields of an entry; None for comments,
+/// empty names and short lines, which libc skips too.
+fn fields<const K: usize>(line: &[u8]) -> Option<[&[u8]; K]> {
+    let mut out = [&line[..0]; K];
+    let mut it = line.split(|b| *b == b':');
+    for f in out.iter_mut() {
+        *f = it.next()?;
+    }
+    (!out[0].is_empty() && out[0][0] != b'#').then_some(out)
+}
+
+fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|b| *b == b'\n')
 }
 
 /// Entries of a passwd file; malformed lines and comments are skipped, as libc does.
-pub fn users(passwd: &str) -> impl Iterator<Item = User> + '_ {
-    passwd.lines().filter_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 7 || f[0].is_empty() || f[0].starts_with('#') {
-            return None;
-        }
+pub fn users(passwd: &[u8]) -> impl Iterator<Item = User<'_>> {
+    lines(passwd).filter_map(|line| {
+        let [name, _, uid, gid, _, home, _] = fields::<7>(line)?;
         Some(User {
-            name: f[0].to_string(),
-            uid: parse_id(f[2]).ok()?,
-            gid: parse_id(f[3]).ok()?,
-            home: f[5].to_string(),
+            name,
+            uid: parse_id(uid).ok()?,
+            gid: parse_id(gid).ok()?,
+            home,
         })
     })
 }
 
 /// Entries of a group file; malformed lines are skipped.
-pub fn groups(group: &str) -> impl Iterator<Item = Group> + '_ {
-    group.lines().filter_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 4 || f[0].is_empty() || f[0].starts_with('#') {
-            return None;
-        }
+pub fn groups(group: &[u8]) -> impl Iterator<Item = Group<'_>> {
+    lines(group).filter_map(|line| {
+        let [name, _, gid, members] = fields::<4>(line)?;
         Some(Group {
-            name: f[0].to_string(),
-            gid: parse_id(f[2]).ok()?,
-            members: f[3]
-                .split(',')
-                .filter(|m| !m.is_empty())
-                .map(str::to_string)
-                .collect(),
+            name,
+            gid: parse_id(gid).ok()?,
+            members,
         })
     })
 }
 
-/// A name for a new entry: `wanted` unless another entry already uses it, then
-/// `wanted-ID`, so that no name ever appears twice.
-pub fn free_name(wanted: &str, id: u32, taken: impl Fn(&str) -> bool) -> String {
-    if taken(wanted) {
-        format!("{wanted}-{id}")
-    } else {
-        wanted.to_string()
-    }
-}
-
-/// `content` with `line` appended, keeping the file newline-terminated.
-pub fn append_line(content: &str, line: &str) -> String {
-    let mut out = String::with_capacity(content.len() + line.len() + 2);
-    out.push_str(content);
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(line);
-    out.push('\n');
-    out
-}
+/// Longest user name accepted (useradd's limit).
+pub const MAX_NAME: usize = 32;
+/// Longest --home accepted.
+pub const MAX_HOME: usize = 256;
 
 /// Is `name` safe to write into a passwd/group line?
-pub fn valid_name(name: &str) -> bool {
+pub fn valid_name(name: &[u8]) -> bool {
     !name.is_empty()
-        && name.len() <= 32
-        && !name.starts_with('-')
+        && name.len() <= MAX_NAME
+        && name[0] != b'-'
         && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
 }
 
 /// Is `home` safe to write into a passwd line?
-pub fn valid_home(home: &str) -> bool {
-    home.starts_with('/') && home.len() <= 256 && !home.contains([':', '\n', '\0'])
+pub fn valid_home(home: &[u8]) -> bool {
+    home.first() == Some(&b'/')
+        && home.len() <= MAX_HOME
+        && !home.iter().any(|b| b":\n\0".contains(b))
+}
+
+/// A user or group name: what a passwd file holds (LOGIN_NAME_MAX), or
+/// MAX_NAME plus "-" and an ID.
+pub type Name = Text<256>;
+/// A path such as HOME (PATH_MAX).
+pub type PathText = Text<4096>;
+/// A passwd line harden writes: name, IDs, a home of at most PATH_MAX.
+pub type Line = Text<4400>;
+
+/// A name for a new entry: `wanted` unless another entry already uses it, then
+/// `wanted-ID`, so that no name ever appears twice.
+pub fn free_name(wanted: &[u8], id: u32, taken: impl Fn(&[u8]) -> bool) -> Name {
+    let mut name = Name::of(wanted);
+    if taken(wanted) {
+        name.push(b"-");
+        name.push_num(id);
+    }
+    name
+}
+
+/// What a file without entries starts with (scratch images have no /etc).
+pub const DEFAULT_PASSWD: &[u8] = b"root:x:0:0:root:/root:/sbin/nologin\n";
+pub const DEFAULT_GROUP: &[u8] = b"root:x:0:\n";
+
+/// The new content of an account file as pieces: the old content (or the
+/// default), a newline if it lacked one, the new line and its newline.
+pub fn appended<'a>(old: Option<&'a [u8]>, default: &'a [u8], line: &'a [u8]) -> [&'a [u8]; 4] {
+    let old = old.unwrap_or(default);
+    let sep: &[u8] = if old.is_empty() || old.ends_with(b"\n") {
+        b""
+    } else {
+        b"\n"
+    };
+    [old, sep, line, b"\n"]
 }
 
 /// What the account files need so that `uid`/`gid` exist: the name and HOME
-/// to use and, where a line must be added, the new file contents. Missing
-/// files (scratch images) start with a root entry.
-#[derive(Debug, PartialEq)]
+/// to use and, where a line must be added, that line.
 pub struct AccountPlan {
-    pub name: String,
-    pub home: String,
-    /// New contents, when a line must be added.
-    pub passwd: Option<String>,
-    pub group: Option<String>,
+    pub name: Name,
+    pub home: PathText,
+    /// The passwd line to append, when the UID has no entry.
+    pub passwd_line: Option<Line>,
+    /// The group line to append, when the GID has no entry.
+    pub group_line: Option<Line>,
 }
 
 pub fn plan_accounts(
-    passwd: Option<&str>,
-    group: Option<&str>,
+    passwd: Option<&[u8]>,
+    group: Option<&[u8]>,
     uid: u32,
     gid: u32,
-    wanted: &str,
-    home: Option<&str>,
+    wanted: &[u8],
+    home: Option<&[u8]>,
 ) -> AccountPlan {
-    let passwd_text = passwd.unwrap_or("root:x:0:0:root:/root:/sbin/nologin\n");
-    let group_text = group.unwrap_or("root:x:0:\n");
-    let (name, home, new_passwd) = match users(passwd_text).find(|u| u.uid == uid) {
+    let passwd = passwd.unwrap_or(DEFAULT_PASSWD);
+    let group = group.unwrap_or(DEFAULT_GROUP);
+    let mut plan = AccountPlan {
+        name: Name::default(),
+        home: PathText::default(),
+        passwd_line: None,
+        group_line: None,
+    };
+    match users(passwd).find(|u| u.uid == uid) {
         Some(u) => {
-            let home = home.map(str::to_string).unwrap_or(u.home);
-            (u.name, home, None)
+            plan.name.push(u.name);
+            plan.home.push(home.unwrap_or(u.home));
         }
         None => {
-            let name = free_name(wanted, uid, |n| users(passwd_text).any(|u| u.name == n));
-            let home = home.map(str::to_string).unwrap_or(format!("/home/{name}"));
-            let line = format!("{name}:x:{uid}:{gid}::{home}:/sbin/nologin");
-            (name.clone(), home, Some(append_line(passwd_text, &line)))
+            plan.name = free_name(wanted, uid, |n| users(passwd).any(|u| u.name == n));
+            match home {
+                Some(h) => plan.home.push(h),
+                None => {
+                    plan.home.push(b"/home/");
+                    plan.home.push(plan.name.as_bytes());
+                }
+            }
+            let mut line = Line::of(plan.name.as_bytes());
+            line.push(b":x:");
+            line.push_num(uid);
+            line.push(b":");
+            line.push_num(gid);
+            line.push(b"::");
+            line.push(plan.home.as_bytes());
+            line.push(b":/sbin/nologin");
+            plan.passwd_line = Some(line);
         }
-    };
-    let new_group = if groups(group_text).any(|g| g.gid == gid) {
-        None
-    } else {
-        let gname = free_name(&name, gid, |n| groups(group_text).any(|g| g.name == n));
-        Some(append_line(group_text, &format!("{gname}:x:{gid}:")))
-    };
-    AccountPlan {
-        name,
-        home,
-        passwd: new_passwd,
-        group: new_group,
     }
+    if !groups(group).any(|g| g.gid == gid) {
+        let gname = free_name(plan.name.as_bytes(), gid, |n| {
+            groups(group).any(|g| g.name == n)
+        });
+        let mut line = Line::of(gname.as_bytes());
+        line.push(b":x:");
+        line.push_num(gid);
+        line.push(b":");
+        plan.group_line = Some(line);
+    }
+    plan
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n# comment\nbroken line\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\napp:x:1000:1000::/home/app:/sbin/nologin";
-    const GROUP: &str = "root:x:0:\nwheel:x:10:root,app\napp:x:1000:\n";
+    const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n# comment\nbroken line\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\napp:x:1000:1000::/home/app:/sbin/nologin";
+    const GROUP: &[u8] = b"root:x:0:\nwheel:x:10:root,app\napp:x:1000:\n";
 
     #[test]
     fn ids_are_strict_decimal() {
-        assert_eq!(parse_id("1000"), Ok(1000));
-        assert_eq!(parse_id("2147483647"), Ok(MAX_ID));
-        assert_eq!(parse_id("0"), Ok(0));
+        assert_eq!(parse_id(b"1000"), Ok(1000));
+        assert_eq!(parse_id(b"2147483647"), Ok(MAX_ID));
+        assert_eq!(parse_id(b"0"), Ok(0));
+        assert_eq!(parse_id(b"2147483648"), Err(IdError::TooLarge));
+        assert_eq!(parse_id(&[b'9'; 5000]), Err(IdError::TooLarge));
         for bad in [
-            "",
-            "-1",
-            "+5",
-            " 1",
-            "1 ",
-            "0x10",
-            "2147483648",
-            "99999999999",
-            "1000; rm -rf /",
-            "1000\n",
+            &b""[..],
+            b"-1",
+            b"+5",
+            b" 1",
+            b"1 ",
+            b"0x10",
+            b"1000; rm -rf /",
+            b"1000\n",
         ] {
-            assert!(parse_id(bad).is_err(), "{bad:?} accepted");
+            assert_eq!(parse_id(bad), Err(IdError::NotDecimal), "{bad:?}");
         }
     }
 
@@ -195,10 +261,10 @@ mod tests {
         assert_eq!(
             all[2],
             User {
-                name: "app".into(),
+                name: b"app",
                 uid: 1000,
                 gid: 1000,
-                home: "/home/app".into()
+                home: b"/home/app"
             }
         );
     }
@@ -206,80 +272,99 @@ mod tests {
     #[test]
     fn parses_group_members() {
         let wheel = groups(GROUP).find(|g| g.gid == 10).unwrap();
-        assert_eq!(wheel.members, ["root", "app"]);
-        assert!(groups(GROUP)
-            .find(|g| g.name == "app")
-            .unwrap()
-            .members
-            .is_empty());
+        assert!(wheel.has_member(b"root") && wheel.has_member(b"app"));
+        assert!(!wheel.has_member(b"ap"));
+        let app = groups(GROUP).find(|g| g.name == b"app").unwrap();
+        assert!(!app.has_member(b"app") && !app.has_member(b""));
     }
 
     #[test]
     fn new_names_never_collide() {
-        let taken = |n: &str| users(PASSWD).any(|u| u.name == n);
-        assert_eq!(free_name("svc", 1234, taken), "svc");
-        assert_eq!(free_name("app", 1234, taken), "app-1234");
+        let taken = |n: &[u8]| users(PASSWD).any(|u| u.name == n);
+        assert_eq!(free_name(b"svc", 1234, taken).as_bytes(), b"svc");
+        assert_eq!(free_name(b"app", 1234, taken).as_bytes(), b"app-1234");
     }
 
     #[test]
     fn append_keeps_lines_whole() {
-        assert_eq!(append_line("a\n", "b"), "a\nb\n");
-        assert_eq!(append_line("a", "b"), "a\nb\n");
-        assert_eq!(append_line("", "b"), "b\n");
+        let cat = |old: Option<&[u8]>| appended(old, b"root\n", b"b").concat();
+        assert_eq!(cat(Some(b"a\n")), b"a\nb\n");
+        assert_eq!(cat(Some(b"a")), b"a\nb\n");
+        assert_eq!(cat(Some(b"")), b"b\n");
+        assert_eq!(cat(None), b"root\nb\n");
     }
 
     #[test]
     fn names_and_homes_are_checked() {
-        assert!(valid_name("aws"));
-        assert!(valid_name("www-data"));
-        for bad in ["", "-x", "a:b", "a\nb", "a b", &"x".repeat(33)] {
+        assert!(valid_name(b"aws"));
+        assert!(valid_name(b"www-data"));
+        for bad in [&b""[..], b"-x", b"a:b", b"a\nb", b"a b", &[b'x'; 33]] {
             assert!(!valid_name(bad), "{bad:?}");
         }
-        assert!(valid_home("/home/aws"));
-        assert!(!valid_home("home"));
-        assert!(!valid_home("/a:b"));
+        assert!(valid_home(b"/home/aws"));
+        assert!(!valid_home(b"home"));
+        assert!(!valid_home(b"/a:b"));
     }
 
-    const PLAN_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
-    const PLAN_GROUP: &str = "root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
+    const PLAN_PASSWD: &[u8] =
+        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+    const PLAN_GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
+
+    fn line(l: &Option<Line>) -> Option<&[u8]> {
+        l.as_ref().map(|l| l.as_bytes())
+    }
 
     #[test]
     fn plan_adds_missing_user_and_group_once() {
-        let p = plan_accounts(Some(PLAN_PASSWD), Some(PLAN_GROUP), 1000, 1000, "app", None);
-        assert_eq!((p.name.as_str(), p.home.as_str()), ("app", "/home/app"));
-        assert_eq!((p.passwd, p.group), (None, None));
+        let p = plan_accounts(
+            Some(PLAN_PASSWD),
+            Some(PLAN_GROUP),
+            1000,
+            1000,
+            b"app",
+            None,
+        );
+        assert_eq!(
+            (p.name.as_bytes(), p.home.as_bytes()),
+            (&b"app"[..], &b"/home/app"[..])
+        );
+        assert_eq!((line(&p.passwd_line), line(&p.group_line)), (None, None));
 
         let p = plan_accounts(
             Some(PLAN_PASSWD),
             Some(PLAN_GROUP),
             4321,
             4321,
-            "aws",
-            Some("/home/aws"),
+            b"aws",
+            Some(b"/home/aws"),
         );
         assert_eq!(
-            p.passwd.as_deref(),
-            Some("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\naws:x:4321:4321::/home/aws:/sbin/nologin\n")
+            line(&p.passwd_line),
+            Some(&b"aws:x:4321:4321::/home/aws:/sbin/nologin"[..])
         );
-        assert_eq!(
-            p.group.as_deref(),
-            Some("root:x:0:\napp:x:1000:\nstaff:x:50:app\naws:x:4321:\n")
-        );
+        assert_eq!(line(&p.group_line), Some(&b"aws:x:4321:"[..]));
 
         // The wanted name belongs to another UID: a distinct name, never a duplicate.
-        let p = plan_accounts(Some(PLAN_PASSWD), Some(PLAN_GROUP), 1234, 1234, "app", None);
-        assert_eq!(p.name, "app-1234");
-        assert_eq!(p.home, "/home/app-1234");
-        assert!(p.group.unwrap().ends_with("app-1234:x:1234:\n"));
+        let p = plan_accounts(
+            Some(PLAN_PASSWD),
+            Some(PLAN_GROUP),
+            1234,
+            1234,
+            b"app",
+            None,
+        );
+        assert_eq!(p.name.as_bytes(), b"app-1234");
+        assert_eq!(p.home.as_bytes(), b"/home/app-1234");
+        assert_eq!(line(&p.group_line), Some(&b"app-1234:x:1234:"[..]));
     }
 
     #[test]
-    fn plan_creates_files_for_scratch_images() {
-        let p = plan_accounts(None, None, 1000, 1000, "app", None);
+    fn plan_creates_entries_for_scratch_images() {
+        let p = plan_accounts(None, None, 1000, 1000, b"app", None);
         assert_eq!(
-            p.passwd.as_deref(),
-            Some("root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000::/home/app:/sbin/nologin\n")
+            line(&p.passwd_line),
+            Some(&b"app:x:1000:1000::/home/app:/sbin/nologin"[..])
         );
-        assert_eq!(p.group.as_deref(), Some("root:x:0:\napp:x:1000:\n"));
+        assert_eq!(line(&p.group_line), Some(&b"app:x:1000:"[..]));
     }
 }

@@ -1,208 +1,268 @@
 //! harden-stepdown: start as root, become an unprivileged user, exec the command.
 //!
 //! Two forms:
-//!   harden-stepdown [--allow-new-privs] USER[:GROUP] COMMAND [ARG...]   (gosu/su-exec drop-in)
-//!   harden-stepdown [OPTIONS] -- COMMAND [ARG...]                       (entrypoint of hardened images)
+//!   harden-stepdown [--allow-new-privs] [--init] USER[:GROUP] COMMAND [ARG...]   (gosu/su-exec drop-in)
+//!   harden-stepdown [OPTIONS] -- COMMAND [ARG...]                                (entrypoint of hardened images)
 //!
 //! It fails closed: when any part of the privilege drop fails, it exits 1 and
 //! never runs COMMAND.
+//!
+//! No libc and no heap: raw system calls (sys.rs), a start routine of its own
+//! (rt.rs), fixed buffers with bounds (text.rs, files.rs). It is copied into
+//! every hardened image and runs at every container start, so it must be
+//! small and start fast. build.rs builds it with `--cfg harden_stepdown_bin`;
+//! cargo only compiles it as a library, for its unit tests.
+
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(harden_stepdown_bin, no_main)]
 
 mod accounts;
+mod chown;
+mod files;
+mod init;
+mod report;
+#[cfg(harden_stepdown_bin)]
+mod rt;
 mod sys;
+mod text;
 
-use accounts::{Group, User};
-use std::ffi::OsString;
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{exit, Command};
+use accounts::{parse_id, IdError, Name, PathText, User};
+use core::ffi::{c_char, CStr};
+use files::{GROUP_BUF, PASSWD_BUF};
+use report::{error, error_e, error_q, error_with, warn, Failed, Vals, NO};
+use sys::{EACCES, ENOENT};
+use text::Text;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Bound on what is read from /etc/passwd and /etc/group.
-const MAX_ACCOUNT_FILE: u64 = 4 << 20;
-const PASSWD: &str = "/etc/passwd";
-const GROUP: &str = "/etc/group";
+const PASSWD: &CStr = c"/etc/passwd";
+const GROUP: &CStr = c"/etc/group";
+/// Most --chown paths one entrypoint takes.
+const MAX_CHOWN: usize = 8;
+/// Most supplementary groups of a target user.
+const MAX_GROUPS: usize = 256;
+/// Most environment variables passed on (the env is rebuilt on the stack).
+const MAX_ENV: usize = 4096;
+/// HOME=, USER= and LOGNAME= with their values.
+type EnvVars = Text<4700>;
+/// execvp's PATH when the environment has none (what runtimes set).
+const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Short on purpose (every byte is in every image); the README has the details.
 const HELP: &str = "\
 harden-stepdown: drop root privileges, then exec a command
-
-Usage:
-  harden-stepdown [--allow-new-privs] USER[:GROUP] COMMAND [ARG...]
+  harden-stepdown [--allow-new-privs] [--init] USER[:GROUP] COMMAND [ARG...]
   harden-stepdown [OPTIONS] -- COMMAND [ARG...]
-
-The first form is a drop-in for gosu and su-exec: USER and GROUP are names
-(looked up in /etc/passwd and /etc/group, never through NSS) or numbers. An
-unknown name is an error. A number without a passwd entry gets GID = UID.
-
-The second form is the entrypoint harden writes into images. Started as a
-non-root user it just execs COMMAND. Started as root it picks the target user
-(first match wins): $HARDEN_UID/$HARDEN_GID, the owner of --match-owner PATH,
-then --uid/--gid; adds the user to /etc/passwd and /etc/group when missing,
-creates HOME, drops privileges and execs COMMAND.
-
-Options:
-  --user NAME          name for the user (default: app)
-  --uid N, --gid N     default target IDs (default: NAME's entry, else 1000; GID = UID)
-  --home DIR           home directory (default: /home/NAME)
-  --uid-env VAR        variable holding the UID (default: HARDEN_UID)
-  --gid-env VAR        variable holding the GID (default: HARDEN_GID)
-  --match-owner PATH   use the owner of PATH when it exists and is not root
-  --allow-new-privs    do not set no_new_privs (lets setuid programs like sudo work)
-  --version, --help
-
-Exit status: COMMAND's own, 1 when the step-down failed (COMMAND was not run),
-126 when COMMAND is not executable, 127 when it was not found.
+USER, GROUP: names in /etc/passwd, /etc/group (never NSS) or numbers, as gosu.
+The -- form is harden's entrypoint. As root it picks the user ($HARDEN_UID and
+$HARDEN_GID, else the owner of --match-owner, else --uid/--gid), adds it to
+/etc/passwd and /etc/group, creates HOME, clears the bounding, inheritable and
+ambient capabilities, drops privileges, sets no_new_privs, execs COMMAND.
+Options: --user NAME, --uid N, --gid N, --home DIR, --uid-env VAR, --gid-env VAR,
+  --match-owner PATH, --chown PATH (only entries owned by others; up to 8),
+  --init (stay PID 1: forward signals, reap zombies), --allow-new-privs.
+Exit: COMMAND's status; 1 when the step-down failed (COMMAND did not run);
+126 COMMAND not executable; 127 not found.
 ";
 
-fn main() {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    if let Err(msg) = run(args) {
-        eprintln!("harden-stepdown: {msg}");
-        exit(1);
+/// argv or envp without the terminating NULL (which is still there after it).
+type Args = &'static [*const c_char];
+
+fn arg_c(p: *const c_char) -> &'static CStr {
+    // Safety: argv and envp strings are NUL-terminated and live for the whole process.
+    unsafe { CStr::from_ptr(p) }
+}
+
+fn arg(p: *const c_char) -> &'static [u8] {
+    arg_c(p).to_bytes()
+}
+
+/// Says why and exits 1: COMMAND is never run after this.
+fn fail(template: &[u8], v: Vals) -> ! {
+    error_with(template, v);
+    sys::exit(1)
+}
+
+/// Called by rt.rs with the process's argv and envp.
+pub fn start(argv: Args, envp: Args) -> ! {
+    let env = Env(envp);
+    match run(argv.get(1..).unwrap_or(&[]), &env) {
+        Ok(()) => sys::exit(0),
+        Err(Failed) => sys::exit(1),
     }
 }
 
-fn run(args: Vec<OsString>) -> Result<(), String> {
+struct Env(Args);
+
+impl Env {
+    fn get(&self, name: &[u8]) -> Option<&'static [u8]> {
+        self.0
+            .iter()
+            .find_map(|p| arg(*p).strip_prefix(name)?.strip_prefix(b"="))
+    }
+}
+
+fn run(args: Args, env: &Env) -> report::Result<()> {
     refuse_setuid_self()?;
-    match args.first().and_then(|a| a.to_str()) {
-        None => Err("missing arguments; see --help".into()),
-        Some("--help") | Some("-h") => {
-            print!("{HELP}");
+    match args.first().map(|a| arg(*a)) {
+        None => Err(error(b"missing arguments; see --help")),
+        Some(a) if a == b"--help" || a == b"-h" => {
+            let _ = sys::write_all(1, HELP.as_bytes());
             Ok(())
         }
-        Some("--version") => {
-            println!("harden-stepdown {VERSION}");
+        Some(a) if a == b"--version" => {
+            let _ = sys::write_all(1, b"harden-stepdown ");
+            let _ = sys::write_all(1, VERSION.as_bytes());
+            let _ = sys::write_all(1, b"\n");
             Ok(())
         }
         Some(_) => {
             let (opts, command) = parse_options(args)?;
-            match &opts.spec {
-                Some(spec) => gosu_form(spec, &opts, command),
-                None => entrypoint_form(&opts, command),
+            match opts.spec {
+                Some(spec) => gosu_form(spec, &opts, command, env),
+                None => entrypoint_form(&opts, command, env),
             }
         }
     }
 }
 
 /// Setuid would hand root to whoever runs the binary; it must never be installed so.
-fn refuse_setuid_self() -> Result<(), String> {
-    let setid_bits = fs::metadata("/proc/self/exe")
-        .map(|m| m.mode() & 0o6000 != 0)
-        .unwrap_or(false);
+fn refuse_setuid_self() -> report::Result<()> {
+    // /proc/self/exe followed: the binary itself. Without /proc the IDs below still tell.
+    let setid_bits =
+        sys::statx(sys::AT_FDCWD, c"/proc/self/exe", 0).is_ok_and(|st| st.mode & 0o6000 != 0);
     if setid_bits || sys::uid() != sys::euid() || sys::gid() != sys::egid() {
-        return Err("refusing to run: this binary carries a setuid/setgid bit".into());
+        return Err(error(
+            b"refusing to run: this binary carries a setuid/setgid bit",
+        ));
     }
     Ok(())
 }
 
-#[derive(Debug, Default, PartialEq)]
+/// The options that take a value, in the order of `Options::values`.
+const VALUED: [&[u8]; 8] = [
+    b"--user",
+    b"--uid",
+    b"--gid",
+    b"--home",
+    b"--uid-env",
+    b"--gid-env",
+    b"--match-owner",
+    b"--chown",
+];
+const USER: usize = 0;
+const UID: usize = 1;
+const GID: usize = 2;
+const HOME: usize = 3;
+const UID_ENV: usize = 4;
+const GID_ENV: usize = 5;
+const MATCH_OWNER: usize = 6;
+const CHOWN: usize = 7;
+
+#[derive(Default)]
 struct Options {
     /// USER[:GROUP] of the gosu form; None for the entrypoint form.
-    spec: Option<String>,
-    user: Option<String>,
+    spec: Option<&'static [u8]>,
+    /// The last value of each option of VALUED (--chown goes to `chown`).
+    values: [Option<&'static CStr>; 7],
     uid: Option<u32>,
     gid: Option<u32>,
-    home: Option<String>,
-    uid_env: Option<String>,
-    gid_env: Option<String>,
-    match_owner: Option<String>,
+    chown: [&'static CStr; MAX_CHOWN],
+    chowns: usize,
     allow_new_privs: bool,
+    init: bool,
 }
 
-fn parse_options(args: Vec<OsString>) -> Result<(Options, Vec<OsString>), String> {
+impl Options {
+    fn get(&self, option: usize) -> Option<&'static [u8]> {
+        self.values[option].map(CStr::to_bytes)
+    }
+}
+
+fn parse_options(args: Args) -> report::Result<(Options, Args)> {
     let mut opts = Options::default();
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let arg = arg
-            .into_string()
-            .map_err(|a| format!("option {:?} is not UTF-8", a))?;
-        if arg == "--" {
-            return Ok((opts, it.collect()));
-        }
-        if arg == "--allow-new-privs" {
+    let mut valued = false;
+    let mut i = 0;
+    while let Some(a) = args.get(i).map(|p| arg(*p)) {
+        i += 1;
+        if a == b"--" {
+            return Ok((opts, &args[i..]));
+        } else if a == b"--allow-new-privs" {
             opts.allow_new_privs = true;
-            continue;
-        }
-        if !arg.starts_with('-') {
-            if opts
-                != (Options {
-                    allow_new_privs: opts.allow_new_privs,
-                    ..Options::default()
-                })
-            {
-                return Err(format!("USER[:GROUP] form takes no options but --allow-new-privs; got {arg:?} after options (missing \"--\"?)"));
+        } else if a == b"--init" {
+            opts.init = true;
+        } else if !a.starts_with(b"-") {
+            if valued {
+                return Err(error_q(b"%q after options: missing \"--\"?", a));
             }
-            opts.spec = Some(arg);
-            return Ok((opts, it.collect()));
-        }
-        let mut value = || {
-            it.next()
-                .and_then(|v| v.into_string().ok())
-                .ok_or_else(|| format!("{arg} needs a value"))
-        };
-        match arg.as_str() {
-            "--user" => {
-                let v = value()?;
-                if !accounts::valid_name(&v) {
-                    return Err(format!(
-                        "--user {:?} is not a valid user name",
-                        accounts::shorten(&v)
-                    ));
+            opts.spec = Some(a);
+            return Ok((opts, &args[i..]));
+        } else {
+            let Some(k) = VALUED.iter().position(|o| *o == a) else {
+                return Err(error_q(b"unknown option %q; see --help", a));
+            };
+            let Some(value) = args.get(i).map(|p| arg_c(*p)) else {
+                return Err(error_with(b"%s needs a value", Vals { s: a, ..NO }));
+            };
+            i += 1;
+            valued = true;
+            let v = Vals {
+                s: a,
+                q: value.to_bytes(),
+                ..NO
+            };
+            let path = matches!(k, HOME | MATCH_OWNER | CHOWN);
+            if k == USER && !accounts::valid_name(v.q) {
+                return Err(error_with(b"%s %q is not a valid user name", v));
+            } else if path && !accounts::valid_home(v.q) {
+                return Err(error_with(b"%s %q is not an absolute path", v));
+            }
+            match k {
+                UID => opts.uid = Some(nonzero_id(a, v.q)?),
+                GID => opts.gid = Some(nonzero_id(a, v.q)?),
+                CHOWN if opts.chowns == MAX_CHOWN => {
+                    return Err(error(b"more than 8 --chown paths"))
                 }
-                opts.user = Some(v)
-            }
-            "--uid" => opts.uid = Some(nonzero_id("--uid", &value()?)?),
-            "--gid" => opts.gid = Some(nonzero_id("--gid", &value()?)?),
-            "--home" => {
-                let v = value()?;
-                if !accounts::valid_home(&v) {
-                    return Err(format!(
-                        "--home {:?} is not an absolute path",
-                        accounts::shorten(&v)
-                    ));
+                CHOWN => {
+                    opts.chown[opts.chowns] = value;
+                    opts.chowns += 1;
                 }
-                opts.home = Some(v)
+                _ => opts.values[k] = Some(value),
             }
-            "--uid-env" => opts.uid_env = Some(value()?),
-            "--gid-env" => opts.gid_env = Some(value()?),
-            "--match-owner" => opts.match_owner = Some(value()?),
-            _ => return Err(format!("unknown option {arg:?}; see --help")),
         }
     }
-    Err("missing \"--\" and COMMAND".into())
+    Err(error(b"missing \"--\" and COMMAND"))
 }
 
-fn nonzero_id(what: &str, value: &str) -> Result<u32, String> {
-    match accounts::parse_id(value)? {
-        0 => Err(format!("{what} is 0: refusing to run as root")),
-        id => Ok(id),
+/// `what` names the source in messages: an option, or "$" and a variable.
+fn nonzero_id(what: &[u8], value: &[u8]) -> report::Result<u32> {
+    let v = Vals {
+        s: what,
+        q: value,
+        ..NO
+    };
+    match parse_id(value) {
+        Ok(0) => Err(error_with(b"%s is 0: refusing to run as root", v)),
+        Ok(id) => Ok(id),
+        Err(IdError::NotDecimal) => Err(error_with(b"%s %q is not a decimal ID", v)),
+        Err(IdError::TooLarge) => Err(error_with(b"%s %q is larger than 2147483647", v)),
     }
 }
 
 /// Target user of the entrypoint form: (uid, gid). Pure, given its inputs.
-fn choose_target(
+fn choose_target<'e>(
     opts: &Options,
-    env: impl Fn(&str) -> Option<OsString>,
+    env: impl Fn(&[u8]) -> Option<&'e [u8]>,
     owner: Option<(u32, u32)>,
     named: Option<&User>,
-) -> Result<(u32, u32), String> {
-    let from_env = |name: &str| -> Result<Option<u32>, String> {
+) -> report::Result<(u32, u32)> {
+    let from_env = |name: &[u8]| -> report::Result<Option<u32>> {
         match env(name) {
             None => Ok(None),
-            Some(v) => {
-                let v = v
-                    .into_string()
-                    .map_err(|_| format!("${name} is not UTF-8"))?;
-                nonzero_id(&format!("${name}"), &v)
-                    .map(Some)
-                    .map_err(|e| format!("${name}: {e}"))
-            }
+            Some(v) => nonzero_id(Text::<80>::of(b"$").and(name).as_bytes(), v).map(Some),
         }
     };
-    let env_uid = from_env(opts.uid_env.as_deref().unwrap_or("HARDEN_UID"))?;
-    let env_gid = from_env(opts.gid_env.as_deref().unwrap_or("HARDEN_GID"))?;
+    let env_uid = from_env(opts.get(UID_ENV).unwrap_or(b"HARDEN_UID"))?;
+    let env_gid = from_env(opts.get(GID_ENV).unwrap_or(b"HARDEN_GID"))?;
     let (uid, gid) = if let Some(uid) = env_uid {
         (uid, uid)
     } else if let Some((uid, gid)) = owner.filter(|(uid, _)| *uid != 0) {
@@ -211,478 +271,616 @@ fn choose_target(
     } else if let Some(uid) = opts.uid {
         (uid, opts.gid.unwrap_or(uid))
     } else if let Some(user) = named.filter(|u| u.uid != 0) {
-        (
-            user.uid,
-            opts.gid
-                .unwrap_or(if user.gid == 0 { user.uid } else { user.gid }),
-        )
+        let own = if user.gid == 0 { user.uid } else { user.gid };
+        (user.uid, opts.gid.unwrap_or(own))
     } else {
         (1000, opts.gid.unwrap_or(1000))
     };
     Ok((uid, env_gid.unwrap_or(gid)))
 }
 
-fn entrypoint_form(opts: &Options, command: Vec<OsString>) -> Result<(), String> {
+/// /etc/passwd and /etc/group, each None when missing.
+type AccountFiles = (Option<&'static [u8]>, Option<&'static [u8]>);
+
+fn read_accounts() -> report::Result<AccountFiles> {
+    // Safety: run once per process (each form calls this once).
+    let (passwd, group) = unsafe { (PASSWD_BUF.take(), GROUP_BUF.take()) };
+    Ok((
+        files::read_bounded(PASSWD, passwd)?,
+        files::read_bounded(GROUP, group)?,
+    ))
+}
+
+fn entrypoint_form(opts: &Options, command: Args, env: &Env) -> report::Result<()> {
     if command.is_empty() {
-        return Err("no COMMAND after \"--\"".into());
+        return Err(error(b"no COMMAND after \"--\""));
     }
     if sys::uid() != 0 {
         // Started as a user already (docker run --user): nothing to drop.
-        return exec(command, &[]);
+        run_command(command, env, None, opts.init);
     }
-    let passwd = read_account_file(PASSWD);
-    let group = read_account_file(GROUP);
-    let wanted = opts.user.as_deref().unwrap_or("app");
-    let named = passwd
-        .as_deref()
-        .and_then(|p| accounts::users(p).find(|u| u.name == wanted));
-    let owner = opts
-        .match_owner
-        .as_ref()
-        .and_then(|p| fs::metadata(p).ok())
-        .map(|m| (m.uid(), m.gid()));
-    let (uid, gid) = choose_target(opts, |n| std::env::var_os(n), owner, named.as_ref())?;
+    let (passwd, group) = read_accounts()?;
+    let wanted = opts.get(USER).unwrap_or(b"app");
+    let named = passwd.and_then(|p| accounts::users(p).find(|u| u.name == wanted));
+    let owner = opts.values[MATCH_OWNER]
+        .and_then(|p| sys::statx(sys::AT_FDCWD, p, 0).ok())
+        .map(|st| (st.uid, st.gid));
+    let (uid, gid) = choose_target(opts, |n| env.get(n), owner, named.as_ref())?;
     require_setid_caps()?;
 
-    let plan = accounts::plan_accounts(
-        passwd.as_deref(),
-        group.as_deref(),
-        uid,
-        gid,
-        wanted,
-        opts.home.as_deref(),
-    );
-    if let Some(content) = &plan.passwd {
-        write_account_file(PASSWD, content);
+    let plan = accounts::plan_accounts(passwd, group, uid, gid, wanted, opts.get(HOME));
+    for (path, old, default, line) in [
+        (PASSWD, passwd, accounts::DEFAULT_PASSWD, &plan.passwd_line),
+        (GROUP, group, accounts::DEFAULT_GROUP, &plan.group_line),
+    ] {
+        if let Some(line) = line {
+            let pieces = accounts::appended(old, default, line.as_bytes());
+            match files::replace(path, &pieces) {
+                Ok(()) => {}
+                Err(sys::ELOOP) => warn(
+                    b"%s is a symbolic link; left alone",
+                    Vals {
+                        s: path.to_bytes(),
+                        ..NO
+                    },
+                ),
+                Err(e) if files::worth_a_warning(e) => warn(
+                    b"cannot update %s%e",
+                    Vals {
+                        s: path.to_bytes(),
+                        e: Some(e),
+                        ..NO
+                    },
+                ),
+                Err(_) => {}
+            }
+        }
     }
-    if let Some(content) = &plan.group {
-        write_account_file(GROUP, content);
+    match files::prepare_home(plan.home.as_bytes(), uid, gid) {
+        Err(e) if files::worth_a_warning(e) => warn(
+            b"cannot prepare HOME %q%e",
+            Vals {
+                q: plan.home.as_bytes(),
+                e: Some(e),
+                ..NO
+            },
+        ),
+        _ => {}
     }
-    prepare_home(&plan.home, uid, gid);
+    for path in &opts.chown[..opts.chowns] {
+        chown_path(path, uid, gid);
+    }
     drop_privileges(uid, gid, &[gid], !opts.allow_new_privs)?;
-    exec(
-        command,
-        &[
-            ("HOME", &plan.home),
-            ("USER", &plan.name),
-            ("LOGNAME", &plan.name),
-        ],
-    )
+    let vars = [plan.home.as_bytes(), plan.name.as_bytes()];
+    run_command(command, env, Some(vars), opts.init)
 }
 
-fn gosu_form(spec: &str, opts: &Options, command: Vec<OsString>) -> Result<(), String> {
-    if command.is_empty() {
-        return Err(format!("no COMMAND after {spec:?}"));
+fn chown_path(path: &CStr, uid: u32, gid: u32) {
+    let out = chown::chown_tree(path, uid, gid);
+    let v = Vals {
+        q: path.to_bytes(),
+        n: out.failed,
+        e: out.first_error,
+        ..NO
+    };
+    if out.symlink {
+        warn(b"--chown %q is a symbolic link; not followed", v);
+    } else if out.first_error.is_some() {
+        warn(b"--chown %q: %n entries not changed%e", v);
+    } else if out.too_deep {
+        warn(
+            b"--chown %q: directories deeper than 128 levels left alone",
+            v,
+        );
     }
-    let passwd = read_account_file(PASSWD).unwrap_or_default();
-    let group = read_account_file(GROUP).unwrap_or_default();
-    let target = resolve_spec(spec, &passwd, &group, sys::uid())?;
+}
+
+fn gosu_form(spec: &[u8], opts: &Options, command: Args, env: &Env) -> report::Result<()> {
+    if command.is_empty() {
+        return Err(error_q(b"no COMMAND after %q", spec));
+    }
+    let (passwd, group) = read_accounts()?;
+    let target = resolve_spec(
+        spec,
+        passwd.unwrap_or(b""),
+        group.unwrap_or(b""),
+        sys::uid(),
+    )?;
     if target.uid != 0 {
         require_setid_caps()?;
     }
-    drop_privileges(
-        target.uid,
-        target.gid,
-        &target.groups,
-        !opts.allow_new_privs,
-    )?;
-    exec(
-        command,
-        &[
-            ("HOME", &target.home),
-            ("USER", &target.name),
-            ("LOGNAME", &target.name),
-        ],
-    )
+    let groups = &target.groups[..target.ngroups];
+    drop_privileges(target.uid, target.gid, groups, !opts.allow_new_privs)?;
+    let vars = [target.home, target.name.as_bytes()];
+    run_command(command, env, Some(vars), opts.init)
 }
 
-#[derive(Debug, PartialEq)]
-struct Target {
+struct Target<'a> {
     uid: u32,
     gid: u32,
-    groups: Vec<u32>,
-    name: String,
-    home: String,
+    /// Sorted, without duplicates.
+    groups: [u32; MAX_GROUPS],
+    ngroups: usize,
+    name: Name,
+    home: &'a [u8],
 }
 
 /// Docker's `--user` syntax: `user`, `uid`, `user:group`, `uid:gid`, `:gid`.
-fn resolve_spec(spec: &str, passwd: &str, group: &str, current_uid: u32) -> Result<Target, String> {
-    let (user_part, group_part) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
+fn resolve_spec<'a>(
+    spec: &[u8],
+    passwd: &'a [u8],
+    group: &[u8],
+    current_uid: u32,
+) -> report::Result<Target<'a>> {
+    let (user_part, group_part) = match spec.iter().position(|b| *b == b':') {
+        Some(i) => (&spec[..i], Some(&spec[i + 1..])),
         None => (spec, None),
     };
-    let user_part = if user_part.is_empty() {
-        current_uid.to_string()
-    } else {
-        user_part.to_string()
+    let mut digits = [0u8; 10];
+    let user_part = match user_part {
+        b"" => text::decimal(current_uid, &mut digits),
+        u => u,
     };
-    let entry = if user_part.bytes().all(|b| b.is_ascii_digit()) {
-        let uid = accounts::parse_id(&user_part)?;
+    let entry = if accounts::is_decimal(user_part) {
+        let uid =
+            parse_id(user_part).map_err(|_| error_q(b"%q is larger than 2147483647", user_part))?;
         accounts::users(passwd).find(|u| u.uid == uid).ok_or(uid)
     } else {
         Ok(accounts::users(passwd)
             .find(|u| u.name == user_part)
-            .ok_or_else(|| {
-                format!(
-                    "unknown user {:?} (not in {PASSWD})",
-                    accounts::shorten(&user_part)
-                )
-            })?)
+            .ok_or_else(|| error_q(b"unknown user %q (not in /etc/passwd)", user_part))?)
     };
-    let (uid, name, home, primary) = match &entry {
-        Ok(u) => (u.uid, u.name.clone(), u.home.clone(), u.gid),
+    let mut t = Target {
+        uid: 0,
+        gid: 0,
+        groups: [0; MAX_GROUPS],
+        ngroups: 1,
+        name: Name::default(),
+        home: b"/",
+    };
+    match entry {
+        Ok(u) => {
+            (t.uid, t.gid) = (u.uid, u.gid);
+            t.name.push(u.name);
+            if !u.home.is_empty() {
+                t.home = u.home;
+            }
+        }
         // A bare number: GID = UID, never GID 0 as gosu does.
-        Err(uid) => (*uid, uid.to_string(), "/".to_string(), *uid),
-    };
-    let home = if home.is_empty() { "/".into() } else { home };
-    let (gid, groups) = match group_part {
-        Some(g) if !g.is_empty() => {
-            let gid = if g.bytes().all(|b| b.is_ascii_digit()) {
-                accounts::parse_id(g)?
-            } else {
-                accounts::groups(group)
-                    .find(|e| e.name == g)
-                    .map(|e| e.gid)
-                    .ok_or_else(|| {
-                        format!("unknown group {:?} (not in {GROUP})", accounts::shorten(g))
-                    })?
-            };
-            (gid, vec![gid])
+        Err(uid) => {
+            (t.uid, t.gid) = (uid, uid);
+            t.name.push_num(uid);
         }
-        Some(_) => return Err(format!("empty group in {spec:?}")),
-        None => {
+    }
+    match group_part {
+        Some(b"") => return Err(error_q(b"empty group in %q", spec)),
+        Some(g) if accounts::is_decimal(g) => {
+            t.gid = parse_id(g).map_err(|_| error_q(b"group %q is larger than 2147483647", g))?;
+        }
+        Some(g) => {
+            t.gid = accounts::groups(group)
+                .find(|e| e.name == g)
+                .map(|e| e.gid)
+                .ok_or_else(|| error_q(b"unknown group %q (not in /etc/group)", g))?;
+        }
+        None if entry.is_ok() => {
             // Like initgroups(3): the primary group plus every group listing the user.
-            let mut groups = vec![primary];
-            if entry.is_ok() {
-                groups.extend(
-                    accounts::groups(group)
-                        .filter(|g: &Group| g.members.contains(&name))
-                        .map(|g| g.gid),
-                );
+            for g in accounts::groups(group).filter(|g| g.has_member(t.name.as_bytes())) {
+                if t.ngroups == MAX_GROUPS {
+                    return Err(error_q(
+                        b"user %q is in more than 256 groups",
+                        t.name.as_bytes(),
+                    ));
+                }
+                t.groups[t.ngroups] = g.gid;
+                t.ngroups += 1;
             }
-            groups.sort_unstable();
-            groups.dedup();
-            (primary, groups)
         }
-    };
-    Ok(Target {
-        uid,
-        gid,
-        groups,
-        name,
-        home,
-    })
+        None => {}
+    }
+    t.groups[0] = t.gid;
+    t.ngroups = sort_unique(&mut t.groups[..t.ngroups]);
+    Ok(t)
 }
 
-/// None when the file is missing or unreadable; content past the bound is not read.
-fn read_account_file(path: &str) -> Option<String> {
-    use std::io::Read;
-    let file = fs::File::open(path).ok()?;
-    let mut text = String::new();
-    file.take(MAX_ACCOUNT_FILE).read_to_string(&mut text).ok()?;
-    Some(text)
+/// Sorts `ids` and moves duplicates past the returned length. Insertion sort:
+/// a user has few groups, and core's sort would be most of the binary.
+fn sort_unique(ids: &mut [u32]) -> usize {
+    let mut kept = 0;
+    for i in 0..ids.len() {
+        let id = ids[i];
+        let at = ids[..kept].iter().position(|x| *x >= id).unwrap_or(kept);
+        if at < kept && ids[at] == id {
+            continue;
+        }
+        ids.copy_within(at..kept, at + 1);
+        ids[at] = id;
+        kept += 1;
+    }
+    kept
 }
 
-/// Replaces `path` atomically (temp file + rename), keeping its mode and owner.
-/// Failure is not fatal: a read-only root filesystem is a supported setup.
-fn write_account_file(path: &str, content: &str) {
-    if let Err(e) = replace_file(Path::new(path), content.as_bytes()) {
-        if e.raw_os_error() != Some(30) {
-            // 30 = EROFS: silently fine. Anything else deserves a word.
-            eprintln!("harden-stepdown: warning: cannot update {path}: {e}");
-        }
-    }
-}
-
-fn replace_file(path: &Path, content: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let (mode, owner) = match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(io::Error::other("it is a symbolic link; left alone"))
-        }
-        // Everyone must be able to read the account files: podman creates them 0600.
-        Ok(m) => (
-            m.permissions().mode() & 0o7777 | 0o444,
-            Some((m.uid(), m.gid())),
-        ),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if !dir.exists() {
-                fs::DirBuilder::new().mode(0o755).create(dir)?;
-            }
-            (0o644, None)
-        }
-        Err(e) => return Err(e),
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.harden-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(content)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
-        }
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Creates HOME when missing and gives it to the user (never recursively).
-/// A root-owned HOME is taken over too: a bind mount below HOME makes the
-/// runtime create HOME as root.
-fn prepare_home(home: &str, uid: u32, gid: u32) {
-    if home == "/" || home.starts_with("/nonexistent") || home.starts_with("/proc") {
-        return;
-    }
-    let result = match fs::symlink_metadata(home) {
-        Ok(m) if m.is_dir() && m.uid() == 0 => {
-            std::os::unix::fs::lchown(home, Some(uid), Some(gid))
-        }
-        Ok(_) => Ok(()),
-        Err(_) => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(home)
-            .and_then(|_| std::os::unix::fs::lchown(home, Some(uid), Some(gid))),
-    };
-    if let Err(e) = result {
-        if e.raw_os_error() != Some(30) {
-            eprintln!("harden-stepdown: warning: cannot prepare HOME {home}: {e}");
-        }
-    }
+fn has_cap(caps: &sys::Caps, cap: u32) -> bool {
+    caps.effective & (1 << cap) != 0
 }
 
 /// Without CAP_SETUID/CAP_SETGID (e.g. `--cap-drop=ALL`, Kubernetes' restricted
 /// profile) the drop cannot work: say so before touching anything.
-fn require_setid_caps() -> Result<(), String> {
+fn require_setid_caps() -> report::Result<()> {
+    let caps = sys::capget().map_err(|e| error_e(b"capget failed%e", e))?;
     for (cap, name) in [
-        (sys::CAP_SETUID, "CAP_SETUID"),
-        (sys::CAP_SETGID, "CAP_SETGID"),
+        (sys::CAP_SETUID, &b"CAP_SETUID"[..]),
+        (sys::CAP_SETGID, b"CAP_SETGID"),
     ] {
-        match sys::has_effective_cap(cap) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(format!(
-                    "cannot drop privileges: {name} is missing (container started as root with capabilities dropped); refusing to run the command as root"
-                ))
-            }
-            Err(e) => return Err(format!("capget failed: {e}")),
+        if !has_cap(&caps, cap) {
+            return Err(error_with(
+                b"cannot drop privileges: %s is missing; not running the command as root",
+                Vals { s: name, ..NO },
+            ));
         }
     }
     Ok(())
+}
+
+/// Before the drop: empties the bounding set (what a later execve of a
+/// setuid-root or file-capability program could regain) and the
+/// inheritable and ambient sets (what would pass through execve).
+fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
+    let caps = sys::capget().map_err(|e| error_e(b"capget failed%e", e))?;
+    if has_cap(&caps, sys::CAP_SETPCAP) {
+        for cap in 0..64 {
+            match sys::prctl(sys::PR_CAPBSET_DROP, cap, 0) {
+                Ok(_) => {}
+                Err(sys::EINVAL) => break, // past the kernel's last capability
+                Err(e) => return Err(error_e(b"cannot clear the bounding set%e", e)),
+            }
+        }
+    } else if !no_new_privs {
+        // With no_new_privs no execve can gain privileges, so the bounding set
+        // is moot; without it, it is the last line.
+        return Err(error(b"cannot clear the bounding set: CAP_SETPCAP is missing (needed with --allow-new-privs)"));
+    }
+    match sys::prctl(sys::PR_CAP_AMBIENT, sys::PR_CAP_AMBIENT_CLEAR_ALL, 0) {
+        Ok(_) | Err(sys::EINVAL) => {} // EINVAL: a kernel without ambient capabilities
+        Err(e) => return Err(error_e(b"cannot clear ambient capabilities%e", e)),
+    }
+    sys::capset(sys::Caps {
+        inheritable: 0,
+        ..caps
+    })
+    .map_err(|e| error_e(b"cannot clear inheritable capabilities%e", e))
 }
 
 /// setgroups → setresgid → setresuid, then proves the result. Order matters:
-/// after setuid the process can no longer change its groups.
-fn drop_privileges(uid: u32, gid: u32, groups: &[u32], no_new_privs: bool) -> Result<(), String> {
-    sys::set_groups(groups).map_err(|e| format!("setgroups({groups:?}) failed: {e}"))?;
-    sys::set_all_gids(gid).map_err(|e| format!("setresgid({gid}) failed: {e}"))?;
-    sys::set_all_uids(uid).map_err(|e| format!("setresuid({uid}) failed: {e}"))?;
-
-    let uids = sys::resuid().map_err(|e| format!("getresuid failed: {e}"))?;
-    let gids = sys::resgid().map_err(|e| format!("getresgid failed: {e}"))?;
-    if uids != [uid; 3] || gids != [gid; 3] {
-        return Err(format!(
-            "privilege drop did not stick: uids {uids:?}, gids {gids:?}"
-        ));
+/// after setuid the process can no longer change its groups. `groups` is
+/// sorted and free of duplicates.
+fn drop_privileges(uid: u32, gid: u32, groups: &[u32], no_new_privs: bool) -> report::Result<()> {
+    if sys::uid() == 0 && uid != 0 {
+        clear_inheritable_caps(no_new_privs)?;
     }
-    let mut now = sys::groups().map_err(|e| format!("getgroups failed: {e}"))?;
-    let mut want = groups.to_vec();
-    now.sort_unstable();
-    want.sort_unstable();
-    want.dedup();
-    if now != want {
-        return Err(format!(
-            "supplementary groups are {now:?}, expected {want:?}"
-        ));
+    sys::set_groups(groups).map_err(|e| error_e(b"setgroups failed%e", e))?;
+    sys::set_all_gids(gid).map_err(|e| {
+        error_with(
+            b"setresgid(%n) failed%e",
+            Vals {
+                n: gid,
+                e: Some(e),
+                ..NO
+            },
+        )
+    })?;
+    sys::set_all_uids(uid).map_err(|e| {
+        error_with(
+            b"setresuid(%n) failed%e",
+            Vals {
+                n: uid,
+                e: Some(e),
+                ..NO
+            },
+        )
+    })?;
+
+    let stuck = sys::resuid() == Ok([uid; 3]) && sys::resgid() == Ok([gid; 3]);
+    if !stuck {
+        return Err(error(b"privilege drop did not stick"));
+    }
+    let mut buf = [0u32; MAX_GROUPS + 1];
+    let len = sys::groups(&mut buf)
+        .map_err(|e| error_e(b"getgroups failed%e", e))?
+        .len();
+    let len = sort_unique(&mut buf[..len]);
+    if buf[..len] != *groups {
+        return Err(error(b"privilege drop did not stick: groups"));
     }
     if uid != 0 && (sys::set_all_uids(0).is_ok() || sys::set_all_gids(0).is_ok()) {
-        return Err("root could be regained after the drop".into());
+        return Err(error(b"privilege drop did not stick: root regained"));
     }
     if no_new_privs {
-        sys::set_no_new_privs().map_err(|e| format!("prctl(PR_SET_NO_NEW_PRIVS) failed: {e}"))?;
-        if !sys::no_new_privs().unwrap_or(false) {
-            return Err("no_new_privs is not set after prctl".into());
+        sys::prctl(sys::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| error_e(b"no_new_privs%e", e))?;
+        if sys::prctl(sys::PR_GET_NO_NEW_PRIVS, 0, 0) != Ok(1) {
+            return Err(error(b"privilege drop did not stick: no_new_privs"));
         }
+    }
+    if uid != 0 && sys::capget() != Ok(sys::Caps::default()) {
+        return Err(error(b"privilege drop did not stick: capabilities"));
     }
     Ok(())
 }
 
-/// Replaces this process with COMMAND (it keeps PID 1 and gets signals directly).
-fn exec(command: Vec<OsString>, env: &[(&str, &str)]) -> Result<(), String> {
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    for (k, v) in env {
-        cmd.env(k, v);
+/// Execs COMMAND (or, with --init, supervises it as a child) with HOME, USER
+/// and LOGNAME set from `vars` = [home, name]. The environment is rebuilt on
+/// this stack frame, which lives until execve.
+fn run_command(command: Args, env: &Env, vars: Option<[&[u8]; 2]>, init: bool) -> ! {
+    let mut envp = [core::ptr::null::<c_char>(); MAX_ENV + 4];
+    let mut n = 0;
+    let ours: [&[u8]; 3] = [b"HOME=", b"USER=", b"LOGNAME="];
+    for p in env.0 {
+        if vars.is_some() && ours.iter().any(|v| arg(*p).starts_with(v)) {
+            continue;
+        }
+        if n == MAX_ENV {
+            fail(b"more than 4096 environment variables", NO);
+        }
+        envp[n] = *p;
+        n += 1;
     }
-    let err = cmd.exec();
-    // As a shell does: 127 for not found, 126 for found but not runnable.
-    let code = if err.kind() == io::ErrorKind::NotFound {
-        127
+    // "HOME=...\0USER=...\0LOGNAME=...\0", pointed to by the last three entries.
+    let mut set = EnvVars::default();
+    if let Some([home, name]) = vars {
+        for (var, value) in ours.into_iter().zip([home, name, name]) {
+            envp[n] = set.as_bytes()[set.len()..].as_ptr().cast();
+            n += 1;
+            set.push(var);
+            set.push(value);
+            set.push(b"\0");
+        }
+        if !set.whole() {
+            fail(b"HOME or USER is too long", NO);
+        }
+    }
+    let path = env.get(b"PATH");
+    let envp = envp.as_ptr();
+    if init {
+        init::supervise(|| exec(command, envp, path))
+    }
+    exec(command, envp, path)
+}
+
+/// execvp(3): a name without '/' is searched in PATH. Never returns: on
+/// failure it exits 127 (not found) or 126 (not runnable), as a shell does.
+fn exec(command: Args, envp: *const *const c_char, path: Option<&[u8]>) -> ! {
+    let file = arg(command[0]);
+    let argv = command.as_ptr();
+    let err = if file.contains(&b'/') {
+        sys::execve(arg_c(command[0]), argv, envp)
+    } else if file.is_empty() {
+        ENOENT
     } else {
-        126
+        let mut denied = false;
+        let mut err = ENOENT;
+        for dir in path.unwrap_or(DEFAULT_PATH).split(|b| *b == b':') {
+            let mut full = PathText::of(if dir.is_empty() { b"." } else { dir });
+            full.push(b"/");
+            full.push(file);
+            let Some(full) = full.c_str() else { continue };
+            match sys::execve(full, argv, envp) {
+                EACCES => denied = true,
+                // As glibc: keep looking past these, stop at anything else.
+                ENOENT | sys::ENOTDIR | sys::Errno(19 | 110 | 116) => {}
+                e => {
+                    err = e;
+                    break;
+                }
+            }
+        }
+        if denied && err == ENOENT {
+            EACCES
+        } else {
+            err
+        }
     };
-    eprintln!(
-        "harden-stepdown: cannot run {:?}: {err}",
-        command[0].to_string_lossy()
+    error_with(
+        b"cannot run %q%e",
+        Vals {
+            q: file,
+            e: Some(err),
+            ..NO
+        },
     );
-    exit(code)
+    sys::exit(if err == ENOENT { 127 } else { 126 })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<OsString> {
-        list.iter().map(OsString::from).collect()
+    /// argv as the kernel gives it: pointers to NUL-terminated strings, NULL after the last.
+    fn args(list: &[&'static CStr]) -> Args {
+        let mut v: Vec<*const c_char> = list.iter().map(|s| s.as_ptr()).collect();
+        v.push(core::ptr::null());
+        let v: &'static [*const c_char] = Vec::leak(v);
+        &v[..list.len()]
     }
 
-    fn opts(list: &[&str]) -> Options {
-        parse_options(args(list)).unwrap().0
+    fn opts(list: &[&'static CStr]) -> Options {
+        parse_options(args(list)).ok().unwrap().0
+    }
+
+    /// The message of a failure, without prefix and newline.
+    fn err_text<T>(r: report::Result<T>) -> String {
+        assert!(r.is_err(), "accepted");
+        let line = report::last();
+        line.trim_start_matches("harden-stepdown: ")
+            .trim_end()
+            .to_string()
     }
 
     #[test]
     fn parses_both_forms() {
-        let (o, cmd) =
-            parse_options(args(&["--uid", "42", "--user", "aws", "--", "ls", "-l"])).unwrap();
+        let (o, cmd) = parse_options(args(&[
+            c"--uid", c"42", c"--user", c"aws", c"--chown", c"/data", c"--init", c"--", c"ls",
+            c"-l",
+        ]))
+        .ok()
+        .unwrap();
         assert_eq!(
-            (o.uid, o.user.as_deref(), o.spec),
-            (Some(42), Some("aws"), None)
+            (o.uid, o.get(USER), o.spec),
+            (Some(42), Some(&b"aws"[..]), None)
         );
-        assert_eq!(cmd, args(&["ls", "-l"]));
-        let (o, cmd) = parse_options(args(&["--allow-new-privs", "1000:1000", "id"])).unwrap();
-        assert_eq!(o.spec.as_deref(), Some("1000:1000"));
+        assert_eq!(
+            (o.chowns, o.chown[0].to_bytes(), o.init),
+            (1, &b"/data"[..], true)
+        );
+        assert_eq!(
+            cmd.iter().map(|p| arg(*p)).collect::<Vec<_>>(),
+            [&b"ls"[..], b"-l"]
+        );
+        let (o, cmd) = parse_options(args(&[c"--allow-new-privs", c"1000:1000", c"id"]))
+            .ok()
+            .unwrap();
+        assert_eq!(o.spec, Some(&b"1000:1000"[..]));
         assert!(o.allow_new_privs);
-        assert_eq!(cmd, args(&["id"]));
+        assert_eq!(arg(cmd[0]), b"id");
     }
 
     #[test]
     fn rejects_bad_options() {
         for bad in [
-            &["--uid", "0", "--", "x"][..],
-            &["--uid", "abc", "--", "x"],
-            &["--uid"],
-            &["--bogus", "--", "x"],
-            &["--uid", "5", "x"],
-            &["--user", "a:b", "--", "x"],
-            &["--home", "rel", "--", "x"],
-            &["--uid", "5"],
+            &[c"--uid", c"0", c"--", c"x"][..],
+            &[c"--uid", c"abc", c"--", c"x"],
+            &[c"--uid"],
+            &[c"--bogus", c"--", c"x"],
+            &[c"--uid", c"5", c"x"],
+            &[c"--user", c"a:b", c"--", c"x"],
+            &[c"--home", c"rel", c"--", c"x"],
+            &[c"--chown", c"rel", c"--", c"x"],
+            &[c"--uid", c"5"],
         ] {
             assert!(parse_options(args(bad)).is_err(), "{bad:?} accepted");
         }
+        let nine = [c"--chown", c"/d"].repeat(9);
+        assert_eq!(
+            err_text(parse_options(args(&nine))),
+            "more than 8 --chown paths"
+        );
+        assert_eq!(
+            err_text(parse_options(args(&[c"--uid"]))),
+            "--uid needs a value"
+        );
+        assert_eq!(
+            err_text(parse_options(args(&[c"--bogus"]))),
+            "unknown option \"--bogus\"; see --help"
+        );
     }
 
-    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
+    fn env_of(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&[u8]) -> Option<&'static [u8]> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| n.as_bytes() == k)
+                .map(|(_, v)| v.as_bytes())
+        }
     }
 
     #[test]
     fn target_env_beats_owner_beats_default() {
-        let o = opts(&["--uid", "2000", "--"]);
-        assert_eq!(choose_target(&o, env_of(&[]), None, None), Ok((2000, 2000)));
+        let o = opts(&[c"--uid", c"2000", c"--"]);
+        let t = |env, owner| choose_target(&o, env_of(env), owner, None).ok();
+        assert_eq!(t(&[], None), Some((2000, 2000)));
+        assert_eq!(t(&[], Some((4321, 99))), Some((4321, 99)));
+        assert_eq!(t(&[], Some((0, 0))), Some((2000, 2000)));
+        assert_eq!(t(&[], Some((4321, 0))), Some((4321, 4321)));
         assert_eq!(
-            choose_target(&o, env_of(&[]), Some((4321, 99)), None),
-            Ok((4321, 99))
+            t(&[("HARDEN_UID", "1234")], Some((4321, 99))),
+            Some((1234, 1234))
         );
         assert_eq!(
-            choose_target(&o, env_of(&[]), Some((0, 0)), None),
-            Ok((2000, 2000))
+            t(&[("HARDEN_UID", "1234"), ("HARDEN_GID", "55")], None),
+            Some((1234, 55))
         );
         assert_eq!(
-            choose_target(&o, env_of(&[]), Some((4321, 0)), None),
-            Ok((4321, 4321))
-        );
-        assert_eq!(
-            choose_target(
-                &o,
-                env_of(&[("HARDEN_UID", "1234")]),
-                Some((4321, 99)),
-                None
-            ),
-            Ok((1234, 1234))
-        );
-        assert_eq!(
-            choose_target(
-                &o,
-                env_of(&[("HARDEN_UID", "1234"), ("HARDEN_GID", "55")]),
-                None,
-                None
-            ),
-            Ok((1234, 55))
-        );
-        assert_eq!(
-            choose_target(&opts(&["--"]), env_of(&[]), None, None),
-            Ok((1000, 1000))
+            choose_target(&opts(&[c"--"]), env_of(&[]), None, None).ok(),
+            Some((1000, 1000))
         );
     }
 
     #[test]
     fn target_uses_named_image_user_when_no_uid_given() {
         let node = User {
-            name: "node".into(),
+            name: b"node",
             uid: 1001,
             gid: 1002,
-            home: "/home/node".into(),
+            home: b"/home/node",
         };
-        let o = opts(&["--user", "node", "--"]);
+        let o = opts(&[c"--user", c"node", c"--"]);
         assert_eq!(
-            choose_target(&o, env_of(&[]), None, Some(&node)),
-            Ok((1001, 1002))
+            choose_target(&o, env_of(&[]), None, Some(&node)).ok(),
+            Some((1001, 1002))
         );
     }
 
     #[test]
     fn target_env_names_are_configurable_and_values_checked() {
-        let o = opts(&["--uid-env", "AWS_UID", "--gid-env", "AWS_GID", "--"]);
+        let o = opts(&[c"--uid-env", c"AWS_UID", c"--gid-env", c"AWS_GID", c"--"]);
         assert_eq!(
-            choose_target(&o, env_of(&[("AWS_UID", "501")]), None, None),
-            Ok((501, 501))
+            choose_target(&o, env_of(&[("AWS_UID", "501")]), None, None).ok(),
+            Some((501, 501))
         );
         assert_eq!(
-            choose_target(&o, env_of(&[("HARDEN_UID", "501")]), None, None),
-            Ok((1000, 1000))
+            choose_target(&o, env_of(&[("HARDEN_UID", "501")]), None, None).ok(),
+            Some((1000, 1000))
         );
         for bad in ["0", "", "1000; rm -rf /", "12\n", "4294967295", "-1"] {
-            let env = move |k: &str| (k == "AWS_UID").then(|| OsString::from(bad));
-            assert!(
-                choose_target(&o, env, None, None).is_err(),
-                "{bad:?} accepted"
-            );
+            let env = move |k: &[u8]| (k == b"AWS_UID").then_some(bad.as_bytes());
+            let e = err_text(choose_target(&o, env, None, None));
+            assert!(e.starts_with("$AWS_UID "), "{bad:?}: {e}");
         }
-        let env = |k: &str| (k == "AWS_GID").then(|| OsString::from("0"));
-        assert!(choose_target(&o, env, None, None).is_err());
+        let env = |k: &[u8]| (k == b"AWS_GID").then_some(&b"0"[..]);
+        assert_eq!(
+            err_text(choose_target(&o, env, None, None)),
+            "$AWS_GID is 0: refusing to run as root"
+        );
     }
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
-    const GROUP: &str = "root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
+    const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+    const GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
+
+    fn resolve(spec: &str) -> report::Result<(u32, u32, Vec<u32>, String)> {
+        resolve_spec(spec.as_bytes(), PASSWD, GROUP, 0).map(|t| {
+            let name = String::from_utf8_lossy(t.name.as_bytes()).into_owned();
+            (t.uid, t.gid, t.groups[..t.ngroups].to_vec(), name)
+        })
+    }
 
     #[test]
     fn spec_resolution_like_gosu_but_never_gid_zero() {
-        let t = resolve_spec("app", PASSWD, GROUP, 0).unwrap();
         assert_eq!(
-            (t.uid, t.gid, t.groups.clone()),
-            (1000, 1000, vec![50, 1000])
+            resolve("app").ok(),
+            Some((1000, 1000, vec![50, 1000], "app".into()))
         );
-        assert_eq!(t.home, "/home/app");
-        let t = resolve_spec("4242", PASSWD, GROUP, 0).unwrap();
-        assert_eq!((t.uid, t.gid, t.groups), (4242, 4242, vec![4242]));
-        let t = resolve_spec("1000:50", PASSWD, GROUP, 0).unwrap();
-        assert_eq!((t.uid, t.gid, t.groups), (1000, 50, vec![50]));
-        let t = resolve_spec("app:staff", PASSWD, GROUP, 0).unwrap();
-        assert_eq!((t.gid, t.groups), (50, vec![50]));
-        let t = resolve_spec(":50", PASSWD, GROUP, 0).unwrap();
-        assert_eq!((t.uid, t.gid, t.name.as_str()), (0, 50, "root"));
-        assert!(resolve_spec("nobody-here", PASSWD, GROUP, 0).is_err());
-        assert!(resolve_spec("app:nogroup", PASSWD, GROUP, 0).is_err());
-        assert!(resolve_spec("app:", PASSWD, GROUP, 0).is_err());
-        assert!(resolve_spec("99999999999", PASSWD, GROUP, 0).is_err());
+        let home = resolve_spec(b"app", PASSWD, GROUP, 0).ok().unwrap().home;
+        assert_eq!(home, b"/home/app");
+        assert_eq!(
+            resolve("4242").ok(),
+            Some((4242, 4242, vec![4242], "4242".into()))
+        );
+        assert_eq!(
+            resolve("1000:50").ok(),
+            Some((1000, 50, vec![50], "app".into()))
+        );
+        assert_eq!(
+            resolve("app:staff").ok(),
+            Some((1000, 50, vec![50], "app".into()))
+        );
+        assert_eq!(resolve(":50").ok(), Some((0, 50, vec![50], "root".into())));
+        assert_eq!(
+            err_text(resolve("nobody-here")),
+            "unknown user \"nobody-here\" (not in /etc/passwd)"
+        );
+        assert!(resolve("app:nogroup").is_err());
+        assert!(resolve("app:").is_err());
+        assert!(resolve("99999999999").is_err());
     }
 }

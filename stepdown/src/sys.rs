@@ -1,127 +1,574 @@
-//! The handful of libc calls std does not wrap. glibc is linked statically, so
-//! these resolve at link time; no libc is needed in the image.
+//! Raw Linux system calls for amd64 and arm64: the step-down links no libc.
+//! Only the calls it needs, each a thin wrapper that turns -errno into Err.
 
-use std::io;
-use std::os::raw::{c_int, c_uint};
+use core::ffi::{c_char, CStr};
+
+#[cfg(target_arch = "x86_64")]
+mod nr {
+    pub const READ: usize = 0;
+    pub const WRITE: usize = 1;
+    pub const CLOSE: usize = 3;
+    pub const RT_SIGACTION: usize = 13;
+    pub const RT_SIGPROCMASK: usize = 14;
+    pub const GETPID: usize = 39;
+    pub const CLONE: usize = 56;
+    pub const EXECVE: usize = 59;
+    pub const WAIT4: usize = 61;
+    pub const KILL: usize = 62;
+    pub const FSYNC: usize = 74;
+    pub const FCHMOD: usize = 91;
+    pub const FCHOWN: usize = 93;
+    pub const GETUID: usize = 102;
+    pub const GETGID: usize = 104;
+    pub const GETEUID: usize = 107;
+    pub const GETEGID: usize = 108;
+    pub const GETGROUPS: usize = 115;
+    pub const SETGROUPS: usize = 116;
+    pub const SETRESUID: usize = 117;
+    pub const GETRESUID: usize = 118;
+    pub const SETRESGID: usize = 119;
+    pub const GETRESGID: usize = 120;
+    pub const CAPGET: usize = 125;
+    pub const CAPSET: usize = 126;
+    pub const RT_SIGTIMEDWAIT: usize = 128;
+    pub const PRCTL: usize = 157;
+    pub const GETDENTS64: usize = 217;
+    pub const EXIT_GROUP: usize = 231;
+    pub const OPENAT: usize = 257;
+    pub const MKDIRAT: usize = 258;
+    pub const FCHOWNAT: usize = 260;
+    pub const UNLINKAT: usize = 263;
+    pub const RENAMEAT2: usize = 316;
+    pub const STATX: usize = 332;
+}
+
+#[cfg(target_arch = "aarch64")]
+mod nr {
+    pub const READ: usize = 63;
+    pub const WRITE: usize = 64;
+    pub const CLOSE: usize = 57;
+    pub const RT_SIGACTION: usize = 134;
+    pub const RT_SIGPROCMASK: usize = 135;
+    pub const GETPID: usize = 172;
+    pub const CLONE: usize = 220;
+    pub const EXECVE: usize = 221;
+    pub const WAIT4: usize = 260;
+    pub const KILL: usize = 129;
+    pub const FSYNC: usize = 82;
+    pub const FCHMOD: usize = 52;
+    pub const FCHOWN: usize = 55;
+    pub const GETUID: usize = 174;
+    pub const GETGID: usize = 176;
+    pub const GETEUID: usize = 175;
+    pub const GETEGID: usize = 177;
+    pub const GETGROUPS: usize = 158;
+    pub const SETGROUPS: usize = 159;
+    pub const SETRESUID: usize = 147;
+    pub const GETRESUID: usize = 148;
+    pub const SETRESGID: usize = 149;
+    pub const GETRESGID: usize = 150;
+    pub const CAPGET: usize = 90;
+    pub const CAPSET: usize = 91;
+    pub const RT_SIGTIMEDWAIT: usize = 137;
+    pub const PRCTL: usize = 167;
+    pub const GETDENTS64: usize = 61;
+    pub const EXIT_GROUP: usize = 94;
+    pub const OPENAT: usize = 56;
+    pub const MKDIRAT: usize = 34;
+    pub const FCHOWNAT: usize = 54;
+    pub const UNLINKAT: usize = 35;
+    pub const RENAMEAT2: usize = 276;
+    pub const STATX: usize = 291;
+}
+
+/// The kernel's error number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub u16);
+
+pub const ENOENT: Errno = Errno(2);
+pub const EINTR: Errno = Errno(4);
+pub const EACCES: Errno = Errno(13);
+pub const EEXIST: Errno = Errno(17);
+pub const ENOTDIR: Errno = Errno(20);
+pub const EINVAL: Errno = Errno(22);
+pub const EROFS: Errno = Errno(30);
+pub const ENAMETOOLONG: Errno = Errno(36);
+pub const ELOOP: Errno = Errno(40);
+
+impl Errno {
+    /// strerror(3) for the errors the step-down can meet; others by number.
+    pub fn text(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1 => "operation not permitted",
+            2 => "no such file or directory",
+            5 => "input/output error",
+            7 => "argument list too long",
+            8 => "exec format error",
+            12 => "out of memory",
+            13 => "permission denied",
+            17 => "file exists",
+            20 => "not a directory",
+            21 => "is a directory",
+            22 => "invalid argument",
+            24 => "too many open files",
+            26 => "text file busy",
+            28 => "no space left on device",
+            30 => "read-only file system",
+            36 => "file name too long",
+            40 => "too many levels of symbolic links",
+            122 => "disk quota exceeded",
+            _ => return None,
+        })
+    }
+}
+
+pub type Result<T> = core::result::Result<T, Errno>;
+
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+unsafe fn syscall(n: usize, a: [usize; 6]) -> isize {
+    let ret: isize;
+    core::arch::asm!(
+        "syscall",
+        inlateout("rax") n as isize => ret,
+        in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+        in("r10") a[3], in("r8") a[4], in("r9") a[5],
+        lateout("rcx") _, lateout("r11") _,
+        options(nostack),
+    );
+    ret
+}
+
+#[cfg(target_arch = "aarch64")]
+#[inline(never)]
+unsafe fn syscall(n: usize, a: [usize; 6]) -> isize {
+    let ret: isize;
+    core::arch::asm!(
+        "svc 0",
+        in("x8") n,
+        inlateout("x0") a[0] as isize => ret,
+        in("x1") a[1], in("x2") a[2], in("x3") a[3], in("x4") a[4], in("x5") a[5],
+        options(nostack),
+    );
+    ret
+}
+
+fn call(n: usize, a: [usize; 6]) -> Result<usize> {
+    let ret = unsafe { syscall(n, a) };
+    if (-4095..0).contains(&ret) {
+        Err(Errno(-ret as u16))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+fn call0(n: usize, a: [usize; 6]) -> Result<()> {
+    call(n, a).map(drop)
+}
+
+fn ptr<T>(p: *const T) -> usize {
+    p as usize
+}
+
+pub const AT_FDCWD: i32 = -100;
+pub const AT_SYMLINK_NOFOLLOW: usize = 0x100;
+pub const O_RDONLY: usize = 0;
+pub const O_WRONLY: usize = 1;
+pub const O_CREAT: usize = 0o100;
+pub const O_EXCL: usize = 0o200;
+pub const O_CLOEXEC: usize = 0o2000000;
+#[cfg(target_arch = "x86_64")]
+pub const O_DIRECTORY: usize = 0o200000;
+#[cfg(target_arch = "x86_64")]
+pub const O_NOFOLLOW: usize = 0o400000;
+// arm64 has its own values for these two (arch/arm64/include/uapi/asm/fcntl.h).
+#[cfg(target_arch = "aarch64")]
+pub const O_DIRECTORY: usize = 0o40000;
+#[cfg(target_arch = "aarch64")]
+pub const O_NOFOLLOW: usize = 0o100000;
+
+pub const S_IFMT: u16 = 0o170000;
+pub const S_IFDIR: u16 = 0o040000;
+pub const S_IFLNK: u16 = 0o120000;
+
+/// A file descriptor, closed on drop.
+pub struct Fd(pub i32);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        let _ = call0(nr::CLOSE, [self.0 as usize, 0, 0, 0, 0, 0]);
+    }
+}
+
+pub fn openat(dir: i32, path: &CStr, flags: usize, mode: u32) -> Result<Fd> {
+    let fd = call(
+        nr::OPENAT,
+        [
+            dir as usize,
+            ptr(path.as_ptr()),
+            flags | O_CLOEXEC,
+            mode as usize,
+            0,
+            0,
+        ],
+    )?;
+    Ok(Fd(fd as i32))
+}
+
+pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
+    call(
+        nr::READ,
+        [fd.0 as usize, ptr(buf.as_mut_ptr()), buf.len(), 0, 0, 0],
+    )
+}
+
+pub fn write(fd: i32, buf: &[u8]) -> Result<usize> {
+    call(
+        nr::WRITE,
+        [fd as usize, ptr(buf.as_ptr()), buf.len(), 0, 0, 0],
+    )
+}
+
+pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        match write(fd, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// struct statx; only the fields the step-down reads are named.
+#[repr(C)]
+struct Statx {
+    mask: u32,
+    _blksize: u32,
+    _attributes: u64,
+    _nlink: u32,
+    uid: u32,
+    gid: u32,
+    mode: u16,
+    _pad: u16,
+    _ino_size_blocks_attrmask_times: [u64; 12],
+    _rdev: [u32; 2],
+    dev: [u32; 2],
+    mnt_id: u64,
+    _rest: [u64; 13],
+}
+
+const STATX_MNT_ID: u32 = 0x1000;
+const STATX_WANTED: usize = 0x1f | STATX_MNT_ID as usize; // type, mode, nlink, uid, gid, mount id
+
+/// What the step-down needs to know about a file.
+#[derive(Clone, Copy)]
+pub struct Stat {
+    pub mode: u16,
+    pub uid: u32,
+    pub gid: u32,
+    /// Device and mount ID (0 when the kernel predates STATX_MNT_ID).
+    pub mount: ([u32; 2], u64),
+}
+
+impl Stat {
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.mode & S_IFMT == S_IFLNK
+    }
+}
+
+pub fn statx(dir: i32, path: &CStr, flags: usize) -> Result<Stat> {
+    let mut st = core::mem::MaybeUninit::<Statx>::zeroed();
+    call0(
+        nr::STATX,
+        [
+            dir as usize,
+            ptr(path.as_ptr()),
+            flags,
+            STATX_WANTED,
+            ptr(st.as_mut_ptr()),
+            0,
+        ],
+    )?;
+    // Safety: zeroed is a valid Statx (plain integers), and the kernel filled it.
+    let st = unsafe { st.assume_init() };
+    let mnt_id = if st.mask & STATX_MNT_ID != 0 {
+        st.mnt_id
+    } else {
+        0
+    };
+    Ok(Stat {
+        mode: st.mode,
+        uid: st.uid,
+        gid: st.gid,
+        mount: (st.dev, mnt_id),
+    })
+}
+
+pub fn getdents64(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
+    call(
+        nr::GETDENTS64,
+        [fd.0 as usize, ptr(buf.as_mut_ptr()), buf.len(), 0, 0, 0],
+    )
+}
+
+pub fn fchownat(dir: i32, path: &CStr, uid: u32, gid: u32, flags: usize) -> Result<()> {
+    call0(
+        nr::FCHOWNAT,
+        [
+            dir as usize,
+            ptr(path.as_ptr()),
+            uid as usize,
+            gid as usize,
+            flags,
+            0,
+        ],
+    )
+}
+
+pub fn fchown(fd: &Fd, uid: u32, gid: u32) -> Result<()> {
+    call0(
+        nr::FCHOWN,
+        [fd.0 as usize, uid as usize, gid as usize, 0, 0, 0],
+    )
+}
+
+pub fn fchmod(fd: &Fd, mode: u32) -> Result<()> {
+    call0(nr::FCHMOD, [fd.0 as usize, mode as usize, 0, 0, 0, 0])
+}
+
+pub fn fsync(fd: &Fd) -> Result<()> {
+    call0(nr::FSYNC, [fd.0 as usize, 0, 0, 0, 0, 0])
+}
+
+pub fn mkdir(path: &CStr, mode: u32) -> Result<()> {
+    call0(
+        nr::MKDIRAT,
+        [
+            AT_FDCWD as usize,
+            ptr(path.as_ptr()),
+            mode as usize,
+            0,
+            0,
+            0,
+        ],
+    )
+}
+
+pub fn rename(from: &CStr, to: &CStr) -> Result<()> {
+    let cwd = AT_FDCWD as usize;
+    call0(
+        nr::RENAMEAT2,
+        [cwd, ptr(from.as_ptr()), cwd, ptr(to.as_ptr()), 0, 0],
+    )
+}
+
+pub fn unlink(path: &CStr) -> Result<()> {
+    call0(
+        nr::UNLINKAT,
+        [AT_FDCWD as usize, ptr(path.as_ptr()), 0, 0, 0, 0],
+    )
+}
+
+fn id(n: usize) -> u32 {
+    call(n, [0; 6]).unwrap_or(u32::MAX as usize) as u32
+}
+pub fn uid() -> u32 {
+    id(nr::GETUID)
+}
+pub fn gid() -> u32 {
+    id(nr::GETGID)
+}
+pub fn euid() -> u32 {
+    id(nr::GETEUID)
+}
+pub fn egid() -> u32 {
+    id(nr::GETEGID)
+}
+pub fn pid() -> u32 {
+    id(nr::GETPID)
+}
+
+fn get_res(n: usize) -> Result<[u32; 3]> {
+    let mut ids = [0u32; 3];
+    let p = ids.as_mut_ptr();
+    call0(
+        n,
+        [
+            ptr(p),
+            ptr(p.wrapping_add(1)),
+            ptr(p.wrapping_add(2)),
+            0,
+            0,
+            0,
+        ],
+    )?;
+    Ok(ids)
+}
+/// (real, effective, saved) user IDs.
+pub fn resuid() -> Result<[u32; 3]> {
+    get_res(nr::GETRESUID)
+}
+/// (real, effective, saved) group IDs.
+pub fn resgid() -> Result<[u32; 3]> {
+    get_res(nr::GETRESGID)
+}
+pub fn set_all_uids(uid: u32) -> Result<()> {
+    let u = uid as usize;
+    call0(nr::SETRESUID, [u, u, u, 0, 0, 0])
+}
+pub fn set_all_gids(gid: u32) -> Result<()> {
+    let g = gid as usize;
+    call0(nr::SETRESGID, [g, g, g, 0, 0, 0])
+}
+pub fn set_groups(groups: &[u32]) -> Result<()> {
+    call0(
+        nr::SETGROUPS,
+        [groups.len(), ptr(groups.as_ptr()), 0, 0, 0, 0],
+    )
+}
+/// The supplementary groups, into `buf`.
+pub fn groups(buf: &mut [u32]) -> Result<&[u32]> {
+    let n = call(
+        nr::GETGROUPS,
+        [buf.len(), ptr(buf.as_mut_ptr()), 0, 0, 0, 0],
+    )?;
+    Ok(&buf[..n])
+}
+
+pub const PR_CAPBSET_DROP: usize = 24;
+pub const PR_SET_CHILD_SUBREAPER: usize = 36;
+pub const PR_SET_NO_NEW_PRIVS: usize = 38;
+pub const PR_GET_NO_NEW_PRIVS: usize = 39;
+pub const PR_CAP_AMBIENT: usize = 47;
+pub const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
+
+pub fn prctl(option: usize, arg: usize, arg2: usize) -> Result<usize> {
+    call(nr::PRCTL, [option, arg, arg2, 0, 0, 0])
+}
 
 pub const CAP_SETGID: u32 = 6;
 pub const CAP_SETUID: u32 = 7;
-const PR_SET_NO_NEW_PRIVS: c_int = 38;
-const PR_GET_NO_NEW_PRIVS: c_int = 39;
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+pub const CAP_SETPCAP: u32 = 8;
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: c_int,
+/// One 64-bit capability set per kind (the kernel's two 32-bit halves joined).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
 }
 
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
+const CAP_V3: u32 = 0x2008_0522;
+
+pub fn capget() -> Result<Caps> {
+    let header = [CAP_V3, 0];
+    let mut data = [[0u32; 3]; 2];
+    call0(
+        nr::CAPGET,
+        [ptr(header.as_ptr()), ptr(data.as_mut_ptr()), 0, 0, 0, 0],
+    )?;
+    let join = |i: usize| data[0][i] as u64 | (data[1][i] as u64) << 32;
+    Ok(Caps {
+        effective: join(0),
+        permitted: join(1),
+        inheritable: join(2),
+    })
 }
 
-extern "C" {
-    fn getuid() -> c_uint;
-    fn getgid() -> c_uint;
-    fn geteuid() -> c_uint;
-    fn getegid() -> c_uint;
-    fn getresuid(r: *mut c_uint, e: *mut c_uint, s: *mut c_uint) -> c_int;
-    fn getresgid(r: *mut c_uint, e: *mut c_uint, s: *mut c_uint) -> c_int;
-    fn setresuid(r: c_uint, e: c_uint, s: c_uint) -> c_int;
-    fn setresgid(r: c_uint, e: c_uint, s: c_uint) -> c_int;
-    fn setgroups(size: usize, list: *const c_uint) -> c_int;
-    fn getgroups(size: c_int, list: *mut c_uint) -> c_int;
-    fn prctl(option: c_int, ...) -> c_int;
-    fn capget(hdr: *mut CapHeader, data: *mut CapData) -> c_int;
+pub fn capset(caps: Caps) -> Result<()> {
+    let header = [CAP_V3, 0];
+    let split = |set: u64| [set as u32, (set >> 32) as u32];
+    let (e, p, i) = (
+        split(caps.effective),
+        split(caps.permitted),
+        split(caps.inheritable),
+    );
+    let data = [[e[0], p[0], i[0]], [e[1], p[1], i[1]]];
+    call0(
+        nr::CAPSET,
+        [ptr(header.as_ptr()), ptr(data.as_ptr()), 0, 0, 0, 0],
+    )
 }
 
-fn check(rc: c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+/// Replaces the process; returns only the error.
+pub fn execve(path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
+    match call(
+        nr::EXECVE,
+        [ptr(path.as_ptr()), ptr(argv), ptr(envp), 0, 0, 0],
+    ) {
+        Err(e) => e,
+        Ok(_) => EINVAL,
     }
 }
 
-pub fn uid() -> u32 {
-    unsafe { getuid() }
-}
-pub fn gid() -> u32 {
-    unsafe { getgid() }
-}
-pub fn euid() -> u32 {
-    unsafe { geteuid() }
-}
-pub fn egid() -> u32 {
-    unsafe { getegid() }
-}
-
-/// (real, effective, saved) user IDs.
-pub fn resuid() -> io::Result<[u32; 3]> {
-    let mut ids = [0u32; 3];
-    let [r, e, s] = &mut ids;
-    check(unsafe { getresuid(r, e, s) })?;
-    Ok(ids)
-}
-
-/// (real, effective, saved) group IDs.
-pub fn resgid() -> io::Result<[u32; 3]> {
-    let mut ids = [0u32; 3];
-    let [r, e, s] = &mut ids;
-    check(unsafe { getresgid(r, e, s) })?;
-    Ok(ids)
-}
-
-pub fn set_all_uids(uid: u32) -> io::Result<()> {
-    check(unsafe { setresuid(uid, uid, uid) })
-}
-
-pub fn set_all_gids(gid: u32) -> io::Result<()> {
-    check(unsafe { setresgid(gid, gid, gid) })
-}
-
-pub fn set_groups(groups: &[u32]) -> io::Result<()> {
-    check(unsafe { setgroups(groups.len(), groups.as_ptr()) })
-}
-
-pub fn groups() -> io::Result<Vec<u32>> {
-    let n = unsafe { getgroups(0, std::ptr::null_mut()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut list = vec![0u32; n as usize];
-    let n = unsafe { getgroups(n, list.as_mut_ptr()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    list.truncate(n as usize);
-    Ok(list)
-}
-
-pub fn set_no_new_privs() -> io::Result<()> {
-    check(unsafe { prctl(PR_SET_NO_NEW_PRIVS, 1u64, 0u64, 0u64, 0u64) })
-}
-
-pub fn no_new_privs() -> io::Result<bool> {
-    let rc = unsafe { prctl(PR_GET_NO_NEW_PRIVS, 0u64, 0u64, 0u64, 0u64) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc == 1)
+pub fn exit(code: i32) -> ! {
+    loop {
+        let _ = call(nr::EXIT_GROUP, [code as usize, 0, 0, 0, 0, 0]);
     }
 }
 
-/// Whether capability `cap` (< 32) is in this process's effective set.
-pub fn has_effective_cap(cap: u32) -> io::Result<bool> {
-    let mut hdr = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    check(unsafe { capget(&mut hdr, data.as_mut_ptr()) })?;
-    Ok(data[0].effective & (1 << cap) != 0)
+const SIGCHLD_FLAG: usize = 17;
+
+/// fork(2): 0 in the child, the child's PID in the parent.
+pub fn fork() -> Result<u32> {
+    call(nr::CLONE, [SIGCHLD_FLAG, 0, 0, 0, 0, 0]).map(|pid| pid as u32)
+}
+
+pub const WNOHANG: usize = 1;
+
+/// wait4(2) on any child: Some((pid, status)), None when no child has exited yet.
+pub fn wait_any(options: usize) -> Result<Option<(u32, i32)>> {
+    let mut status = 0i32;
+    let pid = call(
+        nr::WAIT4,
+        [usize::MAX, ptr(&mut status as *mut i32), options, 0, 0, 0],
+    )?;
+    Ok((pid != 0).then_some((pid as u32, status)))
+}
+
+pub fn kill(pid: u32, sig: u32) -> Result<()> {
+    call0(nr::KILL, [pid as usize, sig as usize, 0, 0, 0, 0])
+}
+
+pub const SIG_BLOCK: usize = 0;
+pub const SIG_SETMASK: usize = 2;
+
+/// rt_sigprocmask(2) with a 64-bit set (bit N-1 is signal N); returns the old mask.
+pub fn sigprocmask(how: usize, set: u64) -> Result<u64> {
+    let mut old = 0u64;
+    call0(
+        nr::RT_SIGPROCMASK,
+        [
+            how,
+            ptr(&set as *const u64),
+            ptr(&mut old as *mut u64),
+            8,
+            0,
+            0,
+        ],
+    )?;
+    Ok(old)
+}
+
+/// Waits for one of the (blocked) signals in `set`; returns its number.
+pub fn sigwait(set: u64) -> Result<u32> {
+    call(
+        nr::RT_SIGTIMEDWAIT,
+        [ptr(&set as *const u64), 0, 0, 8, 0, 0],
+    )
+    .map(|s| s as u32)
+}
+
+/// Resets a signal to its default action (SIG_DFL, no flags, empty mask: all
+/// zero in both architectures' struct sigaction).
+pub fn default_action(sig: u32) -> Result<()> {
+    let action = [0u64; 4];
+    call0(
+        nr::RT_SIGACTION,
+        [sig as usize, ptr(action.as_ptr()), 0, 8, 0, 0],
+    )
 }

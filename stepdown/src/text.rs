@@ -1,0 +1,119 @@
+//! A fixed-capacity byte string: messages, paths and account lines without a
+//! heap. What does not fit is dropped and remembered, so that a path or a
+//! passwd line that is too long can be refused rather than cut.
+
+use core::ffi::CStr;
+
+pub struct Text<const N: usize> {
+    len: usize,
+    cut: bool,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Default for Text<N> {
+    fn default() -> Self {
+        Text {
+            len: 0,
+            cut: false,
+            bytes: [0; N],
+        }
+    }
+}
+
+impl<const N: usize> Text<N> {
+    pub fn of(s: &[u8]) -> Self {
+        let mut t = Self::default();
+        t.push(s);
+        t
+    }
+
+    pub fn push(&mut self, s: &[u8]) {
+        self.cut |= append(&mut self.bytes, &mut self.len, s);
+    }
+
+    /// `push`, by value.
+    pub fn and(mut self, s: &[u8]) -> Self {
+        self.push(s);
+        self
+    }
+
+    pub fn push_num(&mut self, n: u32) {
+        let mut digits = [0u8; 10];
+        self.push(decimal(n, &mut digits));
+    }
+
+    /// Whether everything pushed fitted.
+    pub fn whole(&self) -> bool {
+        !self.cut
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.len]
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// The text NUL-terminated, for a system call; None when it was cut or
+    /// holds a NUL itself.
+    pub fn c_str(&mut self) -> Option<&CStr> {
+        if self.cut || self.len == N || self.as_bytes().contains(&0) {
+            return None;
+        }
+        self.bytes[self.len] = 0;
+        // Safety: one NUL, at the end, checked just above.
+        Some(unsafe { CStr::from_bytes_with_nul_unchecked(&self.bytes[..=self.len]) })
+    }
+}
+
+/// Appends what fits of `s` to `buf[..*len]`; true when some was cut.
+/// Not generic, so there is one copy of it in the binary.
+fn append(buf: &mut [u8], len: &mut usize, s: &[u8]) -> bool {
+    let n = s.len().min(buf.len() - *len);
+    buf[*len..*len + n].copy_from_slice(&s[..n]);
+    *len += n;
+    n < s.len()
+}
+
+/// `n` in decimal, written into `buf`.
+pub fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_what_fits_and_says_so() {
+        let mut t = Text::<8>::of(b"/home/");
+        assert!(t.c_str().is_some());
+        t.push(b"app");
+        assert_eq!(t.as_bytes(), b"/home/ap");
+        assert!(t.c_str().is_none(), "cut text is never used as a path");
+        let mut full = Text::<4>::of(b"abcd");
+        assert!(full.c_str().is_none(), "no room for the NUL");
+    }
+
+    #[test]
+    fn numbers() {
+        let mut t = Text::<32>::default();
+        t.push_num(0);
+        t.push(b" ");
+        t.push_num(4294967295);
+        assert_eq!(t.as_bytes(), b"0 4294967295");
+    }
+}
