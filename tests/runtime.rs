@@ -345,3 +345,195 @@ fn restarting_a_container_never_duplicates_the_account() {
     }
     sh(podman().command().args(["rm", &name]));
 }
+
+#[test]
+fn bounding_inheritable_and_ambient_sets_are_cleared() {
+    let dir = scratch("capbnd");
+    let busybox = fixtures().archive("busybox");
+    let image = harden_and_load(&busybox, &dir, "capbnd", &[]);
+    let status = ["cat", "/proc/self/status"];
+    let out = podman().run_ok(&[], &image, &status);
+    assert_eq!(status_field(&out, "CapBnd"), "0000000000000000", "{out}");
+    // Without CAP_SETPCAP the bounding set cannot be cleared; under no_new_privs
+    // that is harmless (no execve can gain anything), so the command runs.
+    let out = podman().run_ok(&["--cap-drop", "SETPCAP"], &image, &status);
+    assert_ne!(status_field(&out, "CapBnd"), "0000000000000000");
+    assert_eq!(status_field(&out, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1");
+    // With --allow-new-privs the bounding set is what keeps a setuid-root
+    // program from capabilities: cleared, and without CAP_SETPCAP a refusal.
+    let image = harden_and_load(&busybox, &dir, "capbnd-nnp", &["--allow-new-privs"]);
+    let out = podman().run_ok(&[], &image, &status);
+    assert_eq!(status_field(&out, "CapBnd"), "0000000000000000");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "0");
+    let out = podman().run(&["--cap-drop", "SETPCAP"], &image, &["echo", "COMMAND-RAN"]);
+    let (o, e) = text(&out);
+    assert!(
+        !out.status.success() && !o.contains("COMMAND-RAN"),
+        "{o}{e}"
+    );
+    assert!(e.contains("CAP_SETPCAP is missing"), "{e}");
+}
+
+#[test]
+fn init_forwards_signals_reaps_orphans_and_passes_the_status() {
+    let dir = scratch("init");
+    let busybox = fixtures().archive("busybox");
+    let image = harden_and_load(&busybox, &dir, "init", &["--init"]);
+    let code = |args: &[&str]| podman().run(&[], &image, args).status.code();
+    assert_eq!(code(&["sh", "-c", "exit 7"]), Some(7));
+    assert_eq!(code(&["sh", "-c", "kill -TERM $$"]), Some(143), "128+N");
+    assert_eq!(code(&["/no/such/command"]), Some(127));
+
+    // An orphan (the background sleep, whose parent exits at once) goes to
+    // PID 1, which must reap it: no zombie is left when it has ended.
+    let script = "(sleep 0.2 &); sleep 1.5; cat /proc/1/status; echo STATS; cat /proc/[0-9]*/stat";
+    let out = podman().run_ok(&[], &image, &["sh", "-c", script]);
+    let (pid1, stats) = out.split_once("STATS").unwrap();
+    assert_eq!(status_field(pid1, "Name"), "harden-stepdown");
+    assert_eq!(
+        status_field(pid1, "Uid"),
+        "1000\t1000\t1000\t1000",
+        "PID 1 dropped root too"
+    );
+    assert_eq!(status_field(pid1, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(pid1, "CapBnd"), "0000000000000000");
+    assert!(!stats.contains(") Z "), "a zombie was left: {stats}");
+
+    // podman stop sends the image's StopSignal (SIGINT in this fixture) to
+    // PID 1, which forwards it: sleep ends at once, not at the 10 s kill timeout.
+    let stop = |image: &str, timeout: &str| {
+        let name = format!("harden-init-{}-{timeout}", std::process::id());
+        sh(podman()
+            .command()
+            .args(["run", "-d", "--name", &name])
+            .args(CONTAINER_OPTIONS)
+            .args([image, "sleep", "60"]));
+        let start = std::time::Instant::now();
+        sh(podman().command().args(["stop", "-t", timeout, &name]));
+        let took = start.elapsed();
+        let code =
+            sh(podman()
+                .command()
+                .args(["inspect", "--format", "{{.State.ExitCode}}", &name]));
+        sh(podman().command().args(["rm", &name]));
+        (took, code.trim().to_string())
+    };
+    let (took, code) = stop(&image, "10");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "podman stop took {took:?}"
+    );
+    assert_eq!(code, "130", "128 + SIGINT");
+    // The same command without --init ignores the signal as PID 1 and is killed
+    // at the timeout: what the check above tells apart.
+    let plain = harden_and_load(&busybox, &dir, "noinit", &[]);
+    let (took, code) = stop(&plain, "2");
+    assert!(took >= std::time::Duration::from_secs(2), "{took:?}");
+    assert_eq!(code, "137");
+}
+
+/// Every path below `root` (itself included) with its lstat ctime.
+fn ctimes(root: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, (i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        let m = std::fs::symlink_metadata(&path).unwrap();
+        if m.is_dir() {
+            todo.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        out.insert(path, (m.ctime(), m.ctime_nsec()));
+    }
+    out
+}
+
+#[test]
+fn chown_changes_only_entries_with_another_owner() {
+    use std::os::unix::fs::{chown, lchown, symlink, MetadataExt};
+    let dir = scratch("chown");
+    let image = harden_and_load(
+        &fixtures().archive("busybox"),
+        &dir,
+        "chown",
+        &["--chown", "/data", "--chown", "/new/dir"],
+    );
+    // A volume of 10,000 files of the user (1000:1000), 10 of another owner.
+    let data = dir.join("data");
+    let mut wrong = Vec::new();
+    for d in 0..100 {
+        let sub = data.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..100 {
+            let file = sub.join(format!("f{f:02}"));
+            std::fs::write(&file, "x").unwrap();
+            let owner = if d % 10 == 0 && f == d { 4321 } else { 1000 };
+            chown(&file, Some(owner), Some(owner)).unwrap();
+            if owner == 4321 {
+                wrong.push(file);
+            }
+        }
+        chown(&sub, Some(1000), Some(1000)).unwrap();
+    }
+    chown(&data, Some(1000), Some(1000)).unwrap();
+    assert_eq!(wrong.len(), 10);
+    // A symlink to /etc/shadow (a root-owned file mounted there): the link is
+    // the user's afterwards, the file stays root's.
+    let shadow = dir.join("shadow");
+    std::fs::write(&shadow, "root:*:1::::::\n").unwrap();
+    let link = data.join("link");
+    symlink("/etc/shadow", &link).unwrap();
+    lchown(&link, Some(4321), Some(4321)).unwrap();
+    // Another mount below /data is not entered.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("theirs"), "x").unwrap();
+    chown(other.join("theirs"), Some(4321), Some(4321)).unwrap();
+    chown(&other, Some(1000), Some(1000)).unwrap();
+    std::fs::create_dir(data.join("mnt")).unwrap();
+    chown(data.join("mnt"), Some(1000), Some(1000)).unwrap();
+
+    let before = ctimes(&data);
+    let mounts = [
+        format!("{}:/data", data.display()),
+        format!("{}:/data/mnt", other.display()),
+        format!("{}:/etc/shadow", shadow.display()),
+    ];
+    let out = podman().run_ok(
+        &["-v", &mounts[0], "-v", &mounts[1], "-v", &mounts[2]],
+        &image,
+        &["stat", "-c", "%u:%g %n", "/new/dir", "/etc/shadow"],
+    );
+    assert_eq!(
+        out, "1000:1000 /new/dir\n0:0 /etc/shadow\n",
+        "a missing PATH is created"
+    );
+
+    let owner = |p: &std::path::Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    for file in &wrong {
+        assert_eq!(owner(file), (1000, 1000), "{}", file.display());
+    }
+    assert_eq!(owner(&link), (1000, 1000), "the link itself is changed");
+    assert_eq!(owner(&shadow), (0, 0), "the link is not followed");
+    assert_eq!(
+        owner(&other.join("theirs")),
+        (4321, 4321),
+        "another mount is not entered"
+    );
+    let after = ctimes(&data);
+    let changed: Vec<_> = before
+        .iter()
+        .filter(|(path, ctime)| after.get(*path) != Some(ctime))
+        .map(|(path, _)| path.clone())
+        .collect();
+    let mut expected = wrong.clone();
+    expected.push(link);
+    expected.sort();
+    assert_eq!(
+        changed, expected,
+        "only entries with another owner are touched"
+    );
+}
