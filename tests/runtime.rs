@@ -537,3 +537,36 @@ fn chown_changes_only_entries_with_another_owner() {
         "only entries with another owner are touched"
     );
 }
+
+#[test]
+fn past_its_bounds_the_step_down_refuses_clearly() {
+    let dir = scratch("bounds");
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "bounds", &[]);
+    let refused = |options: &[&str], needle: &str| {
+        let out = podman().run(options, &image, &["echo", "COMMAND-RAN"]);
+        let (o, e) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{o}{e}");
+        assert!(!o.contains("COMMAND-RAN"));
+        assert!(e.contains(needle), "{e}");
+    };
+    // An /etc/passwd over 1 MiB is not cut and rewritten: it is refused.
+    let passwd = dir.join("passwd");
+    let mut text = String::from("root:x:0:0:root:/root:/bin/sh\n");
+    while text.len() <= 1 << 20 {
+        text.push_str(&format!(
+            "u{0}:x:{0}:{0}::/home/u{0}:/sbin/nologin\n",
+            10000 + text.len()
+        ));
+    }
+    std::fs::write(&passwd, text).unwrap();
+    let mount = format!("{}:/etc/passwd", passwd.display());
+    refused(&["-v", &mount], "/etc/passwd is larger than 1048576 bytes");
+    // More environment variables than the step-down passes on.
+    let env_file = dir.join("env");
+    let vars: String = (0..4100).map(|i| format!("V{i}=x\n")).collect();
+    std::fs::write(&env_file, vars).unwrap();
+    refused(
+        &["--env-file", env_file.to_str().unwrap()],
+        "more than 4096 environment variables",
+    );
+}
