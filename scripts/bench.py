@@ -219,17 +219,29 @@ def main():
     print(f"  {big} MiB: harden {c['harden']:.2f}s, skopeo copy {c['skopeo']:.2f}s ({c['skopeo']/c['harden']:.2f}x harden)")
     reg.stop()
 
-    print("== step-down: 1000 x TOOL 1000:1000 /bin/true")
-    loop = "i=0; while [ $i -lt 1000 ]; do {} /bin/true; i=$((i+1)); done"
-    tools = {"plain /bin/true": "", "harden-stepdown": f"{stepdown} 1000:1000",
-             "gosu": "gosu 1000:1000", "setpriv": "setpriv --reuid 1000 --regid 1000 --clear-groups"}
-    step = {name: median(loop.format(prefix))[0] for name, prefix in tools.items()}
-    base = step["plain /bin/true"]
-    overhead = {n: (t - base) / 1000 * 1e6 for n, t in step.items() if n != "plain /bin/true"}
+    print("== step-down: TOOL 1000:1000 /bin/true, 2000 spawns (posix_spawn + wait, no shell)")
+    spawn = build_c(SPAWN_C, "spawn")
+    floor = build_asm(TRAMPOLINE_S, "trampoline")
+    tools = {"plain /bin/true": [], "harden-stepdown": [stepdown, "1000:1000"],
+             "gosu": ["gosu", "1000:1000"],
+             "setpriv": ["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups"],
+             "exec trampoline (floor)": [floor]}
+    runs = {n: [] for n in tools}
+    for _ in range(5):  # interleaved, so that drift of the machine hits every tool alike
+        for name, prefix in tools.items():
+            argv = [shutil.which(prefix[0]) or prefix[0]] + prefix[1:] if prefix else []
+            out = subprocess.run([spawn, "2000"] + argv + ["/bin/true"], capture_output=True, text=True, check=True)
+            runs[name].append(float(out.stdout))
+    us = {n: statistics.median(v) for n, v in runs.items()}
+    base = us["plain /bin/true"]
+    overhead = {n: t - base for n, t in us.items() if n != "plain /bin/true"}
     results["stepdown_us_per_run"] = overhead
-    for n, us in overhead.items():
-        print(f"  {n:16} +{us:7.0f} us per run ({(step[n]) / base:.2f}x plain)")
+    results["stepdown_ratio_to_plain"] = {n: us[n] / base for n in overhead}
+    print(f"  plain /bin/true {base:7.0f} us per run")
+    for n, o in overhead.items():
+        print(f"  {n:24} +{o:6.0f} us per run ({us[n] / base:.2f}x plain)")
     print(f"  harden-stepdown overhead / gosu overhead = {overhead['harden-stepdown'] / overhead['gosu']:.2f}")
+    print(f"  harden-stepdown overhead / one bare exec = {overhead['harden-stepdown'] / overhead['exec trampoline (floor)']:.2f}")
 
     sizes = {"harden-stepdown (amd64)": os.path.getsize(stepdown), "gosu": os.path.getsize(shutil.which("gosu"))}
     arm = os.path.join(W, "stepdown-arm64")
@@ -246,6 +258,56 @@ def main():
         shutil.copy(os.path.join(OUT, "chart.svg"), os.path.join(ROOT, "docs/bench-chart.svg"))
         json.dump(results, open(os.path.join(ROOT, "docs/bench-results.json"), "w"), indent=2)
     shutil.rmtree(W, ignore_errors=True)
+
+# Runs ARGV N times with posix_spawn + waitpid; prints microseconds per run.
+SPAWN_C = r"""
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < n; i++) {
+        pid_t pid; int st;
+        if (posix_spawn(&pid, argv[2], NULL, NULL, argv + 2, environ) != 0) return 2;
+        if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 3;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    printf("%.1f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3 / n);
+    return 0;
+}
+"""
+
+# The least any step-down can cost: a static binary that only execs argv[1:].
+TRAMPOLINE_S = """
+.globl _start
+_start:
+    mov (%rsp), %rcx
+    lea 16(%rsp), %rsi
+    mov (%rsi), %rdi
+    lea 16(%rsp,%rcx,8), %rdx
+    mov $59, %eax
+    syscall
+    mov $60, %eax
+    mov $127, %edi
+    syscall
+"""
+
+def build_c(source, name):
+    path = os.path.join(W, name)
+    open(path + ".c", "w").write(source)
+    sh("gcc", "-O2", "-o", path, path + ".c")
+    return path
+
+def build_asm(source, name):
+    path = os.path.join(W, name)
+    open(path + ".s", "w").write(source)
+    sh("gcc", "-nostdlib", "-static", "-o", path, path + ".s")
+    return path
 
 def chart(rows):
     """Seconds against image size, one line per tool, as a small SVG."""

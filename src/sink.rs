@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tar::EntryType;
@@ -142,22 +142,53 @@ fn temp_beside(dest: &Path) -> Result<NamedTempFile> {
 }
 
 /// Appends a blob as a tar member, checking digest and size as it streams.
-fn append_verified<W: Write>(
-    tar: &mut tar::Builder<W>,
+fn append_verified(
+    tar: &mut tar::Builder<BufWriter<File>>,
     name: &str,
     blob: &Blob,
     expected: &Digest,
 ) -> Result<()> {
     let mut h = header(EntryType::Regular, 0o644, blob.len());
-    let mut reader = HashingReader::new(blob.open()?);
-    tar.append_data(&mut h, name, &mut reader)
-        .with_context(|| format!("copying {name}"))?;
-    digest::verify(
-        &format!("blob {expected}"),
-        expected,
-        blob.len(),
-        reader.finish(),
-    )
+    let got = if let Blob::File { path, offset, len } = blob {
+        // The member by hand (header, kernel copy, padding): tar::Builder
+        // keeps no state between members, only 512-byte alignment.
+        h.set_path(name)?;
+        h.set_cksum();
+        let out = tar.get_mut();
+        out.write_all(h.as_bytes())?;
+        out.flush()?;
+        let file = out.get_mut();
+        let got = kernel_copy_hashed(path, *offset, *len, file)
+            .with_context(|| format!("copying {name}"))?;
+        file.write_all(&[0; 512][..((512 - len % 512) % 512) as usize])?;
+        got
+    } else {
+        let mut reader = HashingReader::new(blob.open()?);
+        tar.append_data(&mut h, name, &mut reader)
+            .with_context(|| format!("copying {name}"))?;
+        reader.finish()
+    };
+    digest::verify(&format!("blob {expected}"), expected, blob.len(), got)
+}
+
+/// Copies `len` bytes of `path` from `offset` to the end of `out` by the
+/// kernel (copy_file_range: no trip through user space, a reflink where the
+/// filesystem can), while a second thread hashes the same bytes from the
+/// page cache: both cores work, and base layers never pass through harden's
+/// buffers. Returns the digest and size of what was hashed, or the short
+/// count when the copy came up short.
+fn kernel_copy_hashed(path: &Path, offset: u64, len: u64, out: &mut File) -> Result<(Digest, u64)> {
+    let hashing = {
+        let path = path.to_path_buf();
+        std::thread::spawn(move || digest::hash_file_range(&path, offset, len))
+    };
+    let mut src = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    src.seek(io::SeekFrom::Start(offset))?;
+    let copied = io::copy(&mut src.take(len), out)?;
+    let (digest, hashed) = hashing
+        .join()
+        .map_err(|_| anyhow::anyhow!("the hashing thread failed"))??;
+    Ok((digest, copied.min(hashed)))
 }
 
 fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<()> {
@@ -398,10 +429,17 @@ impl Layout {
                 }
                 if !hard_link_whole_file(blob, &dest) {
                     let mut tmp = temp_beside(&dest)?;
-                    let mut out = BufWriter::new(tmp.as_file_mut());
-                    let got = digest::copy_hashed(&mut blob.open()?, &mut out)?;
-                    out.flush()?;
-                    drop(out);
+                    let got = match blob {
+                        Blob::File { path, offset, len } => {
+                            kernel_copy_hashed(path, *offset, *len, tmp.as_file_mut())?
+                        }
+                        _ => {
+                            let mut out = BufWriter::new(tmp.as_file_mut());
+                            let got = digest::copy_hashed(&mut blob.open()?, &mut out)?;
+                            out.flush()?;
+                            got
+                        }
+                    };
                     digest::verify(&format!("blob {digest}"), digest, blob.len(), got)?;
                     tmp.as_file().sync_all()?;
                     tmp.persist(&dest)?;
