@@ -202,7 +202,9 @@ pub fn plan_accounts(
                     plan.home.push(plan.name.as_bytes());
                 }
             }
-            let mut line = Line::of(plan.name.as_bytes());
+            // Built in place: a Line is 4 KiB, and copies of it cost page faults.
+            let line = plan.passwd_line.insert(Line::default());
+            line.push(plan.name.as_bytes());
             line.push(b":x:");
             line.push_num(uid);
             line.push(b":");
@@ -210,18 +212,17 @@ pub fn plan_accounts(
             line.push(b"::");
             line.push(plan.home.as_bytes());
             line.push(b":/sbin/nologin");
-            plan.passwd_line = Some(line);
         }
     }
     if !groups(group).any(|g| g.gid == gid) {
         let gname = free_name(plan.name.as_bytes(), gid, |n| {
             groups(group).any(|g| g.name == n)
         });
-        let mut line = Line::of(gname.as_bytes());
+        let line = plan.group_line.insert(Line::default());
+        line.push(gname.as_bytes());
         line.push(b":x:");
         line.push_num(gid);
         line.push(b":");
-        plan.group_line = Some(line);
     }
     plan
 }

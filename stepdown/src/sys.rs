@@ -439,6 +439,7 @@ pub fn groups(buf: &mut [u32]) -> Result<&[u32]> {
     Ok(&buf[..n])
 }
 
+pub const PR_CAPBSET_READ: usize = 23;
 pub const PR_CAPBSET_DROP: usize = 24;
 pub const PR_SET_CHILD_SUBREAPER: usize = 36;
 pub const PR_SET_NO_NEW_PRIVS: usize = 38;
