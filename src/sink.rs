@@ -184,7 +184,19 @@ fn kernel_copy_hashed(path: &Path, offset: u64, len: u64, out: &mut File) -> Res
     };
     let mut src = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     src.seek(io::SeekFrom::Start(offset))?;
+    let start = out.stream_position()?;
     let copied = io::copy(&mut src.take(len), out)?;
+    // Start writing these bytes to disk now, without waiting: the fsync at
+    // the end then finds little left to do (it took a third of the run).
+    // Safety: a plain syscall on a descriptor we own; errors only lose the head start.
+    unsafe {
+        libc::sync_file_range(
+            std::os::fd::AsRawFd::as_raw_fd(out),
+            start as i64,
+            copied as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
     let (digest, hashed) = hashing
         .join()
         .map_err(|_| anyhow::anyhow!("the hashing thread failed"))??;
