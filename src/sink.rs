@@ -151,7 +151,8 @@ fn append_verified(
     let mut h = header(EntryType::Regular, 0o644, blob.len());
     let got = if let Blob::File { path, offset, len } = blob {
         // The member by hand (header, kernel copy, padding): tar::Builder
-        // keeps no state between members, only 512-byte alignment.
+        // keeps no state between members, only 512-byte alignment. Names
+        // here are digests, well under the 100 bytes of a plain header.
         h.set_path(name)?;
         h.set_cksum();
         let out = tar.get_mut();
