@@ -18,6 +18,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 use tar::EntryType;
 use tempfile::NamedTempFile;
 
@@ -142,14 +143,20 @@ fn temp_beside(dest: &Path) -> Result<NamedTempFile> {
 }
 
 /// Appends a blob as a tar member, checking digest and size as it streams.
+/// A file-backed blob is copied by the kernel; its digest comes from `ahead`
+/// when it was queued there, else from a thread of its own.
 fn append_verified(
     tar: &mut tar::Builder<BufWriter<File>>,
     name: &str,
     blob: &Blob,
     expected: &Digest,
+    ahead: &mut HashAhead,
 ) -> Result<()> {
     let mut h = header(EntryType::Regular, 0o644, blob.len());
     let got = if let Blob::File { path, offset, len } = blob {
+        let hashed = ahead
+            .take(expected)
+            .unwrap_or_else(|| hash_in_background(path.clone(), *offset, *len));
         // The member by hand (header, kernel copy, padding): tar::Builder
         // keeps no state between members, only 512-byte alignment. Names
         // here are digests, well under the 100 bytes of a plain header.
@@ -159,10 +166,14 @@ fn append_verified(
         out.write_all(h.as_bytes())?;
         out.flush()?;
         let file = out.get_mut();
-        let got = kernel_copy_hashed(path, *offset, *len, file)
-            .with_context(|| format!("copying {name}"))?;
+        let copied =
+            kernel_copy(path, *offset, *len, file).with_context(|| format!("copying {name}"))?;
         file.write_all(&[0; 512][..((512 - len % 512) % 512) as usize])?;
-        got
+        let (digest, size) = hashed
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the hashing thread failed"))?
+            .with_context(|| format!("reading {name}"))?;
+        (digest, size.min(copied))
     } else {
         let mut reader = HashingReader::new(blob.open()?);
         tar.append_data(&mut h, name, &mut reader)
@@ -172,17 +183,78 @@ fn append_verified(
     digest::verify(&format!("blob {expected}"), expected, blob.len(), got)
 }
 
+type Hashed = mpsc::Receiver<io::Result<(Digest, u64)>>;
+
+/// The digest of a file region, computed on a thread of its own from the
+/// page cache while the kernel copies the same bytes.
+fn hash_in_background(path: Arc<PathBuf>, offset: u64, len: u64) -> Hashed {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(digest::hash_file_range(&path, offset, len));
+    });
+    rx
+}
+
+/// Digests of the file-backed blobs an output will copy, computed in order
+/// by one thread per core ahead of the copies: while the kernel copies one
+/// layer, the next ones are being hashed, so both cores stay busy (hashing,
+/// not copying, is the long part). Dropping it stops the threads after the
+/// blob each is on.
+struct HashAhead {
+    pending: Vec<(Digest, Hashed)>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HashAhead {
+    fn start(blobs: Vec<(Digest, Arc<PathBuf>, u64, u64)>) -> HashAhead {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let (senders, pending): (Vec<_>, Vec<_>) = blobs
+            .iter()
+            .map(|(digest, ..)| {
+                let (tx, rx) = mpsc::channel();
+                (tx, (digest.clone(), rx))
+            })
+            .unzip();
+        let jobs = Arc::new((blobs, senders, AtomicUsize::new(0)));
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for _ in 0..workers.min(jobs.0.len()) {
+            let (jobs, stop) = (jobs.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (blobs, senders, next) = &*jobs;
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, path, offset, len)) = blobs.get(i) else {
+                        break;
+                    };
+                    let _ = senders[i].send(digest::hash_file_range(path, *offset, *len));
+                }
+            });
+        }
+        HashAhead { pending, stop }
+    }
+
+    fn none() -> HashAhead {
+        HashAhead::start(Vec::new())
+    }
+
+    fn take(&mut self, digest: &Digest) -> Option<Hashed> {
+        let i = self.pending.iter().position(|(d, _)| d == digest)?;
+        Some(self.pending.swap_remove(i).1)
+    }
+}
+
+impl Drop for HashAhead {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Copies `len` bytes of `path` from `offset` to the end of `out` by the
 /// kernel (copy_file_range: no trip through user space, a reflink where the
-/// filesystem can), while a second thread hashes the same bytes from the
-/// page cache: both cores work, and base layers never pass through harden's
-/// buffers. Returns the digest and size of what was hashed, or the short
-/// count when the copy came up short.
-fn kernel_copy_hashed(path: &Path, offset: u64, len: u64, out: &mut File) -> Result<(Digest, u64)> {
-    let hashing = {
-        let path = path.to_path_buf();
-        std::thread::spawn(move || digest::hash_file_range(&path, offset, len))
-    };
+/// filesystem can): base layers never pass through harden's buffers.
+/// Returns how many bytes were copied.
+fn kernel_copy(path: &Path, offset: u64, len: u64, out: &mut File) -> Result<u64> {
     let mut src = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     src.seek(io::SeekFrom::Start(offset))?;
     let start = out.stream_position()?;
@@ -198,10 +270,7 @@ fn kernel_copy_hashed(path: &Path, offset: u64, len: u64, out: &mut File) -> Res
             libc::SYNC_FILE_RANGE_WRITE,
         )
     };
-    let (digest, hashed) = hashing
-        .join()
-        .map_err(|_| anyhow::anyhow!("the hashing thread failed"))??;
-    Ok((digest, copied.min(hashed)))
+    Ok(copied)
 }
 
 fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<()> {
@@ -226,6 +295,19 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
     let mut tar = tar::Builder::new(BufWriter::new(tmp.reopen()?));
     let mut layer_names = Vec::new();
     let mut written = HashSet::new();
+    let mut ahead = HashAhead::start(
+        image
+            .layers
+            .iter()
+            .filter(|layer| !layer.is_gzip())
+            .filter_map(|layer| match &layer.blob {
+                Blob::File { path, offset, len } => {
+                    Some((layer.diff_id.clone(), path.clone(), *offset, *len))
+                }
+                _ => None,
+            })
+            .collect(),
+    );
     for layer in &image.layers {
         let name = format!("{}.tar", layer.diff_id.hex());
         if written.insert(name.clone()) {
@@ -238,7 +320,7 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
             if layer.is_gzip() {
                 append_decompressed(&mut tar, &name, layer, path)?;
             } else {
-                append_verified(&mut tar, &name, &layer.blob, &layer.diff_id)?;
+                append_verified(&mut tar, &name, &layer.blob, &layer.diff_id, &mut ahead)?;
             }
         }
         layer_names.push(name);
@@ -428,7 +510,8 @@ impl Layout {
         match self {
             Layout::Tar { tar, written, .. } => {
                 if written.insert(digest.clone()) {
-                    append_verified(tar, &format!("blobs/sha256/{}", digest.hex()), blob, digest)?;
+                    let name = format!("blobs/sha256/{}", digest.hex());
+                    append_verified(tar, &name, blob, digest, &mut HashAhead::none())?;
                 }
                 Ok(())
             }
@@ -444,7 +527,12 @@ impl Layout {
                     let mut tmp = temp_beside(&dest)?;
                     let got = match blob {
                         Blob::File { path, offset, len } => {
-                            kernel_copy_hashed(path, *offset, *len, tmp.as_file_mut())?
+                            let hashed = hash_in_background(path.clone(), *offset, *len);
+                            let copied = kernel_copy(path, *offset, *len, tmp.as_file_mut())?;
+                            let (digest, size) = hashed
+                                .recv()
+                                .map_err(|_| anyhow::anyhow!("the hashing thread failed"))??;
+                            (digest, size.min(copied))
                         }
                         _ => {
                             let mut out = BufWriter::new(tmp.as_file_mut());
