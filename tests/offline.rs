@@ -401,10 +401,22 @@ fn bad_options_are_refused_before_anything_is_read() {
             "not a valid environment variable name",
         ),
         (&["--match-owner", "relative"], "must be an absolute path"),
+        (
+            &["--chown", "data"],
+            "--chown \"data\" must be an absolute path",
+        ),
+        (&["--mode", "static", "--init"], "need --mode runtime"),
+        (
+            &["--mode", "static", "--chown", "/data"],
+            "need --mode runtime",
+        ),
     ] {
         let e = rewrite_err(&src, &dest, opts);
         assert!(e.contains(want), "{opts:?}: {e}");
     }
+    let nine: Vec<&str> = ["--chown", "/d"].repeat(9);
+    let e = rewrite_err(&src, &dest, &nine);
+    assert!(e.contains("at most 8 paths"), "{e}");
     for (s, want) in [
         ("nope:x", "unknown transport"),
         ("docker-archive:/does/not/exist.tar", "/does/not/exist.tar"),
