@@ -116,14 +116,14 @@ pub fn valid_name(name: &[u8]) -> bool {
         && name[0] != b'-'
         && name
             .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Is `home` safe to write into a passwd line?
 pub fn valid_home(home: &[u8]) -> bool {
     home.first() == Some(&b'/')
         && home.len() <= MAX_HOME
-        && !home.iter().any(|b| b":\n\0".contains(b))
+        && !home.iter().any(|b| matches!(b, b':' | b'\n' | b'\0'))
 }
 
 /// A user or group name: what a passwd file holds (LOGIN_NAME_MAX), or

@@ -661,7 +661,8 @@ fn run_command(command: Args, env: &Env, vars: Option<[&[u8]; 2]>, init: bool) -
 fn exec(command: Args, envp: *const *const c_char, path: Option<&[u8]>) -> ! {
     let file = arg(command[0]);
     let argv = command.as_ptr();
-    let err = if file.contains(&b'/') {
+    #[allow(clippy::manual_contains)] // see Text::c_str
+    let err = if file.iter().any(|b| *b == b'/') {
         sys::execve(arg_c(command[0]), argv, envp)
     } else if file.is_empty() {
         ENOENT

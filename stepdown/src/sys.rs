@@ -124,15 +124,25 @@ impl Errno {
 
 pub type Result<T> = core::result::Result<T, Errno>;
 
+// The arguments travel in registers up to here (an array would be built in
+// memory at every call site: a kilobyte of the binary).
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-unsafe fn syscall(n: usize, a: [usize; 6]) -> isize {
+unsafe fn syscall(
+    n: usize,
+    a0: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+) -> isize {
     let ret: isize;
     core::arch::asm!(
         "syscall",
         inlateout("rax") n as isize => ret,
-        in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
-        in("r10") a[3], in("r8") a[4], in("r9") a[5],
+        in("rdi") a0, in("rsi") a1, in("rdx") a2,
+        in("r10") a3, in("r8") a4, in("r9") a5,
         lateout("rcx") _, lateout("r11") _,
         options(nostack),
     );
@@ -141,20 +151,29 @@ unsafe fn syscall(n: usize, a: [usize; 6]) -> isize {
 
 #[cfg(target_arch = "aarch64")]
 #[inline(never)]
-unsafe fn syscall(n: usize, a: [usize; 6]) -> isize {
+unsafe fn syscall(
+    n: usize,
+    a0: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+) -> isize {
     let ret: isize;
     core::arch::asm!(
         "svc 0",
         in("x8") n,
-        inlateout("x0") a[0] as isize => ret,
-        in("x1") a[1], in("x2") a[2], in("x3") a[3], in("x4") a[4], in("x5") a[5],
+        inlateout("x0") a0 as isize => ret,
+        in("x1") a1, in("x2") a2, in("x3") a3, in("x4") a4, in("x5") a5,
         options(nostack),
     );
     ret
 }
 
+#[inline(always)]
 fn call(n: usize, a: [usize; 6]) -> Result<usize> {
-    let ret = unsafe { syscall(n, a) };
+    let ret = unsafe { syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]) };
     if (-4095..0).contains(&ret) {
         Err(Errno(-ret as u16))
     } else {
@@ -162,6 +181,7 @@ fn call(n: usize, a: [usize; 6]) -> Result<usize> {
     }
 }
 
+#[inline(always)]
 fn call0(n: usize, a: [usize; 6]) -> Result<()> {
     call(n, a).map(drop)
 }
