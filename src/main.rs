@@ -311,8 +311,8 @@ impl SettingsArgs {
         if self.chown.len() > 8 {
             bail!("--chown: at most 8 paths (the step-down's bound)");
         }
-        if matches!(self.mode, ModeArg::Static) && (self.init || !self.chown.is_empty()) {
-            bail!("--init and --chown need --mode runtime: a static-mode image never starts as root or runs the step-down");
+        if matches!(self.mode, ModeArg::Static) && !self.chown.is_empty() {
+            bail!("--chown needs --mode runtime: a static-mode image starts as the user, who cannot change owners");
         }
         Ok(rewrite::Settings {
             uid: id("--uid", self.uid)?,

@@ -405,10 +405,9 @@ fn bad_options_are_refused_before_anything_is_read() {
             &["--chown", "data"],
             "--chown \"data\" must be an absolute path",
         ),
-        (&["--mode", "static", "--init"], "need --mode runtime"),
         (
             &["--mode", "static", "--chown", "/data"],
-            "need --mode runtime",
+            "--chown needs --mode runtime",
         ),
     ] {
         let e = rewrite_err(&src, &dest, opts);

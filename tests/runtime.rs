@@ -400,6 +400,28 @@ fn init_forwards_signals_reaps_orphans_and_passes_the_status() {
     assert_eq!(status_field(pid1, "CapBnd"), "0000000000000000");
     assert!(!stats.contains(") Z "), "a zombie was left: {stats}");
 
+    // In static mode the image starts as the user: the step-down only does the init part.
+    let image_static = harden_and_load(
+        &busybox,
+        &dir,
+        "init-static",
+        &["--mode", "static", "--init"],
+    );
+    let out = podman().run_ok(
+        &[],
+        &image_static,
+        &["sh", "-c", "id -u; cat /proc/1/status"],
+    );
+    assert!(out.starts_with("1000\n"), "{out}");
+    assert_eq!(status_field(&out, "Name"), "harden-stepdown");
+    assert_eq!(
+        podman()
+            .run(&[], &image_static, &["sh", "-c", "exit 3"])
+            .status
+            .code(),
+        Some(3)
+    );
+
     // podman stop sends the image's StopSignal (SIGINT in this fixture) to
     // PID 1, which forwards it: sleep ends at once, not at the 10 s kill timeout.
     let stop = |image: &str, timeout: &str| {
