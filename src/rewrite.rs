@@ -436,19 +436,19 @@ pub fn plan_static(
     for (path, line, old, default) in [
         (
             "etc/passwd",
-            &plan.passwd_line,
+            plan.passwd_line(),
             passwd,
             accounts::DEFAULT_PASSWD,
         ),
         (
             "etc/group",
-            &plan.group_line,
+            plan.group_line(),
             group,
             accounts::DEFAULT_GROUP,
         ),
     ] {
         if let Some(line) = line {
-            let new = accounts::appended(content(old), default, line.as_bytes()).concat();
+            let new = accounts::appended(content(old), default, line).concat();
             // Same owner and mode as before, plus read bits: every user must read them.
             let (mode, uid, gid) = old
                 .map(|f| (f.mode | 0o444, f.uid, f.gid))
@@ -462,7 +462,7 @@ pub fn plan_static(
             });
         }
     }
-    if plan.passwd_line.is_some() && home.len() > 1 {
+    if plan.passwd_line().is_some() && home.len() > 1 {
         entries.push(LayerEntry {
             path: home.trim_start_matches('/').to_string(),
             content: None,

@@ -162,16 +162,94 @@ pub fn appended<'a>(old: Option<&'a [u8]>, default: &'a [u8], line: &'a [u8]) ->
 }
 
 /// What the account files need so that `uid`/`gid` exist: the name and HOME
-/// to use and, where a line must be added, that line.
+/// to use and, where a line must be added, that line. 13 KiB: the step-down
+/// fills one in place in .bss (`fill`), where only the bytes used cost pages.
 pub struct AccountPlan {
     pub name: Name,
     pub home: PathText,
-    /// The passwd line to append, when the UID has no entry.
-    pub passwd_line: Option<Line>,
-    /// The group line to append, when the GID has no entry.
-    pub group_line: Option<Line>,
+    /// Empty when the UID has an entry.
+    passwd_line: Line,
+    /// Empty when the GID has an entry.
+    group_line: Line,
 }
 
+impl Default for AccountPlan {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AccountPlan {
+    pub const fn new() -> Self {
+        AccountPlan {
+            name: Name::new(),
+            home: PathText::new(),
+            passwd_line: Line::new(),
+            group_line: Line::new(),
+        }
+    }
+
+    /// The passwd line to append, when the UID has no entry.
+    pub fn passwd_line(&self) -> Option<&[u8]> {
+        Some(self.passwd_line.as_bytes()).filter(|l| !l.is_empty())
+    }
+
+    /// The group line to append, when the GID has no entry.
+    pub fn group_line(&self) -> Option<&[u8]> {
+        Some(self.group_line.as_bytes()).filter(|l| !l.is_empty())
+    }
+
+    /// Plans for a fresh (`new`) plan.
+    pub fn fill(
+        &mut self,
+        passwd: Option<&[u8]>,
+        group: Option<&[u8]>,
+        uid: u32,
+        gid: u32,
+        wanted: &[u8],
+        home: Option<&[u8]>,
+    ) {
+        let passwd = passwd.unwrap_or(DEFAULT_PASSWD);
+        let group = group.unwrap_or(DEFAULT_GROUP);
+        match users(passwd).find(|u| u.uid == uid) {
+            Some(u) => {
+                self.name.push(u.name);
+                self.home.push(home.unwrap_or(u.home));
+            }
+            None => {
+                self.name = free_name(wanted, uid, |n| users(passwd).any(|u| u.name == n));
+                match home {
+                    Some(h) => self.home.push(h),
+                    None => {
+                        self.home.push(b"/home/");
+                        self.home.push(self.name.as_bytes());
+                    }
+                }
+                let line = &mut self.passwd_line;
+                line.push(self.name.as_bytes());
+                line.push(b":x:");
+                line.push_num(uid);
+                line.push(b":");
+                line.push_num(gid);
+                line.push(b"::");
+                line.push(self.home.as_bytes());
+                line.push(b":/sbin/nologin");
+            }
+        }
+        if !groups(group).any(|g| g.gid == gid) {
+            let gname = free_name(self.name.as_bytes(), gid, |n| {
+                groups(group).any(|g| g.name == n)
+            });
+            let line = &mut self.group_line;
+            line.push(gname.as_bytes());
+            line.push(b":x:");
+            line.push_num(gid);
+            line.push(b":");
+        }
+    }
+}
+
+#[allow(dead_code)] // harden's static mode; the step-down fills its plan in place
 pub fn plan_accounts(
     passwd: Option<&[u8]>,
     group: Option<&[u8]>,
@@ -180,50 +258,8 @@ pub fn plan_accounts(
     wanted: &[u8],
     home: Option<&[u8]>,
 ) -> AccountPlan {
-    let passwd = passwd.unwrap_or(DEFAULT_PASSWD);
-    let group = group.unwrap_or(DEFAULT_GROUP);
-    let mut plan = AccountPlan {
-        name: Name::default(),
-        home: PathText::default(),
-        passwd_line: None,
-        group_line: None,
-    };
-    match users(passwd).find(|u| u.uid == uid) {
-        Some(u) => {
-            plan.name.push(u.name);
-            plan.home.push(home.unwrap_or(u.home));
-        }
-        None => {
-            plan.name = free_name(wanted, uid, |n| users(passwd).any(|u| u.name == n));
-            match home {
-                Some(h) => plan.home.push(h),
-                None => {
-                    plan.home.push(b"/home/");
-                    plan.home.push(plan.name.as_bytes());
-                }
-            }
-            // Built in place: a Line is 4 KiB, and copies of it cost page faults.
-            let line = plan.passwd_line.insert(Line::default());
-            line.push(plan.name.as_bytes());
-            line.push(b":x:");
-            line.push_num(uid);
-            line.push(b":");
-            line.push_num(gid);
-            line.push(b"::");
-            line.push(plan.home.as_bytes());
-            line.push(b":/sbin/nologin");
-        }
-    }
-    if !groups(group).any(|g| g.gid == gid) {
-        let gname = free_name(plan.name.as_bytes(), gid, |n| {
-            groups(group).any(|g| g.name == n)
-        });
-        let line = plan.group_line.insert(Line::default());
-        line.push(gname.as_bytes());
-        line.push(b":x:");
-        line.push_num(gid);
-        line.push(b":");
-    }
+    let mut plan = AccountPlan::new();
+    plan.fill(passwd, group, uid, gid, wanted, home);
     plan
 }
 
@@ -311,10 +347,6 @@ mod tests {
         b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
     const PLAN_GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
 
-    fn line(l: &Option<Line>) -> Option<&[u8]> {
-        l.as_ref().map(|l| l.as_bytes())
-    }
-
     #[test]
     fn plan_adds_missing_user_and_group_once() {
         let p = plan_accounts(
@@ -329,7 +361,7 @@ mod tests {
             (p.name.as_bytes(), p.home.as_bytes()),
             (&b"app"[..], &b"/home/app"[..])
         );
-        assert_eq!((line(&p.passwd_line), line(&p.group_line)), (None, None));
+        assert_eq!((p.passwd_line(), p.group_line()), (None, None));
 
         let p = plan_accounts(
             Some(PLAN_PASSWD),
@@ -340,10 +372,10 @@ mod tests {
             Some(b"/home/aws"),
         );
         assert_eq!(
-            line(&p.passwd_line),
+            p.passwd_line(),
             Some(&b"aws:x:4321:4321::/home/aws:/sbin/nologin"[..])
         );
-        assert_eq!(line(&p.group_line), Some(&b"aws:x:4321:"[..]));
+        assert_eq!(p.group_line(), Some(&b"aws:x:4321:"[..]));
 
         // The wanted name belongs to another UID: a distinct name, never a duplicate.
         let p = plan_accounts(
@@ -356,16 +388,16 @@ mod tests {
         );
         assert_eq!(p.name.as_bytes(), b"app-1234");
         assert_eq!(p.home.as_bytes(), b"/home/app-1234");
-        assert_eq!(line(&p.group_line), Some(&b"app-1234:x:1234:"[..]));
+        assert_eq!(p.group_line(), Some(&b"app-1234:x:1234:"[..]));
     }
 
     #[test]
     fn plan_creates_entries_for_scratch_images() {
         let p = plan_accounts(None, None, 1000, 1000, b"app", None);
         assert_eq!(
-            line(&p.passwd_line),
+            p.passwd_line(),
             Some(&b"app:x:1000:1000::/home/app:/sbin/nologin"[..])
         );
-        assert_eq!(line(&p.group_line), Some(&b"app:x:1000:"[..]));
+        assert_eq!(p.group_line(), Some(&b"app:x:1000:"[..]));
     }
 }

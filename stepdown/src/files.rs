@@ -28,9 +28,6 @@ impl<T> Static<T> {
     }
 }
 
-pub static PASSWD_BUF: Static<[u8; MAX_ACCOUNT_FILE]> = Static::new([0; MAX_ACCOUNT_FILE]);
-pub static GROUP_BUF: Static<[u8; MAX_ACCOUNT_FILE]> = Static::new([0; MAX_ACCOUNT_FILE]);
-
 /// The whole file in `buf`; None when it does not exist.
 pub fn read_bounded(path: &CStr, buf: &'static mut [u8]) -> report::Result<Option<&'static [u8]>> {
     let fail = |e| {

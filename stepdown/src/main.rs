@@ -26,9 +26,10 @@ mod rt;
 mod sys;
 mod text;
 
+use accounts::AccountPlan;
 use accounts::{parse_id, IdError, Name, PathText, User};
 use core::ffi::{c_char, CStr};
-use files::{GROUP_BUF, PASSWD_BUF};
+use files::{Static, MAX_ACCOUNT_FILE};
 use report::{error, error_e, error_q, error_with, warn, Failed, Vals, NO};
 use sys::{EACCES, ENOENT};
 use text::Text;
@@ -42,8 +43,15 @@ const MAX_CHOWN: usize = 8;
 const MAX_GROUPS: usize = 256;
 /// Most environment variables passed on (the env is rebuilt on the stack).
 const MAX_ENV: usize = 4096;
-static ENVP: files::Static<[*const c_char; MAX_ENV + 4]> =
-    files::Static::new([core::ptr::null(); MAX_ENV + 4]);
+// The big buffers live in .bss, not on the stack: a frame over 4 KiB is
+// probed page by page, and each page touched is a page fault at every
+// container start. In .bss only the bytes used cost pages. Each is taken once.
+static PASSWD_BUF: Static<[u8; MAX_ACCOUNT_FILE]> = Static::new([0; MAX_ACCOUNT_FILE]);
+static GROUP_BUF: Static<[u8; MAX_ACCOUNT_FILE]> = Static::new([0; MAX_ACCOUNT_FILE]);
+static PLAN: Static<AccountPlan> = Static::new(AccountPlan::new());
+static ENVP: Static<[*const c_char; MAX_ENV + 4]> = Static::new([core::ptr::null(); MAX_ENV + 4]);
+static ENV_VARS: Static<EnvVars> = Static::new(EnvVars::new());
+static CANDIDATE: Static<PathText> = Static::new(PathText::new());
 
 /// HOME=, USER= and LOGNAME= with their values.
 type EnvVars = Text<4700>;
@@ -311,13 +319,15 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env) -> report::Result<(
     let (uid, gid) = choose_target(opts, |n| env.get(n), owner, named.as_ref())?;
     require_setid_caps()?;
 
-    let plan = accounts::plan_accounts(passwd, group, uid, gid, wanted, opts.get(HOME));
+    // Safety: taken once (entrypoint_form runs once).
+    let plan = unsafe { PLAN.take() };
+    plan.fill(passwd, group, uid, gid, wanted, opts.get(HOME));
     for (path, old, default, line) in [
-        (PASSWD, passwd, accounts::DEFAULT_PASSWD, &plan.passwd_line),
-        (GROUP, group, accounts::DEFAULT_GROUP, &plan.group_line),
+        (PASSWD, passwd, accounts::DEFAULT_PASSWD, plan.passwd_line()),
+        (GROUP, group, accounts::DEFAULT_GROUP, plan.group_line()),
     ] {
         if let Some(line) = line {
-            let pieces = accounts::appended(old, default, line.as_bytes());
+            let pieces = accounts::appended(old, default, line);
             match files::replace(path, &pieces) {
                 Ok(()) => {}
                 Err(sys::ELOOP) => warn(
@@ -618,10 +628,8 @@ fn drop_privileges(uid: u32, gid: u32, groups: &[u32], no_new_privs: bool) -> re
 /// and LOGNAME set from `vars` = [home, name]. The environment is rebuilt on
 /// this stack frame, which lives until execve.
 fn run_command(command: Args, env: &Env, vars: Option<[&[u8]; 2]>, init: bool) -> ! {
-    // In .bss, not on the stack: only the pages the environment fills are
-    // touched (a zeroed 32 KiB stack array cost more than the rest of the run).
     // Safety: taken once; run_command does not return.
-    let envp = unsafe { ENVP.take() };
+    let (envp, set) = unsafe { (ENVP.take(), ENV_VARS.take()) };
     let mut n = 0;
     let ours: [&[u8]; 3] = [b"HOME=", b"USER=", b"LOGNAME="];
     for p in env.0 {
@@ -635,7 +643,6 @@ fn run_command(command: Args, env: &Env, vars: Option<[&[u8]; 2]>, init: bool) -
         n += 1;
     }
     // "HOME=...\0USER=...\0LOGNAME=...\0", pointed to by the last three entries.
-    let mut set = EnvVars::default();
     if let Some([home, name]) = vars {
         for (var, value) in ours.into_iter().zip([home, name, name]) {
             envp[n] = set.as_bytes()[set.len()..].as_ptr().cast();
@@ -669,8 +676,11 @@ fn exec(command: Args, envp: *const *const c_char, path: Option<&[u8]>) -> ! {
     } else {
         let mut denied = false;
         let mut err = ENOENT;
+        // Safety: taken once; exec does not return.
+        let full = unsafe { CANDIDATE.take() };
         for dir in path.unwrap_or(DEFAULT_PATH).split(|b| *b == b':') {
-            let mut full = PathText::of(if dir.is_empty() { b"." } else { dir });
+            full.clear();
+            full.push(if dir.is_empty() { b"." } else { dir });
             full.push(b"/");
             full.push(file);
             let Some(full) = full.c_str() else { continue };

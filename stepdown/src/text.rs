@@ -16,15 +16,19 @@ pub struct Text<const N: usize> {
 
 impl<const N: usize> Default for Text<N> {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Text<N> {
+    pub const fn new() -> Self {
         Text {
             len: 0,
             cut: false,
             bytes: [MaybeUninit::uninit(); N],
         }
     }
-}
 
-impl<const N: usize> Text<N> {
     pub fn of(s: &[u8]) -> Self {
         let mut t = Self::default();
         t.push(s);
@@ -33,6 +37,11 @@ impl<const N: usize> Text<N> {
 
     pub fn push(&mut self, s: &[u8]) {
         self.cut |= append(&mut self.bytes, &mut self.len, s);
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.cut = false;
     }
 
     /// `push`, by value.
