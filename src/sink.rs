@@ -166,14 +166,10 @@ fn append_verified(
         out.write_all(h.as_bytes())?;
         out.flush()?;
         let file = out.get_mut();
-        let copied =
-            kernel_copy(path, *offset, *len, file).with_context(|| format!("copying {name}"))?;
+        let got = copy_while_hashed(path, *offset, *len, file, hashed)
+            .with_context(|| format!("copying {name}"))?;
         file.write_all(&[0; 512][..((512 - len % 512) % 512) as usize])?;
-        let (digest, size) = hashed
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the hashing thread failed"))?
-            .with_context(|| format!("reading {name}"))?;
-        (digest, size.min(copied))
+        got
     } else {
         let mut reader = HashingReader::new(blob.open()?);
         tar.append_data(&mut h, name, &mut reader)
@@ -248,6 +244,24 @@ impl Drop for HashAhead {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// Copies a file region by the kernel (`kernel_copy`) while `hashed`, the
+/// digest of the same bytes from another thread, comes in; returns that
+/// digest and the size both sides saw (a short copy shows as truncation).
+fn copy_while_hashed(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    out: &mut File,
+    hashed: Hashed,
+) -> Result<(Digest, u64)> {
+    let copied = kernel_copy(path, offset, len, out)?;
+    let (digest, size) = hashed
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the hashing thread failed"))?
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok((digest, size.min(copied)))
 }
 
 /// Copies `len` bytes of `path` from `offset` to the end of `out` by the
@@ -528,11 +542,7 @@ impl Layout {
                     let got = match blob {
                         Blob::File { path, offset, len } => {
                             let hashed = hash_in_background(path.clone(), *offset, *len);
-                            let copied = kernel_copy(path, *offset, *len, tmp.as_file_mut())?;
-                            let (digest, size) = hashed
-                                .recv()
-                                .map_err(|_| anyhow::anyhow!("the hashing thread failed"))??;
-                            (digest, size.min(copied))
+                            copy_while_hashed(path, *offset, *len, tmp.as_file_mut(), hashed)?
                         }
                         _ => {
                             let mut out = BufWriter::new(tmp.as_file_mut());

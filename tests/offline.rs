@@ -576,39 +576,6 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
     assert!(page.contains("tls\\-verify") || page.contains("tls-verify"));
 }
 
-#[test]
-fn an_interrupted_write_leaves_nothing_behind() {
-    let dir = scratch("interrupt-write");
-    let layout = dir.join("layout");
-    write_big_layout(&layout, 400 << 20, "big");
-    let out_dir = dir.join("out");
-    std::fs::create_dir(&out_dir).unwrap();
-    let dest = format!("docker-archive:{}", out_dir.join("big.tar").display());
-    let child = std::process::Command::new(harden_bin())
-        .args([
-            "rewrite",
-            "-q",
-            &format!("oci:{}:big", layout.display()),
-            &dest,
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the temp file exists and is growing, then Ctrl-C.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::fs::read_dir(&out_dir).unwrap().next().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no temp file appeared"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    sh(cmd("kill", &["-INT", &child.id().to_string()]));
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out).1);
-    assert_only(&out_dir, &[]);
-}
-
 /// A 1 MiB tmpfs, unmounted on drop.
 struct SmallDisk(std::path::PathBuf);
 

@@ -602,6 +602,54 @@ fn an_interrupted_push_leaves_no_tag() {
 }
 
 #[test]
+fn an_interrupted_write_leaves_nothing_behind() {
+    // A download at 2 MiB/s keeps the write going for seconds: a local
+    // source is copied by the kernel faster than a signal can be aimed.
+    let reg = Registry::plain("interrupt-write");
+    let dir = scratch("interrupt-write");
+    let layout = dir.join("layout");
+    write_big_layout(&layout, 8 << 20, "eight");
+    reg.push(
+        &format!("oci:{}:eight", layout.display()),
+        "slow/eight:1",
+        &[],
+    );
+    let proxy = Proxy::start(
+        &reg.addr,
+        Faults {
+            throttle: Some(2 << 20),
+            ..Faults::default()
+        },
+    );
+    let out_dir = dir.join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let src = format!("docker://{}/slow/eight:1", proxy.addr);
+    let dest = format!("docker-archive:{}", out_dir.join("eight.tar").display());
+    let child = std::process::Command::new(harden_bin())
+        .args(["rewrite", "-q", &src, &dest, "--plain-http"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the temp file exists, then Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(&out_dir).unwrap().next().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no temp file appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sh(cmd("kill", &["-INT", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out).1);
+    assert_eq!(
+        std::fs::read_dir(&out_dir).unwrap().count(),
+        0,
+        "an interrupted write left a file"
+    );
+}
+
+#[test]
 fn a_blob_corrupted_on_the_way_from_a_registry_is_caught() {
     let reg = Registry::plain("corrupt");
     reg.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
