@@ -405,6 +405,8 @@ fn bad_options_are_refused_before_anything_is_read() {
             &["--chown", "data"],
             "--chown \"data\" must be an absolute path",
         ),
+        (&["--chown", "/"], "refusing to give /"),
+        (&["--chown", "/proc/self"], "kernel filesystem"),
         (
             &["--mode", "static", "--chown", "/data"],
             "--chown needs --mode runtime",
