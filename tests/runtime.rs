@@ -399,6 +399,14 @@ fn init_forwards_signals_reaps_orphans_and_passes_the_status() {
     assert_eq!(status_field(pid1, "CapEff"), "0000000000000000");
     assert_eq!(status_field(pid1, "CapBnd"), "0000000000000000");
     assert!(!stats.contains(") Z "), "a zombie was left: {stats}");
+    // The command leads a process group of its own (a terminal's Ctrl-C reaches it once).
+    let out = podman().run_ok(
+        &[],
+        &image,
+        &["sh", "-c", "echo $$; cut -d' ' -f5 /proc/$$/stat"],
+    );
+    let ids: Vec<&str> = out.lines().collect();
+    assert_eq!(ids[0], ids[1], "pid and process group: {out}");
 
     // In static mode the image starts as the user: the step-down only does the init part.
     let image_static = harden_and_load(

@@ -12,6 +12,7 @@ const SIGUSR1: u32 = 10;
 const SIGUSR2: u32 = 12;
 const SIGTERM: u32 = 15;
 const SIGCHLD: u32 = 17;
+const SIGTTOU: u32 = 22;
 const SIGWINCH: u32 = 28;
 
 const FORWARDED: [u32; 7] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH];
@@ -46,6 +47,14 @@ pub fn supervise(exec: impl FnOnce()) -> ! {
     let _ = sys::prctl(sys::PR_SET_CHILD_SUBREAPER, 1, 0);
     let child = match sys::fork() {
         Ok(0) => {
+            // The command gets a process group of its own and, when there is a
+            // terminal, the foreground: Ctrl-C then reaches it once, from the
+            // terminal, not a second time through PID 1 (tini does the same).
+            // SIGTTOU is blocked while a background group takes the terminal.
+            let _ = sys::sigprocmask(sys::SIG_BLOCK, bit(SIGTTOU));
+            if sys::setpgid().is_ok() {
+                let _ = sys::set_foreground(0, sys::pid());
+            }
             let _ = sys::sigprocmask(sys::SIG_SETMASK, old);
             exec();
             sys::exit(127)

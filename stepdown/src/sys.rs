@@ -9,6 +9,8 @@ mod nr {
     pub const WRITE: usize = 1;
     pub const CLOSE: usize = 3;
     pub const RT_SIGACTION: usize = 13;
+    pub const IOCTL: usize = 16;
+    pub const SETPGID: usize = 109;
     pub const RT_SIGPROCMASK: usize = 14;
     pub const GETPID: usize = 39;
     pub const CLONE: usize = 56;
@@ -48,6 +50,8 @@ mod nr {
     pub const WRITE: usize = 64;
     pub const CLOSE: usize = 57;
     pub const RT_SIGACTION: usize = 134;
+    pub const IOCTL: usize = 29;
+    pub const SETPGID: usize = 154;
     pub const RT_SIGPROCMASK: usize = 135;
     pub const GETPID: usize = 172;
     pub const CLONE: usize = 220;
@@ -591,5 +595,21 @@ pub fn default_action(sig: u32) -> Result<()> {
     call0(
         nr::RT_SIGACTION,
         [sig as usize, ptr(action.as_ptr()), 0, 8, 0, 0],
+    )
+}
+
+/// setpgid(0, 0): a new process group, led by this process.
+pub fn setpgid() -> Result<()> {
+    call0(nr::SETPGID, [0; 6])
+}
+
+const TIOCSPGRP: usize = 0x5410; // the same on amd64 and arm64
+
+/// tcsetpgrp(3): makes `pgid` the foreground group of the terminal on `fd`
+/// (ENOTTY when there is none).
+pub fn set_foreground(fd: i32, pgid: u32) -> Result<()> {
+    call0(
+        nr::IOCTL,
+        [fd as usize, TIOCSPGRP, ptr(&pgid as *const u32), 0, 0, 0],
     )
 }
