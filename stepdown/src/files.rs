@@ -83,7 +83,8 @@ pub fn replace(path: &CStr, pieces: &[&[u8]]) -> sys::Result<()> {
         Err(e) => return Err(e),
     };
     let name = path.to_bytes().rsplit(|b| *b == b'/').next().unwrap_or(b"");
-    let mut tmp = PathText::of(b"/etc/.");
+    let mut tmp = PathText::new();
+    tmp.push(b"/etc/.");
     tmp.push(name);
     tmp.push(b".harden-");
     tmp.push_num(sys::pid());
@@ -115,7 +116,8 @@ fn write_new(fd: &Fd, pieces: &[&[u8]], mode: u32, owner: Option<(u32, u32)>) ->
 /// mkdir -p with mode 0755.
 pub fn mkdir_all(path: &[u8]) -> sys::Result<()> {
     let mkdir = |p: &[u8]| {
-        let mut t = PathText::of(p);
+        let mut t = PathText::new();
+        t.push(p);
         match sys::mkdir(t.c_str().ok_or(sys::ENAMETOOLONG)?, 0o755) {
             Ok(()) | Err(EEXIST) => Ok(()),
             Err(e) => Err(e),
@@ -141,7 +143,8 @@ pub fn prepare_home(home: &[u8], uid: u32, gid: u32) -> sys::Result<()> {
     if home == b"/" || home.starts_with(b"/nonexistent") || home.starts_with(b"/proc") {
         return Ok(());
     }
-    let mut path = PathText::of(home);
+    let mut path = PathText::new();
+    path.push(home);
     let path = path.c_str().ok_or(sys::ENAMETOOLONG)?;
     match lstat(path) {
         Ok(st) if st.is_dir() && st.uid == 0 => {}

@@ -29,6 +29,8 @@ impl<const N: usize> Text<N> {
         }
     }
 
+    /// A short text by value. (A path-sized one is better made with `new` and
+    /// `push` in place: returning it copies its whole capacity.)
     pub fn of(s: &[u8]) -> Self {
         let mut t = Self::default();
         t.push(s);
