@@ -193,6 +193,31 @@ fn each_platform_gets_the_step_down_of_its_architecture() {
         id.starts_with("uid=1000") && id.contains("gid=1000"),
         "{id}"
     );
+
+    // The entrypoint form too, with a user the host has (so /etc is not
+    // edited): --chown walks a directory with arm64's own open flags, and
+    // --init forks, waits and passes the status on.
+    let data = dir.join("arm64-data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("sub/file"), "x").unwrap();
+    let entry = |command: &[&str]| {
+        let mut c = cmd(qemu.to_str().unwrap(), &[arm64.to_str().unwrap()]);
+        c.args(["--uid", "65534", "--gid", "65534", "--init"]);
+        c.args(["--chown", data.to_str().unwrap(), "--"]);
+        c.args([qemu.to_str().unwrap(), m.arm64_busybox.to_str().unwrap()]);
+        c.args(command).output().unwrap()
+    };
+    let out = entry(&["id", "-u"]);
+    assert_eq!(text(&out).0, "65534\n", "{}", text(&out).1);
+    assert_eq!(entry(&["sh", "-c", "exit 3"]).status.code(), Some(3));
+    for path in [data.clone(), data.join("sub"), data.join("sub/file")] {
+        let m = std::fs::metadata(&path).unwrap();
+        let owner = (
+            std::os::unix::fs::MetadataExt::uid(&m),
+            std::os::unix::fs::MetadataExt::gid(&m),
+        );
+        assert_eq!(owner, (65534, 65534), "{}", path.display());
+    }
 }
 
 #[test]

@@ -177,3 +177,42 @@ fn help_and_version() {
     assert!(ok(&["--help"]).contains("USER[:GROUP] COMMAND"));
     assert!(ok(&["--version"]).starts_with("harden-stepdown "));
 }
+
+/// The entrypoint form with a user the host already has (nobody:nogroup, so
+/// /etc is not edited): `--chown` walks a directory and `--init` forks.
+#[test]
+fn entrypoint_form_chown_and_init_on_the_host() {
+    use std::os::unix::fs::{symlink, MetadataExt};
+    let dir = scratch("stepdown-entry");
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("sub/file"), "x").unwrap();
+    symlink("/etc/shadow", data.join("link")).unwrap();
+    let out = ok(&[
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--chown",
+        data.to_str().unwrap(),
+        "--init",
+        "--",
+        "id",
+        "-u",
+    ]);
+    assert_eq!(out, "65534\n");
+    for path in [
+        data.clone(),
+        data.join("sub"),
+        data.join("sub/file"),
+        data.join("link"),
+    ] {
+        let m = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", path.display());
+    }
+    let shadow = std::fs::metadata("/etc/shadow").unwrap();
+    assert_eq!(shadow.uid(), 0, "the link was not followed");
+    // --init passes the status on.
+    let status = run(&["--uid", "65534", "--init", "--", "sh", "-c", "exit 5"]).status;
+    assert_eq!(status.code(), Some(5));
+}
