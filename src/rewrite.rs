@@ -422,7 +422,8 @@ pub fn plan_static(
         .or(entry_gid.filter(|g| *g != 0))
         .unwrap_or(uid);
     let wanted = settings.user.as_deref().unwrap_or("app");
-    let plan = accounts::plan_accounts(
+    let mut plan = accounts::AccountPlan::new();
+    plan.fill(
         content(passwd),
         content(group),
         uid,

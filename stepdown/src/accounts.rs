@@ -199,7 +199,8 @@ impl AccountPlan {
         Some(self.group_line.as_bytes()).filter(|l| !l.is_empty())
     }
 
-    /// Plans for a fresh (`new`) plan.
+    /// Plans into a fresh (`new`) plan: in place, so that the step-down can
+    /// keep it in .bss.
     pub fn fill(
         &mut self,
         passwd: Option<&[u8]>,
@@ -247,20 +248,6 @@ impl AccountPlan {
             line.push(b":");
         }
     }
-}
-
-#[allow(dead_code)] // harden's static mode; the step-down fills its plan in place
-pub fn plan_accounts(
-    passwd: Option<&[u8]>,
-    group: Option<&[u8]>,
-    uid: u32,
-    gid: u32,
-    wanted: &[u8],
-    home: Option<&[u8]>,
-) -> AccountPlan {
-    let mut plan = AccountPlan::new();
-    plan.fill(passwd, group, uid, gid, wanted, home);
-    plan
 }
 
 #[cfg(test)]
@@ -341,6 +328,19 @@ mod tests {
         assert!(valid_home(b"/home/aws"));
         assert!(!valid_home(b"home"));
         assert!(!valid_home(b"/a:b"));
+    }
+
+    fn plan_accounts(
+        passwd: Option<&[u8]>,
+        group: Option<&[u8]>,
+        uid: u32,
+        gid: u32,
+        wanted: &[u8],
+        home: Option<&[u8]>,
+    ) -> AccountPlan {
+        let mut plan = AccountPlan::new();
+        plan.fill(passwd, group, uid, gid, wanted, home);
+        plan
     }
 
     const PLAN_PASSWD: &[u8] =
