@@ -330,26 +330,14 @@ mod tests {
         assert!(!valid_home(b"/a:b"));
     }
 
-    fn plan_accounts(
-        passwd: Option<&[u8]>,
-        group: Option<&[u8]>,
-        uid: u32,
-        gid: u32,
-        wanted: &[u8],
-        home: Option<&[u8]>,
-    ) -> AccountPlan {
-        let mut plan = AccountPlan::new();
-        plan.fill(passwd, group, uid, gid, wanted, home);
-        plan
-    }
-
     const PLAN_PASSWD: &[u8] =
         b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
     const PLAN_GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
 
     #[test]
     fn plan_adds_missing_user_and_group_once() {
-        let p = plan_accounts(
+        let mut p = AccountPlan::new();
+        p.fill(
             Some(PLAN_PASSWD),
             Some(PLAN_GROUP),
             1000,
@@ -363,7 +351,8 @@ mod tests {
         );
         assert_eq!((p.passwd_line(), p.group_line()), (None, None));
 
-        let p = plan_accounts(
+        let mut p = AccountPlan::new();
+        p.fill(
             Some(PLAN_PASSWD),
             Some(PLAN_GROUP),
             4321,
@@ -378,7 +367,8 @@ mod tests {
         assert_eq!(p.group_line(), Some(&b"aws:x:4321:"[..]));
 
         // The wanted name belongs to another UID: a distinct name, never a duplicate.
-        let p = plan_accounts(
+        let mut p = AccountPlan::new();
+        p.fill(
             Some(PLAN_PASSWD),
             Some(PLAN_GROUP),
             1234,
@@ -393,7 +383,8 @@ mod tests {
 
     #[test]
     fn plan_creates_entries_for_scratch_images() {
-        let p = plan_accounts(None, None, 1000, 1000, b"app", None);
+        let mut p = AccountPlan::new();
+        p.fill(None, None, 1000, 1000, b"app", None);
         assert_eq!(
             p.passwd_line(),
             Some(&b"app:x:1000:1000::/home/app:/sbin/nologin"[..])
