@@ -92,6 +92,10 @@ fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) -> bo
             "-Clink-arg=-Wl,-z,noseparate-code",
             "-Clink-arg=-Wl,-z,max-page-size=4096",
             "-Clink-arg=-Wl,--no-eh-frame-hdr",
+            // GNU ld on both architectures: with -z noseparate-code it puts
+            // the read-only data in the text segment, one mapping and one page
+            // fault less at every start (lld, rustup's default, would not).
+            "-Clink-arg=-fuse-ld=bfd",
             "--target",
             target,
         ])
@@ -103,4 +107,35 @@ fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) -> bo
         .env("CARGO_PKG_VERSION", env::var("CARGO_PKG_VERSION").unwrap())
         .status()
         .is_ok_and(|s| s.success())
+        && strip_section_headers(dest).is_ok()
+}
+
+/// Cuts the section header table and what only it points to (as ELFkickers'
+/// sstrip): the kernel loads segments, and the sections are ~400 bytes of
+/// bookkeeping in every image. ELF64 little-endian (amd64, arm64).
+fn strip_section_headers(path: &Path) -> std::io::Result<()> {
+    let mut elf = std::fs::read(path)?;
+    let at = |o: usize, n: usize| -> usize {
+        let mut v = [0u8; 8];
+        v[..n].copy_from_slice(&elf[o..o + n]);
+        u64::from_le_bytes(v) as usize
+    };
+    assert_eq!(
+        &elf[..6],
+        b"\x7fELF\x02\x01",
+        "{}: not ELF64 LE",
+        path.display()
+    );
+    let (phoff, phentsize, phnum) = (at(0x20, 8), at(0x36, 2), at(0x38, 2));
+    let mut end = phoff + phentsize * phnum;
+    for ph in (0..phnum).map(|i| phoff + i * phentsize) {
+        const PT_LOAD: usize = 1;
+        if at(ph, 4) == PT_LOAD {
+            end = end.max(at(ph + 8, 8) + at(ph + 32, 8)); // p_offset + p_filesz
+        }
+    }
+    elf.truncate(end);
+    elf[0x28..0x30].fill(0); // e_shoff
+    elf[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+    std::fs::write(path, elf)
 }

@@ -561,6 +561,9 @@ fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
         Ok(_) | Err(sys::EINVAL) => {} // EINVAL: a kernel without ambient capabilities
         Err(e) => return Err(error_e(b"cannot clear ambient capabilities%e", e)),
     }
+    if caps.inheritable == 0 {
+        return Ok(()); // capset would commit new credentials for nothing
+    }
     sys::capset(sys::Caps {
         inheritable: 0,
         ..caps
@@ -630,6 +633,9 @@ fn drop_privileges(uid: u32, gid: u32, groups: &[u32], no_new_privs: bool) -> re
 fn run_command(command: Args, env: &Env, vars: Option<[&[u8]; 2]>, init: bool) -> ! {
     // Safety: taken once; run_command does not return.
     let (envp, set) = unsafe { (ENVP.take(), ENV_VARS.take()) };
+    // Written before it is read: a read first maps the zero page, and the
+    // first write then faults a second time.
+    set.clear();
     let mut n = 0;
     let ours: [&[u8]; 3] = [b"HOME=", b"USER=", b"LOGNAME="];
     for p in env.0 {

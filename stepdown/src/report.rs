@@ -48,7 +48,7 @@ fn render(prefix: &[u8], template: &[u8], v: &Vals) -> Line {
                         let e = v.e.unwrap_or(Errno(0));
                         line.push(b": ");
                         match e.text() {
-                            Some(t) => line.push(t.as_bytes()),
+                            Some(t) => line.push(t),
                             None => {
                                 line.push(b"error ");
                                 line.push_num(e.0 as u32);
@@ -63,7 +63,7 @@ fn render(prefix: &[u8], template: &[u8], v: &Vals) -> Line {
     line
 }
 
-impl Line {
+impl crate::text::TextRef {
     /// A value from outside: quoted, at most 40 bytes, control bytes as '?'.
     fn push_quoted(&mut self, q: &[u8]) {
         self.push(b"\"");
@@ -151,5 +151,14 @@ mod tests {
         };
         let line = render(b"", b"%q%e", &v);
         assert!(line.as_bytes().ends_with(b"9999...\": error 999\n"));
+        for (n, text) in [
+            (1, &b"operation not permitted"[..]),
+            (40, b"too many levels of symbolic links"),
+            (122, b"disk quota exceeded"),
+        ] {
+            assert_eq!(Errno(n).text(), Some(text));
+        }
+        assert_eq!(Errno(3).text(), None);
+        assert_eq!(Errno(256 + 1).text(), None);
     }
 }

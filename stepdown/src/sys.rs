@@ -101,30 +101,39 @@ pub const ELOOP: Errno = Errno(40);
 
 impl Errno {
     /// strerror(3) for the errors the step-down can meet; others by number.
-    pub fn text(self) -> Option<&'static str> {
-        Some(match self.0 {
-            1 => "operation not permitted",
-            2 => "no such file or directory",
-            5 => "input/output error",
-            7 => "argument list too long",
-            8 => "exec format error",
-            12 => "out of memory",
-            13 => "permission denied",
-            17 => "file exists",
-            20 => "not a directory",
-            21 => "is a directory",
-            22 => "invalid argument",
-            24 => "too many open files",
-            26 => "text file busy",
-            28 => "no space left on device",
-            30 => "read-only file system",
-            36 => "file name too long",
-            40 => "too many levels of symbolic links",
-            122 => "disk quota exceeded",
-            _ => return None,
-        })
+    pub fn text(self) -> Option<&'static [u8]> {
+        // One string of (number byte, text, NUL): a table of slices would cost
+        // 16 bytes a row in every image.
+        let mut rest = ERRNO_TEXT;
+        while let [n, tail @ ..] = rest {
+            let end = tail.iter().position(|b| *b == 0)?;
+            if u16::from(*n) == self.0 {
+                return Some(&tail[..end]);
+            }
+            rest = &tail[end + 1..];
+        }
+        None
     }
 }
+
+const ERRNO_TEXT: &[u8] = b"\x01operation not permitted\0\
+    \x02no such file or directory\0\
+    \x05input/output error\0\
+    \x07argument list too long\0\
+    \x08exec format error\0\
+    \x0cout of memory\0\
+    \x0dpermission denied\0\
+    \x11file exists\0\
+    \x14not a directory\0\
+    \x15is a directory\0\
+    \x16invalid argument\0\
+    \x18too many open files\0\
+    \x1atext file busy\0\
+    \x1cno space left on device\0\
+    \x1eread-only file system\0\
+    \x24file name too long\0\
+    \x28too many levels of symbolic links\0\
+    \x7adisk quota exceeded\0";
 
 pub type Result<T> = core::result::Result<T, Errno>;
 

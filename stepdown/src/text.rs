@@ -8,11 +8,18 @@ use core::mem::MaybeUninit;
 /// Bytes past `len` are never written until pushed: a 4 KiB path buffer of
 /// which 20 bytes are used touches one page, not two (page faults are most
 /// of the step-down's run time).
-pub struct Text<const N: usize> {
+pub struct TextBuf<B: ?Sized> {
     len: usize,
     cut: bool,
-    bytes: [MaybeUninit<u8>; N],
+    bytes: B,
 }
+
+/// A text of capacity N. Its methods are those of `TextRef` (through Deref),
+/// so each is in the binary once, not once per capacity.
+pub type Text<const N: usize> = TextBuf<[MaybeUninit<u8>; N]>;
+
+/// Any `Text`, whatever its capacity.
+pub type TextRef = TextBuf<[MaybeUninit<u8>]>;
 
 impl<const N: usize> Default for Text<N> {
     fn default() -> Self {
@@ -22,7 +29,7 @@ impl<const N: usize> Default for Text<N> {
 
 impl<const N: usize> Text<N> {
     pub const fn new() -> Self {
-        Text {
+        TextBuf {
             len: 0,
             cut: false,
             bytes: [MaybeUninit::uninit(); N],
@@ -37,19 +44,42 @@ impl<const N: usize> Text<N> {
         t
     }
 
+    /// `push`, by value.
+    pub fn and(mut self, s: &[u8]) -> Self {
+        self.push(s);
+        self
+    }
+}
+
+impl<const N: usize> core::ops::Deref for Text<N> {
+    type Target = TextRef;
+    fn deref(&self) -> &TextRef {
+        self
+    }
+}
+
+impl<const N: usize> core::ops::DerefMut for Text<N> {
+    fn deref_mut(&mut self) -> &mut TextRef {
+        self
+    }
+}
+
+impl TextRef {
+    /// Appends what fits of `s`; what does not is dropped and remembered.
     pub fn push(&mut self, s: &[u8]) {
-        self.cut |= append(&mut self.bytes, &mut self.len, s);
+        let n = s.len().min(self.bytes.len() - self.len);
+        // Safety: n bytes fit after len, and s has at least n.
+        unsafe {
+            let to = self.bytes.as_mut_ptr().add(self.len).cast();
+            core::ptr::copy_nonoverlapping(s.as_ptr(), to, n);
+        }
+        self.len += n;
+        self.cut |= n < s.len();
     }
 
     pub fn clear(&mut self) {
         self.len = 0;
         self.cut = false;
-    }
-
-    /// `push`, by value.
-    pub fn and(mut self, s: &[u8]) -> Self {
-        self.push(s);
-        self
     }
 
     pub fn push_num(&mut self, n: u32) {
@@ -81,7 +111,7 @@ impl<const N: usize> Text<N> {
     pub fn c_str(&mut self) -> Option<&CStr> {
         // Not `contains`: that brings core's memchr, 200 bytes of the binary.
         #[allow(clippy::manual_contains)]
-        if self.cut || self.len == N || self.as_bytes().iter().any(|b| *b == 0) {
+        if self.cut || self.len == self.bytes.len() || self.as_bytes().iter().any(|b| *b == 0) {
             return None;
         }
         self.bytes[self.len].write(0);
@@ -91,16 +121,6 @@ impl<const N: usize> Text<N> {
             CStr::from_bytes_with_nul_unchecked(bytes)
         })
     }
-}
-
-/// Appends what fits of `s` to `buf[..*len]`; true when some was cut.
-/// Not generic, so there is one copy of it in the binary.
-fn append(buf: &mut [MaybeUninit<u8>], len: &mut usize, s: &[u8]) -> bool {
-    let n = s.len().min(buf.len() - *len);
-    // Safety: n bytes fit in buf after len, and s has at least n.
-    unsafe { core::ptr::copy_nonoverlapping(s.as_ptr(), buf.as_mut_ptr().add(*len).cast(), n) };
-    *len += n;
-    n < s.len()
 }
 
 /// `n` in decimal, written into `buf`.
