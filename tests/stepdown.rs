@@ -139,6 +139,43 @@ fn fails_closed_without_setuid_capability() {
 }
 
 #[test]
+fn inherited_capabilities_are_cleared() {
+    // Inheritable and ambient capabilities would pass through execve to the
+    // command; the step-down clears both (capset only when there is something
+    // to clear, so this is the case that runs it).
+    let out = Command::new("setpriv")
+        .args([
+            "--inh-caps",
+            "+chown,+kill",
+            "--ambient-caps",
+            "+chown,+kill",
+        ])
+        .arg(stepdown())
+        .args(["1000", "cat", "/proc/self/status"])
+        .output()
+        .unwrap();
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "{o}{e}");
+    for field in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_field(&o, field), "0000000000000000", "{field}: {o}");
+    }
+    // The same setpriv without the step-down: the sets are set, so the check can fail.
+    let out = Command::new("setpriv")
+        .args([
+            "--inh-caps",
+            "+chown,+kill",
+            "--ambient-caps",
+            "+chown,+kill",
+        ])
+        .args(["cat", "/proc/self/status"])
+        .output()
+        .unwrap();
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(status_field(&o, "CapInh"), "0000000000000021", "{o}");
+    assert_eq!(status_field(&o, "CapAmb"), "0000000000000021", "{o}");
+}
+
+#[test]
 fn refuses_to_run_setuid() {
     let dir = scratch("stepdown-setuid");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
