@@ -113,26 +113,28 @@ fn exit_codes_like_a_shell() {
     );
 }
 
+/// `setpriv OPTIONS [STEPDOWN] ARGS...`: the step-down started with other credentials.
+fn under_setpriv(options: &[&str], via_stepdown: bool, args: &[&str]) -> Output {
+    let mut c = Command::new("setpriv");
+    c.args(options);
+    if via_stepdown {
+        c.arg(stepdown());
+    }
+    c.args(args).output().unwrap()
+}
+
 #[test]
 fn fails_closed_without_setuid_capability() {
     // Bounding set without CAP_SETUID/SETGID: root cannot change its IDs.
-    let out = Command::new("setpriv")
-        .args(["--bounding-set", "-setuid,-setgid", "--inh-caps", "-all"])
-        .arg(stepdown())
-        .args(["1000", "echo", "RAN"])
-        .output()
-        .unwrap();
+    let no_setid = ["--bounding-set", "-setuid,-setgid", "--inh-caps", "-all"];
+    let out = under_setpriv(&no_setid, true, &["1000", "echo", "RAN"]);
     let (o, e) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{o}{e}");
     assert!(!o.contains("RAN"));
     assert!(e.contains("CAP_SETUID is missing"), "{e}");
     // A non-root caller cannot switch to another user either.
-    let out = Command::new("setpriv")
-        .args(["--reuid", "1000", "--regid", "1000", "--clear-groups"])
-        .arg(stepdown())
-        .args(["2000", "echo", "RAN"])
-        .output()
-        .unwrap();
+    let user = ["--reuid", "1000", "--regid", "1000", "--clear-groups"];
+    let out = under_setpriv(&user, true, &["2000", "echo", "RAN"]);
     let (o, e) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{o}{e}");
     assert!(!o.contains("RAN"));
@@ -143,34 +145,21 @@ fn inherited_capabilities_are_cleared() {
     // Inheritable and ambient capabilities would pass through execve to the
     // command; the step-down clears both (capset only when there is something
     // to clear, so this is the case that runs it).
-    let out = Command::new("setpriv")
-        .args([
-            "--inh-caps",
-            "+chown,+kill",
-            "--ambient-caps",
-            "+chown,+kill",
-        ])
-        .arg(stepdown())
-        .args(["1000", "cat", "/proc/self/status"])
-        .output()
-        .unwrap();
+    let inherit = [
+        "--inh-caps",
+        "+chown,+kill",
+        "--ambient-caps",
+        "+chown,+kill",
+    ];
+    let out = under_setpriv(&inherit, true, &["1000", "cat", "/proc/self/status"]);
     let (o, e) = text(&out);
     assert!(out.status.success(), "{o}{e}");
     for field in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert_eq!(status_field(&o, field), "0000000000000000", "{field}: {o}");
     }
-    // The same setpriv without the step-down: the sets are set, so the check can fail.
-    let out = Command::new("setpriv")
-        .args([
-            "--inh-caps",
-            "+chown,+kill",
-            "--ambient-caps",
-            "+chown,+kill",
-        ])
-        .args(["cat", "/proc/self/status"])
-        .output()
-        .unwrap();
-    let o = String::from_utf8_lossy(&out.stdout);
+    // The same without the step-down: the sets are set, so the check can fail.
+    let out = under_setpriv(&inherit, false, &["cat", "/proc/self/status"]);
+    let (o, _) = text(&out);
     assert_eq!(status_field(&o, "CapInh"), "0000000000000021", "{o}");
     assert_eq!(status_field(&o, "CapAmb"), "0000000000000021", "{o}");
 }
