@@ -14,6 +14,7 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -144,8 +145,9 @@ impl Layer {
         Value::Object(d)
     }
 
-    pub fn is_gzip(&self) -> bool {
-        self.media_type.ends_with("gzip")
+    /// Whether the blob is compressed (gzip or zstd), by its media type.
+    pub fn is_compressed(&self) -> bool {
+        self.media_type.ends_with("gzip") || self.media_type.ends_with("zstd")
     }
 }
 
@@ -219,8 +221,10 @@ impl Image {
         }
         self.family = Family::Oci;
         for layer in &mut self.layers {
-            let mt = if layer.is_gzip() {
+            let mt = if layer.media_type.ends_with("gzip") {
                 OCI_LAYER_GZIP
+            } else if layer.media_type.ends_with("zstd") {
+                OCI_LAYER_ZSTD
             } else {
                 OCI_LAYER
             };

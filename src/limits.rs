@@ -12,7 +12,7 @@ pub fn decompressed_limit(compressed: u64) -> u64 {
     RATIO_FLOOR.max(compressed.saturating_mul(MAX_RATIO))
 }
 
-/// Fails a read (decompression) that goes past `limit` bytes: a gzip bomb
+/// Fails a read (decompression) that goes past `limit` bytes: a gzip or zstd bomb
 /// costs bounded CPU, not hours.
 pub struct Capped<R> {
     inner: R,
@@ -38,7 +38,7 @@ impl<R: Read> Read for Capped<R> {
         self.read += n as u64;
         if self.read > self.limit {
             return Err(io::Error::other(format!(
-                "{} decompresses to more than {} bytes ({MAX_RATIO} times its size, at least {} MiB): refused as a likely gzip bomb",
+                "{} decompresses to more than {} bytes ({MAX_RATIO} times its size, at least {} MiB): refused as a likely decompression bomb",
                 self.what,
                 self.limit,
                 RATIO_FLOOR >> 20
@@ -69,6 +69,9 @@ mod tests {
         let e = Capped::new(&[7u8; 101][..], 100, "layer sha256:x")
             .read_to_end(&mut Vec::new())
             .unwrap_err();
-        assert!(e.to_string().contains("layer sha256:x") && e.to_string().contains("gzip bomb"));
+        assert!(
+            e.to_string().contains("layer sha256:x")
+                && e.to_string().contains("decompression bomb")
+        );
     }
 }

@@ -49,24 +49,11 @@ pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>
         if settled.len() == paths.len() {
             break;
         }
-        let mut raw = layer.blob.open()?;
-        let mut magic = [0u8; 2];
-        let n = raw.read(&mut magic)?;
-        let chained = std::io::Cursor::new(magic[..n].to_vec()).chain(raw);
-        let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
-            Box::new(crate::limits::Capped::new(
-                flate2::read::MultiGzDecoder::new(chained),
-                crate::limits::decompressed_limit(layer.blob.len()),
-                format!("layer {}", layer.digest),
-            ))
-        } else if layer.media_type.contains("zstd") {
-            bail!(
-                "layer {} is zstd-compressed, which harden cannot read yet",
-                layer.digest
-            );
-        } else {
-            Box::new(chained)
-        };
+        let reader = crate::decompress::layer_tar(
+            layer.blob.open()?,
+            layer.blob.len(),
+            format!("layer {}", layer.digest),
+        )?;
         let mut found: HashMap<&str, FileEntry> = HashMap::new();
         let (mut whiteouts, mut opaque) = (Vec::new(), Vec::new());
         let mut archive = tar::Archive::new(reader);

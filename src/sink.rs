@@ -313,7 +313,7 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
         image
             .layers
             .iter()
-            .filter(|layer| !layer.is_gzip())
+            .filter(|layer| !layer.is_compressed())
             .filter_map(|layer| match &layer.blob {
                 Blob::File { path, offset, len } => {
                     Some((layer.diff_id.clone(), path.clone(), *offset, *len))
@@ -325,13 +325,7 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
     for layer in &image.layers {
         let name = format!("{}.tar", layer.diff_id.hex());
         if written.insert(name.clone()) {
-            if layer.media_type.contains("zstd") {
-                bail!(
-                    "layer {} is zstd-compressed; docker-archive output needs gzip or plain layers",
-                    layer.digest
-                );
-            }
-            if layer.is_gzip() {
+            if layer.is_compressed() {
                 append_decompressed(&mut tar, &name, layer, path)?;
             } else {
                 append_verified(&mut tar, &name, &layer.blob, &layer.diff_id, &mut ahead)?;
@@ -361,8 +355,9 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
     })
 }
 
-/// docker-archive layers are uncompressed: gunzip into a scratch file (the tar
-/// header needs the size first), checking the compressed digest and the diff_id.
+/// docker-archive layers are uncompressed: decompress (gzip or zstd) into a
+/// scratch file (the tar header needs the size first), checking the
+/// compressed digest and the diff_id.
 fn append_decompressed<W: Write>(
     tar: &mut tar::Builder<W>,
     name: &str,
@@ -375,18 +370,17 @@ fn append_decompressed<W: Write>(
         .unwrap_or(Path::new("."));
     let mut scratch = tempfile::tempfile_in(dir)?;
     let mut compressed = HashingReader::new(layer.blob.open()?);
-    // Multi-member gzip is valid gzip (pigz and some registries write it).
-    let mut gz = crate::limits::Capped::new(
-        flate2::read::MultiGzDecoder::new(&mut compressed),
-        crate::limits::decompressed_limit(layer.blob.len()),
+    let mut tar_stream = crate::decompress::layer_tar(
+        &mut compressed,
+        layer.blob.len(),
         format!("layer {}", layer.digest),
-    );
+    )?;
     let mut out = BufWriter::new(&mut scratch);
-    let plain = digest::copy_hashed(&mut gz, &mut out)
+    let plain = digest::copy_hashed(&mut tar_stream, &mut out)
         .with_context(|| format!("decompressing layer {}", layer.digest))?;
     out.flush()?;
-    drop((out, gz));
-    // Whatever follows the gzip stream still belongs to the blob's digest.
+    drop((out, tar_stream));
+    // Whatever follows the compressed stream still belongs to the blob's digest.
     io::copy(&mut compressed, &mut io::sink())?;
     digest::verify(
         &format!("layer {}", layer.digest),

@@ -135,3 +135,35 @@ fn scratch_image_gets_passwd_with_root_and_the_user() {
             .unwrap();
     assert_eq!(before["kubelet_run_as_non_root"], false);
 }
+
+#[test]
+fn zstd_layers_are_read_and_written_out_uncompressed() {
+    // The Debian image with its layer recompressed as zstd by skopeo (as
+    // `podman push --compression-format zstd` would have it).
+    let (src, _) = debian();
+    let dir = scratch("zstd-layout");
+    let zstd = format!("oci:{}:debian", dir.display());
+    sh(cmd(
+        "skopeo",
+        &["copy", "-q", "--dest-compress-format", "zstd", src, &zstd],
+    ));
+    let inspect: Value =
+        serde_json::from_str(&sh(cmd("skopeo", &["inspect", "--raw", &zstd]))).unwrap();
+    assert_eq!(
+        inspect["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+        "the fixture has a zstd layer"
+    );
+    // Static mode reads /etc/passwd out of the zstd layer (Debian's entries
+    // stay), and docker-archive output holds the layer decompressed.
+    let image = harden_static(&zstd, "static-zstd");
+    let out = podman().run_ok(
+        &[],
+        &image,
+        &[
+            "sh",
+            "-c",
+            "id -u; whoami; getent passwd www-data | cut -d: -f1,3",
+        ],
+    );
+    assert_eq!(out, "1000\napp\nwww-data:33\n");
+}
