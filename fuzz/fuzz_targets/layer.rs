@@ -1,4 +1,4 @@
-//! Layer tars (plain or gzip) read for /etc/passwd and /etc/group, with
+//! Layer tars (plain, gzip or zstd) read for /etc/passwd and /etc/group, with
 //! whiteouts and opaque directories; then the static-mode account plan on
 //! what was found. No input may panic.
 #![no_main]
