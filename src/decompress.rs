@@ -13,11 +13,10 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The uncompressed tar of a layer read from `raw`, whose compressed size is
 /// `compressed_len`; `what` names the layer in errors.
 pub fn layer_tar<'a>(
-    raw: impl Read + 'a,
+    mut raw: impl Read + 'a,
     compressed_len: u64,
     what: String,
 ) -> io::Result<Box<dyn Read + 'a>> {
-    let mut raw = raw;
     let (mut head, mut n) = ([0u8; 4], 0);
     while n < head.len() {
         match raw.read(&mut head[n..])? {
