@@ -3,7 +3,8 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use harden::{
-    accounts, image, inspect, platform, progress, registry, rewrite, rootfs, run, source, transport,
+    accounts, image, inspect, platform, progress, registry, rewrite, rootfs, run, sink, source,
+    transport,
 };
 use image::Content;
 use serde_json::Value;
@@ -556,7 +557,7 @@ fn run(cli: Cli) -> Result<()> {
             for (name, command) in pages {
                 let mut page = Vec::new();
                 clap_mangen::Man::new(command).render(&mut page)?;
-                write_file(&dir.join(format!("{name}.1")), &page, 0o644)?;
+                sink::write_file(&dir.join(format!("{name}.1")), &page, 0o644)?;
             }
             Ok(())
         }
@@ -567,7 +568,7 @@ fn run(cli: Cli) -> Result<()> {
                 a => a,
             };
             let bytes = run::stepdown_for(arch)?;
-            write_file(&output, bytes, 0o755)
+            sink::write_file(&output, bytes, 0o755)
         }
     }
 }
@@ -599,22 +600,5 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
             println!("{report}");
         }
     }
-    Ok(())
-}
-
-/// Writes `path` atomically (temp file beside it, renamed) with `mode`.
-fn write_file(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

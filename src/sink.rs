@@ -142,6 +142,25 @@ fn temp_beside(dest: &Path) -> Result<NamedTempFile> {
     Ok(tmp)
 }
 
+/// Renames a finished temp file to `dest`. The error is the rename's own:
+/// tempfile's wrapper would repeat its cause in the error chain.
+fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
+    tmp.persist(dest)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", dest.display()))?;
+    Ok(())
+}
+
+/// Writes a small file atomically (temp file beside it, synced, renamed).
+pub fn write_file(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut tmp = temp_beside(dest)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.as_file().sync_all()?;
+    persist(tmp, dest)
+}
+
 /// Appends a blob as a tar member, checking digest and size as it streams.
 /// A file-backed blob is copied by the kernel; its digest comes from `ahead`
 /// when it was queued there, else from a thread of its own.
@@ -297,9 +316,7 @@ fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -
 fn persist_tar(tar: tar::Builder<BufWriter<File>>, tmp: NamedTempFile, dest: &Path) -> Result<()> {
     let file = tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    tmp.persist(dest)
-        .with_context(|| format!("cannot rename the output to {}", dest.display()))?;
-    Ok(())
+    persist(tmp, dest)
 }
 
 /// The `docker save` format: uncompressed layers named by diff_id, the config
@@ -547,7 +564,7 @@ impl Layout {
                     };
                     digest::verify(&format!("blob {digest}"), digest, blob.len(), got)?;
                     tmp.as_file().sync_all()?;
-                    tmp.persist(&dest)?;
+                    persist(tmp, &dest)?;
                 }
                 added.push(dest);
                 Ok(())
@@ -574,11 +591,7 @@ impl Layout {
             }
             Layout::Dir { root, fresh, .. } => {
                 for (name, bytes) in [("oci-layout", &layout[..]), ("index.json", &index[..])] {
-                    let dest = root.join(name);
-                    let mut tmp = temp_beside(&dest)?;
-                    tmp.write_all(bytes)?;
-                    tmp.as_file().sync_all()?;
-                    tmp.persist(&dest)?;
+                    write_file(&root.join(name), bytes, 0o644)?;
                 }
                 if let Some((tmp, final_path)) = fresh {
                     let built = tmp.keep();

@@ -499,6 +499,28 @@ fn stepdown_binary_is_written_and_runs() {
         path.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
+    // A directory in the way: one clear message, no temp file left beside it.
+    let out = harden(&["stepdown-binary", "-o", dir.to_str().unwrap()]);
+    let (_, e) = text(&out);
+    assert!(!out.status.success());
+    assert_eq!(
+        e.trim(),
+        format!(
+            "harden: error: cannot write {}: Is a directory (os error 21)",
+            dir.display()
+        )
+    );
+    let temps = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".stepdownbin")
+        })
+        .count();
+    assert_eq!(temps, 0);
 }
 
 #[test]
