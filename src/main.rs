@@ -309,11 +309,12 @@ impl SettingsArgs {
                 bail!("{flag} {p:?} must be an absolute path without ':'");
             }
         }
-        for p in &self.chown {
-            let top = p.trim_end_matches('/').split('/').nth(1).unwrap_or("");
-            if matches!(top, "" | "proc" | "sys" | "dev") {
-                bail!("--chown {p:?}: refusing to give / or a kernel filesystem to the user");
-            }
+        if let Some(p) = self
+            .chown
+            .iter()
+            .find(|p| !accounts::chown_allowed(p.as_bytes()))
+        {
+            bail!("--chown {p:?}: refusing to give / or a kernel filesystem to the user");
         }
         if self.chown.len() > 8 {
             bail!("--chown: at most 8 paths (the step-down's bound)");

@@ -407,6 +407,7 @@ fn bad_options_are_refused_before_anything_is_read() {
         ),
         (&["--chown", "/"], "refusing to give /"),
         (&["--chown", "/proc/self"], "kernel filesystem"),
+        (&["--chown", "/srv/../sys"], "kernel filesystem"),
         (
             &["--mode", "static", "--chown", "/data"],
             "--chown needs --mode runtime",

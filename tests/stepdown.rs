@@ -141,6 +141,23 @@ fn fails_closed_without_setuid_capability() {
 }
 
 #[test]
+fn chown_of_root_or_a_kernel_filesystem_is_refused() {
+    // Run as nobody: were the check missing, the walk could change nothing here.
+    let nobody = ["--reuid", "65534", "--regid", "65534", "--clear-groups"];
+    for path in ["/", "/./", "//proc", "/sys/fs/..", "/srv/../dev"] {
+        let args = ["--chown", path, "--", "echo", "RAN"];
+        let out = under_setpriv(&nobody, true, &args);
+        let (o, e) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{path}: {o}{e}");
+        assert!(!o.contains("RAN"));
+        assert!(
+            e.contains("refusing to give / or a kernel filesystem to the user"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn inherited_capabilities_are_cleared() {
     // Inheritable and ambient capabilities would pass through execve to the
     // command; the step-down clears both (capset only when there is something

@@ -126,6 +126,22 @@ pub fn valid_home(home: &[u8]) -> bool {
         && !home.iter().any(|b| matches!(b, b':' | b'\n' | b'\0'))
 }
 
+/// May `--chown` give `path` to the user? Not `/` nor a kernel filesystem
+/// (/proc, /sys, /dev) however spelled: `.` and empty components are skipped,
+/// `..` is refused anywhere.
+pub fn chown_allowed(path: &[u8]) -> bool {
+    let mut top: &[u8] = b"";
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return false,
+            _ if top.is_empty() => top = c,
+            _ => {}
+        }
+    }
+    !matches!(top, b"" | b"proc" | b"sys" | b"dev")
+}
+
 /// A user or group name: what a passwd file holds (LOGIN_NAME_MAX), or
 /// MAX_NAME plus "-" and an ID.
 pub type Name = Text<256>;
@@ -328,6 +344,22 @@ mod tests {
         assert!(valid_home(b"/home/aws"));
         assert!(!valid_home(b"home"));
         assert!(!valid_home(b"/a:b"));
+        for p in ["/data", "/var/lib/pg/", "/./srv", "/procdata", "/y../..z"] {
+            assert!(chown_allowed(p.as_bytes()), "{p}");
+        }
+        for p in [
+            "/",
+            "//",
+            "/./",
+            "/proc",
+            "/sys/fs",
+            "//dev/",
+            "/./proc",
+            "/..",
+            "/a/../proc",
+        ] {
+            assert!(!chown_allowed(p.as_bytes()), "{p}");
+        }
     }
 
     const PLAN_PASSWD: &[u8] =

@@ -226,6 +226,11 @@ fn parse_options(args: Args) -> report::Result<(Options, Args)> {
                 return Err(error_with(b"%s %q is not a valid user name", v));
             } else if path && !accounts::valid_home(v.q) {
                 return Err(error_with(b"%s %q is not an absolute path", v));
+            } else if k == CHOWN && !accounts::chown_allowed(v.q) {
+                return Err(error_with(
+                    b"%s %q: refusing to give / or a kernel filesystem to the user",
+                    v,
+                ));
             }
             match k {
                 UID => opts.uid = Some(nonzero_id(a, v.q)?),
