@@ -3,6 +3,7 @@
 //! The library is the whole tool; `src/main.rs` is its command line. It is a
 //! library so that the fuzz targets (fuzz/) reach the parsers.
 
+pub mod compress;
 pub mod decompress;
 pub mod digest;
 pub mod image;

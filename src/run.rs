@@ -3,7 +3,9 @@
 
 use crate::image::{self, Content, Image, Index, IndexEntry};
 use crate::transport::{self, ImageRef};
-use crate::{digest, inspect, layer, platform, progress, registry, rewrite, rootfs, sink, source};
+use crate::{
+    compress, digest, inspect, layer, platform, progress, registry, rewrite, rootfs, sink, source,
+};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -130,6 +132,12 @@ pub fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Va
     } = run;
     sink::check_not_source(src, dst)?;
     let content = source::read(src, registries)?;
+    // A registry gets compressed layers (as from docker push, skopeo, crane);
+    // the temp files that hold them live until the push is done.
+    let (content, _gzipped) = match dst {
+        ImageRef::Docker(_) => compress::gzip_layers(content, progress)?,
+        _ => (content, Vec::new()),
+    };
     let ctx = |image: &Image| -> Result<rewrite::RunContext> {
         Ok(rewrite::RunContext {
             version: VERSION.into(),

@@ -181,6 +181,56 @@ fn registry_and_files_mix_both_ways() {
         skopeo_digest(&reg, "from/archive:1")
     );
     skopeo_verifies(&reg, "from/archive:1", &dir);
+    // The archive's plain tar layers arrive gzipped, with the diff_ids they had.
+    let manifest: Value =
+        serde_json::from_str(&reg.inspect("from/archive:1", true).unwrap()).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert!(layers.len() >= 2, "{manifest}");
+    for l in layers {
+        assert!(
+            l["mediaType"].as_str().unwrap().ends_with(".tar.gzip"),
+            "{manifest}"
+        );
+    }
+    let source_ids = sh(cmd(
+        "skopeo",
+        &["inspect", "--config", &fixtures().archive("busybox")],
+    ));
+    let source_ids: Value = serde_json::from_str(&source_ids).unwrap();
+    let mut c = Command::new("skopeo");
+    c.args(["inspect", "--config"]).args(reg.skopeo_flags(""));
+    c.arg(format!("docker://{}/from/archive:1", reg.addr));
+    let config: Value = serde_json::from_str(&sh(c)).unwrap();
+    let ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    assert_eq!(
+        ids[..ids.len() - 1],
+        source_ids["rootfs"]["diff_ids"].as_array().unwrap()[..]
+    );
+    // Deterministic: a second push finds every blob there already; and the
+    // image runs (podman checks each layer against its diff_id).
+    let dest2 = format!("docker://{}/from/archive:2", reg.addr);
+    let again = run_json(
+        &[
+            "rewrite",
+            &fixtures().archive("busybox"),
+            &dest2,
+            "--plain-http",
+        ],
+        &[],
+    );
+    assert_eq!(again["manifest_digest"], out["manifest_digest"]);
+    assert_eq!(again["blobs"]["uploaded"], 0, "{again}");
+    let pulled = dir.join("pulled.tar");
+    let mut c = Command::new("skopeo");
+    c.args(["copy", "-q"]).args(reg.skopeo_flags("src-"));
+    c.arg(format!("docker://{}/from/archive:1", reg.addr));
+    c.arg(format!(
+        "docker-archive:{}:localhost/pulled:1",
+        pulled.display()
+    ));
+    sh(c);
+    let image = podman().load(&pulled);
+    assert_eq!(podman().run_ok(&[], &image, &["id", "-u"]), "1000\n");
     // Registry → tarball, for an air-gapped hand-over; podman loads and runs it.
     reg.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
     let tar = dir.join("out.tar");
@@ -585,8 +635,12 @@ fn an_interrupted_push_leaves_no_tag() {
     );
     let dest = format!("docker://{}/slow/eight:h", proxy.addr);
     let src = format!("oci:{}:eight", layout.display());
+    // Its plain layer is gzipped into TMPDIR first: that file goes too.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let child = std::process::Command::new(harden_bin())
         .args(["rewrite", "-q", &src, &dest, "--plain-http"])
+        .env("TMPDIR", &tmp)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -599,6 +653,11 @@ fn an_interrupted_push_leaves_no_tag() {
         "an interrupted push left a tag"
     );
     assert!(text(&out).1.contains("interrupted"));
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp files left"
+    );
 }
 
 #[test]
