@@ -36,16 +36,19 @@ pub fn gzip_layers(mut content: Content, progress: &Progress) -> Result<(Content
         todo.len(),
         total >> 20
     ));
-    let done = compress_all(&todo, progress)?;
     let mut temps = Vec::new();
     let mut by_digest = HashMap::new();
-    for ((plain, _), (digest, path)) in todo.iter().zip(done) {
-        let blob = Blob::File {
+    // One layer after the other: each uses every core.
+    for (plain, blob) in &todo {
+        let bar = progress.bar(&format!("gzip {}", &plain.hex()[..12]), blob.len());
+        let (digest, len, path) = gzip(plain, blob, &bar)?;
+        bar.done();
+        let file = Blob::File {
             path: Arc::new(path.to_path_buf()),
             offset: 0,
-            len: std::fs::metadata(&path)?.len(),
+            len,
         };
-        by_digest.insert(plain.clone(), (digest, blob));
+        by_digest.insert(plain.clone(), (digest, file));
         temps.push(path);
     }
     for image in images(&mut content) {
@@ -67,20 +70,8 @@ fn images(content: &mut Content) -> Vec<&mut Image> {
     }
 }
 
-/// Compresses the layers one after the other (each uses every core).
-fn compress_all(todo: &[(Digest, Blob)], progress: &Progress) -> Result<Vec<(Digest, TempPath)>> {
-    todo.iter()
-        .map(|(digest, blob)| {
-            let bar = progress.bar(&format!("gzip {}", &digest.hex()[..12]), blob.len());
-            let done = gzip(digest, blob, &bar);
-            bar.done();
-            done
-        })
-        .collect()
-}
-
 /// Gzips one layer into a temp file, checking the plain bytes against the
-/// diff_id they are named by; returns the gzip's digest and the file.
+/// diff_id they are named by; returns the gzip's digest, size and file.
 ///
 /// As pigz does: the layer is cut into 1 MiB blocks, each deflated on its own
 /// (on all cores, while the next blocks are read and hashed) and ended
@@ -88,7 +79,11 @@ fn compress_all(todo: &[(Digest, Blob)], progress: &Progress) -> Result<Vec<(Dig
 /// stream. A block whose sample does not compress is stored, not searched for
 /// matches: random data costs a copy, not 35 MB/s. The output depends only on
 /// the input: no name, mtime 0, fixed block size.
-fn gzip(diff_id: &Digest, blob: &Blob, bar: &crate::progress::Bar) -> Result<(Digest, TempPath)> {
+fn gzip(
+    diff_id: &Digest,
+    blob: &Blob,
+    bar: &crate::progress::Bar,
+) -> Result<(Digest, u64, TempPath)> {
     let tmp = tempfile::Builder::new()
         .prefix("harden-gzip-")
         .tempfile()
@@ -132,10 +127,10 @@ fn gzip(diff_id: &Digest, blob: &Blob, bar: &crate::progress::Bar) -> Result<(Di
     out.write_all(&[1, 0, 0, 0xff, 0xff])?;
     out.write_all(&crc.sum().to_le_bytes())?;
     out.write_all(&crc.amount().to_le_bytes())?;
-    let (mut file, digest, _) = out.finish();
+    let (mut file, digest, len) = out.finish();
     file.flush()?;
     drop(file);
-    Ok((digest, tmp.into_temp_path()))
+    Ok((digest, len, tmp.into_temp_path()))
 }
 
 const BLOCK: usize = 1 << 20;
