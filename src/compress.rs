@@ -7,18 +7,17 @@
 //! every core. Compressed layers are never touched.
 
 use crate::digest::{self, Digest, HashingReader, HashingWriter};
-use crate::image::{self, Blob, Content, Image};
+use crate::image::{self, Blob, BlobFile, Content, Image};
 use crate::progress::Progress;
 use anyhow::{Context, Result};
 use flate2::{Compression, FlushCompress};
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
-use std::sync::Arc;
 use tempfile::TempPath;
 
-/// `content` with every uncompressed layer gzipped, and the temp files that
-/// now hold them: they are removed when dropped, so keep them until written.
-pub fn gzip_layers(mut content: Content, progress: &Progress) -> Result<(Content, Vec<TempPath>)> {
+/// `content` with every uncompressed layer gzipped into a temp file, which
+/// goes when the last blob that uses it does.
+pub fn gzip_layers(mut content: Content, progress: &Progress) -> Result<Content> {
     let mut todo: Vec<(Digest, Blob)> = Vec::new();
     for image in images(&mut content) {
         for l in image.layers.iter().filter(|l| !l.is_compressed()) {
@@ -28,7 +27,7 @@ pub fn gzip_layers(mut content: Content, progress: &Progress) -> Result<(Content
         }
     }
     if todo.is_empty() {
-        return Ok((content, Vec::new()));
+        return Ok(content);
     }
     let total: u64 = todo.iter().map(|(_, b)| b.len()).sum();
     progress.say(&format!(
@@ -36,7 +35,6 @@ pub fn gzip_layers(mut content: Content, progress: &Progress) -> Result<(Content
         todo.len(),
         total >> 20
     ));
-    let mut temps = Vec::new();
     let mut by_digest = HashMap::new();
     // One layer after the other: each uses every core.
     for (plain, blob) in &todo {
@@ -44,12 +42,11 @@ pub fn gzip_layers(mut content: Content, progress: &Progress) -> Result<(Content
         let (digest, len, path) = gzip(plain, blob, &bar)?;
         bar.done();
         let file = Blob::File {
-            path: Arc::new(path.to_path_buf()),
+            path: BlobFile::temp(path),
             offset: 0,
             len,
         };
         by_digest.insert(plain.clone(), (digest, file));
-        temps.push(path);
     }
     for image in images(&mut content) {
         let family = image.family;
@@ -60,7 +57,7 @@ pub fn gzip_layers(mut content: Content, progress: &Progress) -> Result<(Content
             l.blob = blob.clone();
         }
     }
-    Ok((content, temps))
+    Ok(content)
 }
 
 fn images(content: &mut Content) -> Vec<&mut Image> {
@@ -206,6 +203,7 @@ mod tests {
     use super::*;
     use crate::image::{Family, Layer};
     use std::io::Read;
+    use std::sync::Arc;
 
     fn image(layers: Vec<Layer>) -> Content {
         Content::Image(Image {
@@ -235,9 +233,7 @@ mod tests {
         );
         let quiet = Progress::new(true);
         let content = image(vec![plain(&tar), gz.clone(), plain(&tar)]);
-        let (first, temps) = gzip_layers(content.clone(), &quiet).unwrap();
-        assert_eq!(temps.len(), 1, "a layer listed twice is compressed once");
-        let Content::Image(first) = first else {
+        let Content::Image(first) = gzip_layers(content.clone(), &quiet).unwrap() else {
             panic!()
         };
         let l = &first.layers[0];
@@ -246,21 +242,28 @@ mod tests {
         let mut bytes = Vec::new();
         l.blob.open().unwrap().read_to_end(&mut bytes).unwrap();
         assert_eq!(Digest::of(&bytes), l.digest);
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert!(back == tar);
+        assert!(gunzip(&l.blob) == tar);
         assert_eq!(
             first.layers[1].digest, gz.digest,
             "compressed layers are left alone"
         );
         assert_eq!(first.layers[2].digest, l.digest);
-        let (second, _t) = gzip_layers(content, &quiet).unwrap();
-        let Content::Image(second) = second else {
+        let (Blob::File { path: a, .. }, Blob::File { path: b, .. }) =
+            (&l.blob, &first.layers[2].blob)
+        else {
             panic!()
         };
-        assert_eq!(second.layers[0].digest, l.digest);
+        assert!(Arc::ptr_eq(a, b), "a layer listed twice is compressed once");
+        // The temp file goes with the last blob that uses it.
+        let file = a.as_path().to_path_buf();
+        let gz_digest = l.digest.clone();
+        assert!(file.exists());
+        drop(first);
+        assert!(!file.exists());
+        let Content::Image(second) = gzip_layers(content, &quiet).unwrap() else {
+            panic!()
+        };
+        assert_eq!(second.layers[0].digest, gz_digest);
     }
 
     fn gunzip(blob: &Blob) -> Vec<u8> {
@@ -285,7 +288,7 @@ mod tests {
         let mixed = [&random[..], &text[..]].concat();
         let quiet = Progress::new(true);
         for (data, max_percent) in [(random, 101), (text, 2), (mixed, 60), (Vec::new(), 100)] {
-            let (out, _t) = gzip_layers(image(vec![plain(&data)]), &quiet).unwrap();
+            let out = gzip_layers(image(vec![plain(&data)]), &quiet).unwrap();
             let Content::Image(out) = out else { panic!() };
             let blob = &out.layers[0].blob;
             assert!(gunzip(blob) == data, "{} bytes read back", data.len());

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -34,12 +34,48 @@ pub enum Family {
     Oci,
 }
 
+/// A file blobs are read from. A temp file harden made (an archive read from
+/// a pipe, a layer gzipped for a registry) is removed when the last blob that
+/// uses it goes.
+#[derive(Debug)]
+pub struct BlobFile {
+    path: PathBuf,
+    _temp: Option<tempfile::TempPath>,
+}
+
+impl BlobFile {
+    pub fn new(path: &Path) -> Arc<BlobFile> {
+        Arc::new(BlobFile {
+            path: path.to_path_buf(),
+            _temp: None,
+        })
+    }
+
+    pub fn as_path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn temp(temp: tempfile::TempPath) -> Arc<BlobFile> {
+        Arc::new(BlobFile {
+            path: temp.to_path_buf(),
+            _temp: Some(temp),
+        })
+    }
+}
+
+impl std::ops::Deref for BlobFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Where a blob's bytes are: a byte range of a file (a file in a layout, or a
 /// member of a tar archive), bytes harden made, or a blob in a registry.
 #[derive(Debug, Clone)]
 pub enum Blob {
     File {
-        path: Arc<PathBuf>,
+        path: Arc<BlobFile>,
         offset: u64,
         len: u64,
     },

@@ -595,6 +595,11 @@ impl CommonArgs {
 }
 
 fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
+    if let ImageRef::DockerArchive { path, .. } | ImageRef::OciArchive { path, .. } = &dst {
+        if common.json && is_stdout(path) {
+            bail!("{dst} is standard output, where --json writes its report: use one or the other");
+        }
+    }
     let r = common.run(&[&dst])?;
     if let Some(report) = run::harden_one(&r, &src, &dst)? {
         if common.json {
@@ -602,4 +607,17 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Does `path` name this process's standard output (`/dev/stdout`, or the
+/// file it is redirected to)?
+fn is_stdout(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(path),
+        std::fs::metadata("/proc/self/fd/1"),
+    ) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }

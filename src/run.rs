@@ -132,11 +132,10 @@ pub fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Va
     } = run;
     sink::check_not_source(src, dst)?;
     let content = source::read(src, registries)?;
-    // A registry gets compressed layers (as from docker push, skopeo, crane);
-    // the temp files that hold them live until the push is done.
-    let (content, _gzipped) = match dst {
+    // A registry gets compressed layers (as from docker push, skopeo, crane).
+    let content = match dst {
         ImageRef::Docker(_) => compress::gzip_layers(content, progress)?,
-        _ => (content, Vec::new()),
+        _ => content,
     };
     let ctx = |image: &Image| -> Result<rewrite::RunContext> {
         Ok(rewrite::RunContext {

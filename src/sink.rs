@@ -4,7 +4,7 @@
 //! leaves nothing half-written; every blob copied is checked against its digest.
 
 use crate::digest::{self, Digest, HashingReader};
-use crate::image::{Blob, Content, Image};
+use crate::image::{Blob, BlobFile, Content, Image};
 use crate::layer::header;
 use crate::progress::Progress;
 use crate::registry::{self, Registries};
@@ -151,14 +151,69 @@ fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes a small file atomically (temp file beside it, synced, renamed).
+/// An output file being written. Normally a temp file beside the
+/// destination, synced and renamed over it at the end; when the destination
+/// is a symlink, its target is replaced and the link kept. A destination that
+/// is a pipe or a device (`/dev/stdout`) is written in place, in order:
+/// nothing can be renamed over it, and replacing it would break it.
+enum OutFile {
+    Temp { tmp: NamedTempFile, dest: PathBuf },
+    Stream,
+}
+
+impl OutFile {
+    fn create(dest: &Path) -> Result<(File, OutFile)> {
+        if fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(dest)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+            return Ok((file, OutFile::Stream));
+        }
+        let dest = match fs::symlink_metadata(dest) {
+            Ok(m) if m.is_symlink() => fs::canonicalize(dest)
+                .with_context(|| format!("{} is a symbolic link to nothing", dest.display()))?,
+            _ => dest.to_path_buf(),
+        };
+        let tmp = temp_beside(&dest)?;
+        Ok((tmp.reopen()?, OutFile::Temp { tmp, dest }))
+    }
+
+    /// A directory for scratch files (layers decompressed on the way): on the
+    /// output's filesystem, or $TMPDIR for a stream.
+    fn scratch_dir(&self) -> PathBuf {
+        match self {
+            OutFile::Temp { tmp, .. } => tmp.path().parent().map(Path::to_path_buf),
+            OutFile::Stream => None,
+        }
+        .unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// Syncs and renames into place (a stream only needs what was written).
+    fn finish(self, file: &File) -> Result<()> {
+        match self {
+            OutFile::Temp { tmp, dest } => {
+                file.sync_all()?;
+                persist(tmp, &dest)
+            }
+            OutFile::Stream => Ok(()),
+        }
+    }
+
+    fn finish_tar(self, tar: tar::Builder<BufWriter<File>>) -> Result<()> {
+        let file = tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+        self.finish(&file)
+    }
+}
+
+/// Writes a small file (temp file beside it, synced, renamed; or into a pipe).
 pub fn write_file(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let mut tmp = temp_beside(dest)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))?;
-    tmp.as_file().sync_all()?;
-    persist(tmp, dest)
+    let (mut file, out) = OutFile::create(dest)?;
+    file.write_all(bytes)?;
+    if let OutFile::Temp { .. } = out {
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    out.finish(&file)
 }
 
 /// Appends a blob as a tar member, checking digest and size as it streams.
@@ -202,7 +257,7 @@ type Hashed = mpsc::Receiver<io::Result<(Digest, u64)>>;
 
 /// The digest of a file region, computed on a thread of its own from the
 /// page cache while the kernel copies the same bytes.
-fn hash_in_background(path: Arc<PathBuf>, offset: u64, len: u64) -> Hashed {
+fn hash_in_background(path: Arc<BlobFile>, offset: u64, len: u64) -> Hashed {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(digest::hash_file_range(&path, offset, len));
@@ -221,7 +276,7 @@ struct HashAhead {
 }
 
 impl HashAhead {
-    fn start(blobs: Vec<(Digest, Arc<PathBuf>, u64, u64)>) -> HashAhead {
+    fn start(blobs: Vec<(Digest, Arc<BlobFile>, u64, u64)>) -> HashAhead {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let stop = Arc::new(AtomicBool::new(false));
         let (senders, pending): (Vec<_>, Vec<_>) = blobs
@@ -290,19 +345,22 @@ fn copy_while_hashed(
 fn kernel_copy(path: &Path, offset: u64, len: u64, out: &mut File) -> Result<u64> {
     let mut src = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     src.seek(io::SeekFrom::Start(offset))?;
-    let start = out.stream_position()?;
+    // A pipe has no position: nothing to start writing back then.
+    let start = out.stream_position().ok();
     let copied = io::copy(&mut src.take(len), out)?;
     // Start writing these bytes to disk now, without waiting: the fsync at
     // the end then finds little left to do (it took a third of the run).
     // Safety: a plain syscall on a descriptor we own; errors only lose the head start.
-    unsafe {
-        libc::sync_file_range(
-            std::os::fd::AsRawFd::as_raw_fd(out),
-            start as i64,
-            copied as i64,
-            libc::SYNC_FILE_RANGE_WRITE,
-        )
-    };
+    if let Some(start) = start {
+        unsafe {
+            libc::sync_file_range(
+                std::os::fd::AsRawFd::as_raw_fd(out),
+                start as i64,
+                copied as i64,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+    }
     Ok(copied)
 }
 
@@ -312,18 +370,11 @@ fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -
     Ok(())
 }
 
-/// Finishes a tar in a temp file and renames it to `dest`.
-fn persist_tar(tar: tar::Builder<BufWriter<File>>, tmp: NamedTempFile, dest: &Path) -> Result<()> {
-    let file = tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    persist(tmp, dest)
-}
-
 /// The `docker save` format: uncompressed layers named by diff_id, the config
 /// named by its digest, and manifest.json.
 fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) -> Result<Written> {
-    let tmp = temp_beside(path)?;
-    let mut tar = tar::Builder::new(BufWriter::new(tmp.reopen()?));
+    let (file, out) = OutFile::create(path)?;
+    let mut tar = tar::Builder::new(BufWriter::new(file));
     let mut layer_names = Vec::new();
     let mut written = HashSet::new();
     let mut ahead = HashAhead::start(
@@ -343,7 +394,7 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
         let name = format!("{}.tar", layer.diff_id.hex());
         if written.insert(name.clone()) {
             if layer.is_compressed() {
-                append_decompressed(&mut tar, &name, layer, path)?;
+                append_decompressed(&mut tar, &name, layer, &out.scratch_dir())?;
             } else {
                 append_verified(&mut tar, &name, &layer.blob, &layer.diff_id, &mut ahead)?;
             }
@@ -359,7 +410,7 @@ fn write_docker_archive(image: &Image, path: &Path, repo_tag: Option<String>) ->
         "Layers": layer_names,
     }]);
     append_bytes(&mut tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
-    persist_tar(tar, tmp, path)?;
+    out.finish_tar(tar)?;
     Ok(Written {
         destination: format!(
             "docker-archive:{}{}",
@@ -379,13 +430,9 @@ fn append_decompressed<W: Write>(
     tar: &mut tar::Builder<W>,
     name: &str,
     layer: &crate::image::Layer,
-    near: &Path,
+    scratch_dir: &Path,
 ) -> Result<()> {
-    let dir = near
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut scratch = tempfile::tempfile_in(dir)?;
+    let mut scratch = tempfile::tempfile_in(scratch_dir)?;
     let mut compressed = HashingReader::new(layer.blob.open()?);
     let mut tar_stream = crate::decompress::layer_tar(
         &mut compressed,
@@ -454,7 +501,7 @@ enum Layout {
     },
     Tar {
         tar: tar::Builder<BufWriter<File>>,
-        tmp: NamedTempFile,
+        out: OutFile,
         dest: PathBuf,
         written: HashSet<Digest>,
     },
@@ -500,15 +547,15 @@ impl Layout {
     }
 
     fn new_archive(path: &Path) -> Result<Layout> {
-        let tmp = temp_beside(path)?;
-        let mut tar = tar::Builder::new(BufWriter::new(tmp.reopen()?));
+        let (file, out) = OutFile::create(path)?;
+        let mut tar = tar::Builder::new(BufWriter::new(file));
         for dir in ["blobs/", "blobs/sha256/"] {
             let mut h = header(EntryType::Directory, 0o755, 0);
             tar.append_data(&mut h, dir, io::empty())?;
         }
         Ok(Layout::Tar {
             tar,
-            tmp,
+            out,
             dest: path.to_path_buf(),
             written: HashSet::new(),
         })
@@ -582,12 +629,10 @@ impl Layout {
         let index = serde_json::to_vec(index)?;
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
         match self {
-            Layout::Tar {
-                mut tar, tmp, dest, ..
-            } => {
+            Layout::Tar { mut tar, out, .. } => {
                 append_bytes(&mut tar, "oci-layout", layout)?;
                 append_bytes(&mut tar, "index.json", &index)?;
-                persist_tar(tar, tmp, &dest)
+                out.finish_tar(tar)
             }
             Layout::Dir { root, fresh, .. } => {
                 for (name, bytes) in [("oci-layout", &layout[..]), ("index.json", &index[..])] {

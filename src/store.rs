@@ -3,7 +3,7 @@
 //! either. Names are checked before use: no absolute paths, no `..`, and a tar
 //! member that is a link must resolve to a regular member inside the archive.
 
-use crate::image::Blob;
+use crate::image::{Blob, BlobFile};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fs::File;
@@ -13,7 +13,10 @@ use std::sync::Arc;
 pub enum Store {
     Dir(PathBuf),
     Tar {
-        path: Arc<PathBuf>,
+        /// The archive as named, for messages.
+        origin: PathBuf,
+        /// Where its bytes are read from: the archive, or a copy of a stream.
+        path: Arc<BlobFile>,
         members: HashMap<String, Member>,
     },
 }
@@ -78,8 +81,24 @@ impl Store {
     }
 
     /// Indexes a tar file's members without reading their content.
+    /// An archive that is not a regular file (`/dev/stdin`, a pipe) is first
+    /// copied to a temp file: blobs are byte ranges, read when a sink needs them.
     pub fn tar(path: &Path) -> Result<Store> {
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut file =
+            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let blob_file = if file.metadata()?.is_file() {
+            BlobFile::new(path)
+        } else {
+            let mut spool = tempfile::Builder::new()
+                .prefix("harden-input-")
+                .tempfile()
+                .context("cannot create a temporary file for the archive")?;
+            crate::interrupt::track(spool.path());
+            std::io::copy(&mut file, spool.as_file_mut())
+                .with_context(|| format!("reading {}", path.display()))?;
+            file = spool.reopen()?;
+            BlobFile::temp(spool.into_temp_path())
+        };
         let file_len = file.metadata()?.len();
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
@@ -139,7 +158,8 @@ impl Store {
             }
         }
         Ok(Store::Tar {
-            path: Arc::new(path.to_path_buf()),
+            origin: path.to_path_buf(),
+            path: blob_file,
             members,
         })
     }
@@ -148,7 +168,7 @@ impl Store {
     pub fn location(&self) -> &Path {
         match self {
             Store::Dir(p) => p,
-            Store::Tar { path, .. } => path,
+            Store::Tar { origin, .. } => origin,
         }
     }
 
@@ -164,12 +184,16 @@ impl Store {
                     bail!("{}: {clean} is not a regular file", root.display());
                 }
                 Ok(Blob::File {
-                    path: Arc::new(path),
+                    path: BlobFile::new(&path),
                     offset: 0,
                     len: meta.len(),
                 })
             }
-            Store::Tar { path, members } => {
+            Store::Tar {
+                origin,
+                path,
+                members,
+            } => {
                 let mut current = clean;
                 // A link may point at another link, but only a few times.
                 for _ in 0..4 {
@@ -183,12 +207,12 @@ impl Store {
                         }
                         Some(Member::Link(target)) => current = target.clone(),
                         Some(Member::Other) => {
-                            bail!("{}: {current} is not a regular file", path.display())
+                            bail!("{}: {current} is not a regular file", origin.display())
                         }
-                        None => bail!("{} has no member {current:?}", path.display()),
+                        None => bail!("{} has no member {current:?}", origin.display()),
                     }
                 }
-                bail!("{}: too many links resolving {name:?}", path.display())
+                bail!("{}: too many links resolving {name:?}", origin.display())
             }
         }
     }

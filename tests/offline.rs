@@ -695,3 +695,77 @@ fn hostile_corpus_is_refused_with_the_expected_errors() {
         "{e}"
     );
 }
+
+/// `docker save app | harden rewrite docker-archive:/dev/stdin docker-archive:/dev/stdout | docker load`:
+/// a pipe in is copied to a temp file first (removed after), a pipe out is
+/// written in place; the bytes are those of a file-to-file run.
+#[test]
+fn pipes_in_and_out_and_symlinked_destinations() {
+    use std::process::{Command, Stdio};
+    let dir = scratch("pipes");
+    let fixture = fixtures().archive_path("busybox");
+    let file_out = dir.join("file.tar");
+    rewrite_ok(
+        &fixtures().archive("busybox"),
+        &format!("docker-archive:{}", file_out.display()),
+        &[],
+    );
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let out = Command::new(harden_bin())
+        .args([
+            "rewrite",
+            "-q",
+            "docker-archive:/dev/stdin",
+            "docker-archive:/dev/stdout",
+        ])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::from(std::fs::File::open(&fixture).unwrap()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        out.stdout == std::fs::read(&file_out).unwrap(),
+        "piped output differs"
+    );
+    assert_only(&tmp, &[]);
+    assert!(std::fs::symlink_metadata("/dev/stdout")
+        .unwrap()
+        .is_symlink());
+    // Reading from a pipe that is not a tar: the error names the pipe.
+    let out = Command::new(harden_bin())
+        .args([
+            "rewrite",
+            "docker-archive:/dev/stdin",
+            "docker-archive:/dev/stdout",
+        ])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("/dev/stdin"), "{}", text(&out).1);
+    // --json and an archive on stdout cannot share it.
+    let out = Command::new(harden_bin())
+        .args([
+            "rewrite",
+            "--json",
+            &fixtures().archive("busybox"),
+            "oci-archive:/dev/stdout",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && out.stdout.is_empty());
+    assert!(text(&out).1.contains("standard output"), "{}", text(&out).1);
+    // A symlink destination: the file it points to is replaced, the link stays.
+    std::fs::write(dir.join("real.tar"), "old").unwrap();
+    std::os::unix::fs::symlink("real.tar", dir.join("link.tar")).unwrap();
+    rewrite_ok(
+        &fixtures().archive("busybox"),
+        &format!("docker-archive:{}", dir.join("link.tar").display()),
+        &[],
+    );
+    assert!(std::fs::symlink_metadata(dir.join("link.tar"))
+        .unwrap()
+        .is_symlink());
+    assert!(std::fs::read(dir.join("real.tar")).unwrap() == std::fs::read(&file_out).unwrap());
+}
