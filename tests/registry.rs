@@ -166,16 +166,12 @@ fn registry_and_files_mix_both_ways() {
     let reg = Registry::plain("mix");
     let dir = scratch("mix");
     // Tarball → registry.
-    let dest = format!("docker://{}/from/archive:1", reg.addr);
-    let out = run_json(
-        &[
-            "rewrite",
-            &fixtures().archive("busybox"),
-            &dest,
-            "--plain-http",
-        ],
-        &[],
-    );
+    let push = |tag: &str| {
+        let dest = format!("docker://{}/from/archive:{tag}", reg.addr);
+        let archive = fixtures().archive("busybox");
+        run_json(&["rewrite", &archive, &dest, "--plain-http"], &[])
+    };
+    let out = push("1");
     assert_eq!(
         out["manifest_digest"].as_str().unwrap(),
         skopeo_digest(&reg, "from/archive:1")
@@ -208,16 +204,7 @@ fn registry_and_files_mix_both_ways() {
     );
     // Deterministic: a second push finds every blob there already; and the
     // image runs (podman checks each layer against its diff_id).
-    let dest2 = format!("docker://{}/from/archive:2", reg.addr);
-    let again = run_json(
-        &[
-            "rewrite",
-            &fixtures().archive("busybox"),
-            &dest2,
-            "--plain-http",
-        ],
-        &[],
-    );
+    let again = push("2");
     assert_eq!(again["manifest_digest"], out["manifest_digest"]);
     assert_eq!(again["blobs"]["uploaded"], 0, "{again}");
     let pulled = dir.join("pulled.tar");
