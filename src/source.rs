@@ -17,13 +17,18 @@ use serde_json::{Map, Value};
 
 /// Reads what `r` names: an image, or an index of images.
 pub fn read(r: &ImageRef, registries: &Registries) -> Result<Content> {
+    // No `?` in here: every error gets the context below.
     let result = match r {
         ImageRef::Docker(reference) => registry::read(reference, registries),
-        ImageRef::DockerArchive { path, select } => {
-            read_docker_archive(&Store::tar(path)?, select).map(Content::Image)
+        ImageRef::DockerArchive { path, select } => Store::tar(path)
+            .and_then(|s| read_docker_archive(&s, select))
+            .map(Content::Image),
+        ImageRef::Oci { dir, tag } => {
+            Store::dir(dir).and_then(|s| read_oci_layout(&s, tag.as_deref()))
         }
-        ImageRef::Oci { dir, tag } => read_oci_layout(&Store::dir(dir)?, tag.as_deref()),
-        ImageRef::OciArchive { path, tag } => read_oci_layout(&Store::tar(path)?, tag.as_deref()),
+        ImageRef::OciArchive { path, tag } => {
+            Store::tar(path).and_then(|s| read_oci_layout(&s, tag.as_deref()))
+        }
     };
     result.with_context(|| format!("reading {r}"))
 }
