@@ -132,9 +132,10 @@ pub fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Va
     } = run;
     sink::check_not_source(src, dst)?;
     let content = source::read(src, registries)?;
-    // A registry gets compressed layers (as from docker push, skopeo, crane).
+    // A registry gets compressed layers (as from docker push, skopeo, crane);
+    // a dry run only says so.
     let content = match dst {
-        ImageRef::Docker(_) => compress::gzip_layers(content, progress)?,
+        ImageRef::Docker(_) if !run.dry_run => compress::gzip_layers(content, progress)?,
         _ => content,
     };
     let ctx = |image: &Image| -> Result<rewrite::RunContext> {
@@ -259,8 +260,21 @@ fn print_dry_run(
     println!("== would write {dst} ==");
     match dst {
         ImageRef::Docker(r) => {
-            let plan = registry::plan(&images, r, registries)?;
-            let upload: u64 = plan.iter().filter(|p| p.2 == "upload").map(|p| p.1).sum();
+            let mut plan = registry::plan(&images, r, registries)?;
+            let plain = |d: &digest::Digest| {
+                let layers = images.iter().flat_map(|i| &i.layers);
+                layers
+                    .filter(|l| !l.is_compressed())
+                    .any(|l| &l.digest == d)
+            };
+            // The digest and size shown for these are the plain tar's.
+            const GZIP_FIRST: &str = "gzip, then upload (as a new digest)";
+            for (_, _, what) in plan.iter_mut().filter(|p| plain(&p.0)) {
+                *what = GZIP_FIRST.to_string();
+            }
+            let bytes =
+                |what: &str| -> u64 { plan.iter().filter(|p| p.2 == what).map(|p| p.1).sum() };
+            let (upload, gzip) = (bytes("upload"), bytes(GZIP_FIRST));
             for (digest, size, what) in &plan {
                 println!("blob {digest} {size:>12} bytes: {what}");
             }
@@ -269,7 +283,13 @@ fn print_dry_run(
             } else {
                 1
             };
-            println!("{upload} bytes to upload, then {manifests} manifest(s); the tag {r} last");
+            let gzip = match gzip {
+                0 => String::new(),
+                n => format!(" and {n} bytes of plain layers to gzip and upload"),
+            };
+            println!(
+                "{upload} bytes to upload{gzip}, then {manifests} manifest(s); the tag {r} last"
+            );
         }
         _ => {
             for image in &images {

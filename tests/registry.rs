@@ -171,6 +171,27 @@ fn registry_and_files_mix_both_ways() {
         let archive = fixtures().archive("busybox");
         run_json(&["rewrite", &archive, &dest, "--plain-http"], &[])
     };
+    // A dry run says the plain layers would be gzipped, and gzips nothing.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let (code, o, e) = run(
+        &[
+            "rewrite",
+            &fixtures().archive("busybox"),
+            &format!("docker://{}/from/archive:1", reg.addr),
+            "--plain-http",
+            "--dry-run",
+        ],
+        &[("TMPDIR", &tmp)],
+    );
+    assert_eq!(code, 0, "{e}");
+    assert!(o.contains(": gzip, then upload (as a new digest)"), "{o}");
+    assert!(
+        o.contains("bytes of plain layers to gzip and upload"),
+        "{o}"
+    );
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    assert!(reg.inspect("from/archive:1", false).is_err());
     let out = push("1");
     assert_eq!(
         out["manifest_digest"].as_str().unwrap(),
