@@ -35,7 +35,13 @@ pub fn registry_pair(source: &str, dest: Option<&str>) -> Result<(ImageRef, Imag
     let src = transport::parse_reference(source.trim_start_matches("docker://"))?;
     let dest = match dest {
         Some(d) => transport::parse_reference(d.trim_start_matches("docker://"))?,
-        None => transport::default_destination(&src),
+        None => {
+            let dest = transport::default_destination(&src);
+            if dest.tag() == src.tag() && src.digest().is_none() {
+                bail!("{src} is already a -hardened tag, and harden never modifies its input: name DEST");
+            }
+            dest
+        }
     };
     Ok((ImageRef::Docker(src), ImageRef::Docker(dest)))
 }

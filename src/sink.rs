@@ -121,8 +121,7 @@ pub fn hardened_name(name: &str) -> Option<String> {
     let (repo, tag) = name
         .rsplit_once(':')
         .filter(|(r, t)| !r.is_empty() && !r.contains('@') && !t.contains('/'))?;
-    let tag = format!("{}-hardened", tag.chars().take(119).collect::<String>());
-    Some(format!("{repo}:{tag}"))
+    Some(format!("{repo}:{}", crate::transport::hardened_tag(tag)))
 }
 
 /// A temp file next to `dest`, so that the final rename stays on one filesystem.
@@ -770,6 +769,10 @@ mod tests {
         assert_eq!(
             hardened_name("localhost:5000/t:1").as_deref(),
             Some("localhost:5000/t:1-hardened")
+        );
+        assert_eq!(
+            hardened_name("example/t:1-hardened").as_deref(),
+            Some("example/t:1-hardened")
         );
         assert_eq!(hardened_name("notag"), None);
         assert_eq!(hardened_name("localhost:5000/notag"), None);

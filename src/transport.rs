@@ -125,15 +125,25 @@ pub fn parse_reference(s: &str) -> Result<Reference> {
 /// repository, tag `TAG-hardened` (`sha256-HEX-hardened` for a digest).
 pub fn default_destination(src: &Reference) -> Reference {
     let base = match (src.tag(), src.digest()) {
-        (Some(t), _) => t.chars().take(119).collect(),
+        (Some(t), _) => t.to_string(),
         (None, Some(d)) => d.replace(':', "-"),
         (None, None) => "latest".to_string(),
     };
     Reference::with_tag(
         src.registry().to_string(),
         src.repository().to_string(),
-        format!("{base}-hardened"),
+        hardened_tag(&base),
     )
+}
+
+/// `TAG-hardened`, the default tag of a hardened image, within the 128
+/// characters a tag may have; a tag that already ends so stays as it is
+/// (re-hardening replaces harden's own layer: the image is still that one).
+pub fn hardened_tag(tag: &str) -> String {
+    if tag.ends_with("-hardened") {
+        return tag.to_string();
+    }
+    format!("{}-hardened", tag.chars().take(119).collect::<String>())
 }
 
 /// An OCI layout's `org.opencontainers.image.ref.name`: components of
@@ -285,6 +295,7 @@ mod tests {
             format!("h.io/x:sha256-{h}-hardened")
         );
         assert_eq!(d(&format!("h.io/x:v2@sha256:{h}")), "h.io/x:v2-hardened");
+        assert_eq!(d("h.io/x:v2-hardened"), "h.io/x:v2-hardened");
         assert_eq!(
             d(&format!("h.io/x:{}", "t".repeat(128))).len(),
             "h.io/x:".len() + 128

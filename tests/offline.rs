@@ -426,6 +426,10 @@ fn bad_options_are_refused_before_anything_is_read() {
         let e = rewrite_err(s, &dest, &[]);
         assert!(e.contains(want), "{s}: {e}");
     }
+    // The default DEST of a -hardened tag would be the tag itself.
+    let out = harden(&["pull-rewrite-push", "localhost:1/app:1-hardened"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("name DEST"), "{}", text(&out).1);
     assert_only(&dir, &[]);
 }
 
