@@ -81,11 +81,7 @@ fn gzip(
     blob: &Blob,
     bar: &crate::progress::Bar,
 ) -> Result<(Digest, u64, TempPath)> {
-    let tmp = tempfile::Builder::new()
-        .prefix("harden-gzip-")
-        .tempfile()
-        .context("cannot create a temporary file for a compressed layer")?;
-    crate::interrupt::track(tmp.path());
+    let tmp = crate::interrupt::temp_file("harden-gzip-")?;
     let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
     let what = || format!("compressing layer {diff_id}");
     let mut plain = HashingReader::new(blob.open()?);

@@ -17,6 +17,23 @@ pub fn track(path: &Path) {
         .push(path.to_path_buf());
 }
 
+/// A temp file in `$TMPDIR` (an input copied from a pipe, a layer being
+/// compressed), removed when dropped and also if harden is interrupted.
+pub fn temp_file(prefix: &str) -> anyhow::Result<tempfile::NamedTempFile> {
+    use anyhow::Context;
+    let tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempfile()
+        .with_context(|| {
+            format!(
+                "cannot create a temporary file in {}",
+                std::env::temp_dir().display()
+            )
+        })?;
+    track(tmp.path());
+    Ok(tmp)
+}
+
 /// Starts listening for the signals (on the async runtime's threads).
 pub fn install() {
     use tokio::signal::unix::{signal, SignalKind};

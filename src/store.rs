@@ -89,11 +89,7 @@ impl Store {
         let blob_file = if file.metadata()?.is_file() {
             BlobFile::new(path)
         } else {
-            let mut spool = tempfile::Builder::new()
-                .prefix("harden-input-")
-                .tempfile()
-                .context("cannot create a temporary file for the archive")?;
-            crate::interrupt::track(spool.path());
+            let mut spool = crate::interrupt::temp_file("harden-input-")?;
             std::io::copy(&mut file, spool.as_file_mut())
                 .with_context(|| format!("reading {}", path.display()))?;
             file = spool.reopen()?;
