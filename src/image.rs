@@ -63,13 +63,6 @@ impl BlobFile {
     }
 }
 
-impl std::ops::Deref for BlobFile {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.path
-    }
-}
-
 /// Where a blob's bytes are: a byte range of a file (a file in a layout, or a
 /// member of a tar archive), bytes harden made, or a blob in a registry.
 #[derive(Debug, Clone)]
@@ -97,7 +90,7 @@ impl Blob {
         Ok(match self {
             Blob::File { path, offset, len } => {
                 let mut f = File::open(path.as_path())
-                    .with_context(|| format!("cannot open {}", path.display()))?;
+                    .with_context(|| format!("cannot open {}", path.as_path().display()))?;
                 f.seek(SeekFrom::Start(*offset))?;
                 Box::new(f.take(*len))
             }

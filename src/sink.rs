@@ -239,7 +239,7 @@ fn append_verified(
         out.write_all(h.as_bytes())?;
         out.flush()?;
         let file = out.get_mut();
-        let got = copy_while_hashed(path, *offset, *len, file, hashed)
+        let got = copy_while_hashed(path.as_path(), *offset, *len, file, hashed)
             .with_context(|| format!("copying {name}"))?;
         file.write_all(&[0; 512][..((512 - len % 512) % 512) as usize])?;
         got
@@ -259,7 +259,7 @@ type Hashed = mpsc::Receiver<io::Result<(Digest, u64)>>;
 fn hash_in_background(path: Arc<BlobFile>, offset: u64, len: u64) -> Hashed {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(digest::hash_file_range(&path, offset, len));
+        let _ = tx.send(digest::hash_file_range(path.as_path(), offset, len));
     });
     rx
 }
@@ -296,7 +296,7 @@ impl HashAhead {
                     let Some((_, path, offset, len)) = blobs.get(i) else {
                         break;
                     };
-                    let _ = senders[i].send(digest::hash_file_range(path, *offset, *len));
+                    let _ = senders[i].send(digest::hash_file_range(path.as_path(), *offset, *len));
                 }
             });
         }
@@ -599,7 +599,13 @@ impl Layout {
                     let got = match blob {
                         Blob::File { path, offset, len } => {
                             let hashed = hash_in_background(path.clone(), *offset, *len);
-                            copy_while_hashed(path, *offset, *len, tmp.as_file_mut(), hashed)?
+                            copy_while_hashed(
+                                path.as_path(),
+                                *offset,
+                                *len,
+                                tmp.as_file_mut(),
+                                hashed,
+                            )?
                         }
                         _ => {
                             let mut out = BufWriter::new(tmp.as_file_mut());

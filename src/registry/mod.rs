@@ -366,7 +366,7 @@ async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>
             use tokio::io::{AsyncReadExt, AsyncSeekExt};
             let mut f = tokio::fs::File::open(path.as_path())
                 .await
-                .with_context(|| format!("cannot open {}", path.display()))?;
+                .with_context(|| format!("cannot open {}", path.as_path().display()))?;
             f.seek(io::SeekFrom::Start(*offset)).await?;
             tokio_util::io::ReaderStream::with_capacity(f.take(*len), 256 << 10).boxed()
         }
