@@ -1,6 +1,6 @@
 //! A layer blob as its tar stream: gzip (every member) and zstd (every frame,
-//! skippable frames skipped) are recognised by their first bytes, anything
-//! else is taken as plain tar. Decompression is capped (limits.rs).
+//! skippable frames skipped) are recognised by their first bytes, as are xz
+//! and bzip2 (refused); anything else is taken as plain tar. Decompression is capped (limits.rs).
 
 use crate::limits::{decompressed_limit, Capped};
 use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
@@ -10,6 +10,34 @@ use std::io::{self, BufRead, BufReader, Read};
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+/// How a layer blob is compressed, told by its first bytes (as `docker load`
+/// tells it: a docker-archive names no media types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Plain,
+    Gzip,
+    Zstd,
+    /// xz or bzip2, which docker load reads and no registry media type names.
+    Unsupported(&'static str),
+}
+
+/// Bytes `sniff` looks at.
+pub const SNIFF_LEN: usize = 6;
+
+pub fn sniff(head: &[u8]) -> Compression {
+    if head.starts_with(&GZIP_MAGIC) {
+        Compression::Gzip
+    } else if head.starts_with(&ZSTD_MAGIC) || is_skippable_frame(head) {
+        Compression::Zstd
+    } else if head.starts_with(b"\xfd7zXZ\0") {
+        Compression::Unsupported("xz")
+    } else if head.starts_with(b"BZh") {
+        Compression::Unsupported("bzip2")
+    } else {
+        Compression::Plain
+    }
+}
+
 /// The uncompressed tar of a layer read from `raw`, whose compressed size is
 /// `compressed_len`; `what` names the layer in errors.
 pub fn layer_tar<'a>(
@@ -17,7 +45,7 @@ pub fn layer_tar<'a>(
     compressed_len: u64,
     what: String,
 ) -> io::Result<Box<dyn Read + 'a>> {
-    let (mut head, mut n) = ([0u8; 4], 0);
+    let (mut head, mut n) = ([0u8; SNIFF_LEN], 0);
     while n < head.len() {
         match raw.read(&mut head[n..])? {
             0 => break,
@@ -27,17 +55,20 @@ pub fn layer_tar<'a>(
     let head = &head[..n];
     let raw = BufReader::new(io::Cursor::new(head.to_vec()).chain(raw));
     let limit = decompressed_limit(compressed_len);
-    Ok(if head.starts_with(&GZIP_MAGIC) {
+    Ok(match sniff(head) {
         // Multi-member gzip is valid gzip (pigz and some registries write it).
-        Box::new(Capped::new(
+        Compression::Gzip => Box::new(Capped::new(
             flate2::bufread::MultiGzDecoder::new(raw),
             limit,
             what,
-        ))
-    } else if head.starts_with(&ZSTD_MAGIC) || is_skippable_frame(head) {
-        Box::new(Capped::new(ZstdFrames::new(raw), limit, what))
-    } else {
-        Box::new(raw)
+        )),
+        Compression::Zstd => Box::new(Capped::new(ZstdFrames::new(raw), limit, what)),
+        Compression::Unsupported(kind) => {
+            return Err(io::Error::other(format!(
+                "{what} is {kind}-compressed: harden reads plain, gzip and zstd layers"
+            )))
+        }
+        Compression::Plain => Box::new(raw),
     })
 }
 

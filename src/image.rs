@@ -1,6 +1,7 @@
 //! The image model shared by every source, the rewrite and every sink.
 //! Blobs are references: nothing is read until a sink copies it.
 
+use crate::decompress::{self, Compression};
 use crate::digest::Digest;
 use crate::registry::RemoteBlob;
 use anyhow::{Context, Result};
@@ -127,11 +128,13 @@ impl Blob {
         Ok(bytes)
     }
 
-    /// Is this blob gzip-compressed? (Looks at the magic bytes.)
-    pub fn is_gzip(&self) -> Result<bool> {
-        let mut magic = [0u8; 2];
-        let n = self.open()?.read(&mut magic)?;
-        Ok(n == 2 && magic == [0x1f, 0x8b])
+    /// How the blob is compressed, by its first bytes.
+    pub fn compression(&self) -> Result<Compression> {
+        let mut head = Vec::with_capacity(decompress::SNIFF_LEN);
+        self.open()?
+            .take(decompress::SNIFF_LEN as u64)
+            .read_to_end(&mut head)?;
+        Ok(decompress::sniff(&head))
     }
 }
 
@@ -267,7 +270,7 @@ pub fn descriptor(media_type: &str, digest: &Digest, size: u64) -> Value {
     serde_json::json!({"mediaType": media_type, "digest": digest.as_str(), "size": size})
 }
 
-/// The layer media type of `family` for a compressed or uncompressed layer.
+/// The layer media type of `family` for a plain or gzip layer.
 pub fn layer_media_type(family: Family, gzip: bool) -> &'static str {
     match (family, gzip) {
         (Family::Docker, true) => DOCKER_LAYER_GZIP,

@@ -2,6 +2,7 @@
 //! through `Store`, so nothing but small JSON documents is read here; and
 //! registries, through `registry`.
 
+use crate::decompress::Compression;
 use crate::digest::Digest;
 use crate::image::{
     self, Blob, Content, Family, Image, Index, IndexEntry, Layer, OtherEntry, Skipped, MAX_CONFIG,
@@ -105,29 +106,40 @@ fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
         );
     }
     let mut layers = Vec::new();
+    let mut zstd = false;
     for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
         let blob = store.get(path)?;
-        let gzip = blob.is_gzip()?;
-        // Uncompressed layers are their own diff_id (checked when copied);
-        // a compressed one is named by its digest, or hashed here.
-        let digest = if !gzip {
+        // docker save writes plain tar; docker load also takes compressed layers.
+        let media_type = match blob.compression()? {
+            Compression::Plain => image::layer_media_type(Family::Docker, false),
+            Compression::Gzip => image::layer_media_type(Family::Docker, true),
+            Compression::Zstd => {
+                zstd = true;
+                image::OCI_LAYER_ZSTD
+            }
+            Compression::Unsupported(kind) => {
+                bail!("layer {path} is {kind}-compressed: harden reads plain, gzip and zstd layers")
+            }
+        };
+        // Uncompressed layers are their own diff_id (checked when copied); a
+        // compressed one is hashed here: its file name may be the diff_id's.
+        let digest = if media_type == image::DOCKER_LAYER {
             diff_id.clone()
-        } else if let Some(d) = digest_in_name(path) {
-            d
         } else {
             crate::digest::copy_hashed(&mut blob.open()?, &mut std::io::sink())?.0
         };
-        let media_type = image::layer_media_type(Family::Docker, gzip);
         layers.push(Layer::new(media_type, digest, diff_id, blob));
     }
-    Ok(Image {
+    let image = Image {
         family: Family::Docker,
         config,
         layers,
         manifest_annotations: Map::new(),
         manifest_digest: None,
         name,
-    })
+    };
+    // A Docker manifest has no zstd layer type; an OCI one has.
+    Ok(if zstd { image.into_oci() } else { image })
 }
 
 #[derive(Deserialize)]

@@ -600,3 +600,91 @@ fn past_its_bounds_the_step_down_refuses_clearly() {
         "more than 4096 environment variables",
     );
 }
+
+/// docker load takes gzip and zstd layers in a docker-archive (docker save
+/// writes plain tar; hand-made archives do not). harden tells them by their
+/// first bytes: a zstd layer makes the image OCI (a Docker manifest has no zstd
+/// layer type), and xz, which no registry media type names, is refused.
+#[test]
+fn compressed_layers_in_a_docker_archive_are_read() {
+    let dir = scratch("archive-compressed");
+    let unpacked = dir.join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let fixture = fixtures().archive_path("busybox");
+    sh(cmd(
+        "tar",
+        &[
+            "-xf",
+            fixture.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+        ],
+    ));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(unpacked.join("manifest.json")).unwrap()).unwrap();
+    let layer = unpacked.join(manifest[0]["Layers"][0].as_str().unwrap());
+    let plain = std::fs::read(&layer).unwrap();
+    let archive_with = |compressor: &str| -> String {
+        let bytes = std::process::Command::new(compressor)
+            .args(["-c", layer.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .stdout;
+        std::fs::write(&layer, &bytes).unwrap();
+        let tar = dir.join(format!("{compressor}.tar"));
+        sh(cmd(
+            "tar",
+            &[
+                "-cf",
+                tar.to_str().unwrap(),
+                "-C",
+                unpacked.to_str().unwrap(),
+                ".",
+            ],
+        ));
+        std::fs::write(&layer, &plain).unwrap();
+        format!("docker-archive:{}", tar.display())
+    };
+
+    let zstd = archive_with("zstd");
+    let image = harden_and_load(&zstd, &dir, "from-zstd", &[]);
+    assert_eq!(podman().run_ok(&[], &image, &["id", "-u"]), "1000\n");
+    let layout = format!("oci:{}:v1", dir.join("layout").display());
+    let r = harden(&["rewrite", "-q", &zstd, &layout]);
+    assert!(r.status.success(), "{:?}", text(&r));
+    let m: serde_json::Value =
+        serde_json::from_str(&sh(cmd("skopeo", &["inspect", "--raw", &layout]))).unwrap();
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    // skopeo (umoci 0.4 has no zstd) carries the layout, zstd kept, into an
+    // oci-archive; podman runs it.
+    let back = dir.join("back.tar");
+    sh(cmd(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &layout,
+            &format!("oci-archive:{}:v1", back.display()),
+        ],
+    ));
+    let image = podman().load(&back);
+    assert_eq!(podman().run_ok(&[], &image, &["id", "-u"]), "1000\n");
+
+    let xz = archive_with("xz");
+    let r = harden(&[
+        "rewrite",
+        &xz,
+        &format!("docker-archive:{}", dir.join("x.tar").display()),
+    ]);
+    let (_, err) = text(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is xz-compressed: harden reads plain, gzip and zstd layers"),
+        "{err}"
+    );
+    assert!(!dir.join("x.tar").exists());
+}
