@@ -54,6 +54,7 @@ pub fn describe(image: &Image) -> Result<Value> {
         "cmd": c.get("Cmd").cloned().unwrap_or(Value::Null),
         "env": c.get("Env").cloned().unwrap_or(Value::Null),
         "working_dir": c.get("WorkingDir").cloned().unwrap_or(Value::Null),
+        "healthcheck": c.pointer("/Healthcheck/Test").cloned().unwrap_or(Value::Null),
         "image_id": image.config_digest().as_str(),
         "manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
         "layers": image.layers.len(),
@@ -77,6 +78,7 @@ pub fn human(d: &Value) -> String {
         ("Cmd", "cmd"),
         ("Env", "env"),
         ("WorkingDir", "working_dir"),
+        ("Healthcheck", "healthcheck"),
         ("Image ID", "image_id"),
         ("Manifest", "manifest_digest"),
         ("Layers", "layers"),
@@ -130,8 +132,11 @@ pub fn diff(before: &Image, after: &Image) -> Result<String> {
     let mut line = |label: &str, mark: char, text: String| {
         out.push_str(&format!("{label:<11} {mark} {text}\n"));
     };
-    for k in ["User", "Entrypoint", "Cmd", "WorkingDir"] {
+    for k in ["User", "Entrypoint", "Cmd", "WorkingDir", "Healthcheck"] {
         let (x, y) = (field(&a, k), field(&b, k));
+        if k == "Healthcheck" && x.is_null() && y.is_null() {
+            continue; // most images have none
+        }
         if x == y {
             line(k, '=', show(&x));
         } else {

@@ -200,9 +200,11 @@ fn undo_previous(config: &mut Value) -> Result<bool> {
         .and_then(Value::as_str)
         .map(str::to_string);
     let c = config_section(config);
-    for key in ["Entrypoint", "User", "Env"] {
+    for key in ["Entrypoint", "User", "Env", "Healthcheck"] {
         match original.get(key) {
             Some(v) if !v.is_null() => c.insert(key.into(), v.clone()),
+            // Absent: the image had no health check (or was hardened before they were wrapped).
+            None if key == "Healthcheck" => None,
             _ => c.remove(key),
         };
     }
@@ -267,7 +269,10 @@ fn rewrite_config(
         .unwrap_or("")
         .to_string();
     let env = c.get("Env").cloned().unwrap_or(Value::Null);
-    let original = json!({"Entrypoint": entrypoint, "User": user, "Env": env});
+    let mut original = json!({"Entrypoint": entrypoint, "User": user, "Env": env});
+    if let Some(h) = c.get("Healthcheck") {
+        original["Healthcheck"] = h.clone();
+    }
 
     // Static mode settles the user now; the step-down gets the same defaults
     // for when someone starts the container as root anyway.
@@ -300,6 +305,21 @@ fn rewrite_config(
         // The step-down must start as root; it picks the user at run time.
         None => {
             c.insert("User".into(), "0:0".into());
+            // A health check is exec'd as the config's User, root now: it goes
+            // through the step-down too (without --chown and --init, which are
+            // for the container's start, not for every check).
+            let check_settings = Settings {
+                chown: Vec::new(),
+                init: false,
+                ..settings.clone()
+            };
+            let check_options = stepdown_options(&check_settings, &user);
+            let shell = c.get("Shell").cloned();
+            if let Some(test) = c.get_mut("Healthcheck").and_then(|h| h.get_mut("Test")) {
+                if let Some(wrapped) = healthcheck_test(test, &check_options, shell.as_ref()) {
+                    *test = wrapped;
+                }
+            }
         }
         // Numeric, so that kubelet can verify runAsNonRoot.
         Some(a) => {
@@ -373,6 +393,31 @@ fn rewrite_config(
         history.push(Value::Object(entry));
     }
     Ok(())
+}
+
+/// A Healthcheck `Test` that runs its command through the step-down: `CMD`
+/// keeps its arguments, `CMD-SHELL` runs the image's `Shell` (as docker does;
+/// default `/bin/sh -c`). None for `NONE`, an empty test (inherit) or anything
+/// unknown, which stay as they are.
+fn healthcheck_test(test: &Value, options: &[String], shell: Option<&Value>) -> Option<Value> {
+    let test = test.as_array()?;
+    let command: Vec<Value> = match test.first()?.as_str()? {
+        "CMD" => test[1..].to_vec(),
+        "CMD-SHELL" => {
+            let script = test.get(1)?.clone();
+            let shell = match shell.and_then(Value::as_array) {
+                Some(s) if !s.is_empty() => s.clone(),
+                _ => vec!["/bin/sh".into(), "-c".into()],
+            };
+            shell.into_iter().chain([script]).collect()
+        }
+        _ => return None,
+    };
+    let mut wrapped: Vec<Value> = vec!["CMD".into(), STEPDOWN_PATH.into()];
+    wrapped.extend(options.iter().map(|o| Value::from(o.as_str())));
+    wrapped.push("--".into());
+    wrapped.extend(command);
+    Some(Value::Array(wrapped))
 }
 
 /// Settles the static-mode user from the image's own account files (pure):
@@ -830,6 +875,76 @@ mod tests {
             passwd,
             "root:x:0:0:root:/root:/sbin/nologin\napp:x:2000:2000::/home/app:/sbin/nologin\n"
         );
+    }
+
+    #[test]
+    fn health_checks_run_through_the_step_down_in_runtime_mode() {
+        let mut config = source_config();
+        let settings = Settings {
+            uid: Some(2000),
+            chown: vec!["/data".into()],
+            init: true,
+            ..Settings::default()
+        };
+        let through = |cmd: &[&str]| {
+            let mut t = vec!["CMD", STEPDOWN_PATH, "--uid", "2000", "--"];
+            t.extend_from_slice(cmd);
+            json!(t)
+        };
+        for (test, shell, expected) in [
+            (
+                json!(["CMD", "curl", "-f", "http://localhost/"]),
+                None,
+                through(&["curl", "-f", "http://localhost/"]),
+            ),
+            (
+                json!(["CMD-SHELL", "pg_isready || exit 1"]),
+                None,
+                through(&["/bin/sh", "-c", "pg_isready || exit 1"]),
+            ),
+            (
+                json!(["CMD-SHELL", "ok"]),
+                Some(json!(["/bin/bash", "-eo", "pipefail", "-c"])),
+                through(&["/bin/bash", "-eo", "pipefail", "-c", "ok"]),
+            ),
+            (json!(["NONE"]), None, json!(["NONE"])),
+            (json!([]), None, json!([])),
+        ] {
+            config["config"]["Healthcheck"] = json!({"Test": test, "Interval": 30_000_000_000u64});
+            match shell {
+                Some(s) => config["config"]["Shell"] = s,
+                None => drop(config["config"].as_object_mut().unwrap().remove("Shell")),
+            }
+            let out = harden(&image(config.clone(), 1), &settings, &layer(), None, &ctx()).unwrap();
+            let c = cfg(&out);
+            assert_eq!(c["config"]["Healthcheck"]["Test"], expected, "{test}");
+            assert_eq!(c["config"]["Healthcheck"]["Interval"], 30_000_000_000u64);
+            // Hardening again starts from the original check, not the wrapped one.
+            let again = harden(&out, &settings, &layer(), None, &ctx()).unwrap();
+            assert_eq!(cfg(&again)["config"]["Healthcheck"]["Test"], expected);
+            let account = Account {
+                uid: 1000,
+                gid: 1000,
+                name: "app".into(),
+                home: "/home/app".into(),
+            };
+            let stat = harden(&out, &settings, &layer(), Some(&account), &ctx()).unwrap();
+            assert_eq!(
+                cfg(&stat)["config"]["Healthcheck"]["Test"],
+                test,
+                "static mode: the check runs as the image's User already"
+            );
+        }
+        let no_check = harden(
+            &image(source_config(), 1),
+            &settings,
+            &layer(),
+            None,
+            &ctx(),
+        );
+        assert!(cfg(&no_check.unwrap())["config"]
+            .get("Healthcheck")
+            .is_none());
     }
 
     #[test]

@@ -688,3 +688,80 @@ fn compressed_layers_in_a_docker_archive_are_read() {
     );
     assert!(!dir.join("x.tar").exists());
 }
+
+/// `podman healthcheck run` (like docker's checks) execs the check as the
+/// config's User, which is root in runtime mode: the check must go through the
+/// step-down and run as the same user as the command.
+#[test]
+fn health_checks_run_as_the_user() {
+    let dir = scratch("healthcheck");
+    // The busybox fixture with a Healthcheck (umoci writes OCI configs, which
+    // have none): the config is edited and renamed, since its name is its digest.
+    let unpacked = dir.join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let fixture = fixtures().archive_path("busybox");
+    sh(cmd(
+        "tar",
+        &[
+            "-xf",
+            fixture.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+        ],
+    ));
+    let manifest_path = unpacked.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let config_path = unpacked.join(manifest[0]["Config"].as_str().unwrap());
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["config"]["Healthcheck"] = serde_json::json!({
+        "Test": ["CMD-SHELL", "test \"$(id -u)\" = 1000"],
+        "Interval": 3_600_000_000_000u64
+    });
+    std::fs::remove_file(&config_path).unwrap();
+    std::fs::write(unpacked.join("config.json"), config.to_string()).unwrap();
+    manifest[0]["Config"] = "config.json".into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let source = dir.join("source.tar");
+    sh(cmd(
+        "tar",
+        &[
+            "-cf",
+            source.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+            ".",
+        ],
+    ));
+
+    // The exit code of one check in a running container (0 healthy, 1 not).
+    let check = |image: &str| -> Option<i32> {
+        let name = format!("harden-health-{}", std::process::id());
+        sh(podman()
+            .command()
+            .args(["run", "-d", "--name", &name])
+            .args(CONTAINER_OPTIONS)
+            .args([image, "sleep", "60"]));
+        let code = podman()
+            .command()
+            .args(["healthcheck", "run", &name])
+            .output()
+            .unwrap()
+            .status
+            .code();
+        sh(podman().command().args(["rm", "-f", "-t", "0", &name]));
+        code
+    };
+    let hardened = harden_and_load(
+        &format!("docker-archive:{}", source.display()),
+        &dir,
+        "health",
+        &["--chown", "/srv"],
+    );
+    assert_eq!(check(&hardened), Some(0), "the check ran as 1000");
+    // The same image unhardened: the check runs as root and fails, which is
+    // what the check above tells apart.
+    let plain = podman().load(&source);
+    assert_eq!(check(&plain), Some(1));
+}
