@@ -58,21 +58,16 @@ type EnvVars = Text<4700>;
 /// execvp's PATH when the environment has none (what runtimes set).
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Short on purpose (every byte is in every image); the README has the details.
+/// Usage only (every byte is in every image); harden's README has the rest.
 const HELP: &str = "\
-harden-stepdown: drop root privileges, then exec a command
+harden-stepdown: drop root privileges, then exec COMMAND
   harden-stepdown [--allow-new-privs] [--init] USER[:GROUP] COMMAND [ARG...]
-  harden-stepdown [OPTIONS] -- COMMAND [ARG...]
-USER, GROUP: names in /etc/passwd, /etc/group (never NSS) or numbers, as gosu.
-The -- form is harden's entrypoint. As root it picks the user ($HARDEN_UID and
-$HARDEN_GID, else the owner of --match-owner, else --uid/--gid), adds it to
-/etc/passwd and /etc/group, creates HOME, clears the bounding, inheritable and
-ambient capabilities, drops privileges, sets no_new_privs, execs COMMAND.
-Options: --user NAME, --uid N, --gid N, --home DIR, --uid-env VAR, --gid-env VAR,
-  --match-owner PATH, --chown PATH (only entries owned by others; up to 8),
-  --init (stay PID 1: forward signals, reap zombies), --allow-new-privs.
-Exit: COMMAND's status; 1 when the step-down failed (COMMAND did not run);
-126 COMMAND not executable; 127 not found.
+  harden-stepdown [--user NAME] [--uid N] [--gid N] [--home DIR] [--uid-env VAR]
+    [--gid-env VAR] [--match-owner PATH] [--chown PATH]... [--init]
+    [--allow-new-privs] -- COMMAND [ARG...]
+The -- form runs as $HARDEN_UID:$HARDEN_GID, else the owner of --match-owner,
+else --uid:--gid, adding the user to /etc/passwd and /etc/group.
+Exit: COMMAND's; 1 the step-down failed (COMMAND did not run); 126, 127 as sh.
 ";
 
 /// argv or envp without the terminating NULL (which is still there after it).
