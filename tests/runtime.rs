@@ -608,20 +608,7 @@ fn past_its_bounds_the_step_down_refuses_clearly() {
 #[test]
 fn compressed_layers_in_a_docker_archive_are_read() {
     let dir = scratch("archive-compressed");
-    let unpacked = dir.join("unpacked");
-    std::fs::create_dir(&unpacked).unwrap();
-    let fixture = fixtures().archive_path("busybox");
-    sh(cmd(
-        "tar",
-        &[
-            "-xf",
-            fixture.to_str().unwrap(),
-            "-C",
-            unpacked.to_str().unwrap(),
-        ],
-    ));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(unpacked.join("manifest.json")).unwrap()).unwrap();
+    let (unpacked, manifest) = unpack_archive("busybox", &dir);
     let layer = unpacked.join(manifest[0]["Layers"][0].as_str().unwrap());
     let plain = std::fs::read(&layer).unwrap();
     let archive_with = |compressor: &str| -> String {
@@ -631,19 +618,9 @@ fn compressed_layers_in_a_docker_archive_are_read() {
             .unwrap()
             .stdout;
         std::fs::write(&layer, &bytes).unwrap();
-        let tar = dir.join(format!("{compressor}.tar"));
-        sh(cmd(
-            "tar",
-            &[
-                "-cf",
-                tar.to_str().unwrap(),
-                "-C",
-                unpacked.to_str().unwrap(),
-                ".",
-            ],
-        ));
+        let archive = pack_archive(&unpacked, &dir.join(format!("{compressor}.tar")));
         std::fs::write(&layer, &plain).unwrap();
-        format!("docker-archive:{}", tar.display())
+        archive
     };
 
     let zstd = archive_with("zstd");
@@ -697,21 +674,7 @@ fn health_checks_run_as_the_user() {
     let dir = scratch("healthcheck");
     // The busybox fixture with a Healthcheck (umoci writes OCI configs, which
     // have none): the config is edited and renamed, since its name is its digest.
-    let unpacked = dir.join("unpacked");
-    std::fs::create_dir(&unpacked).unwrap();
-    let fixture = fixtures().archive_path("busybox");
-    sh(cmd(
-        "tar",
-        &[
-            "-xf",
-            fixture.to_str().unwrap(),
-            "-C",
-            unpacked.to_str().unwrap(),
-        ],
-    ));
-    let manifest_path = unpacked.join("manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let (unpacked, mut manifest) = unpack_archive("busybox", &dir);
     let config_path = unpacked.join(manifest[0]["Config"].as_str().unwrap());
     let mut config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
@@ -722,18 +685,9 @@ fn health_checks_run_as_the_user() {
     std::fs::remove_file(&config_path).unwrap();
     std::fs::write(unpacked.join("config.json"), config.to_string()).unwrap();
     manifest[0]["Config"] = "config.json".into();
-    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    std::fs::write(unpacked.join("manifest.json"), manifest.to_string()).unwrap();
     let source = dir.join("source.tar");
-    sh(cmd(
-        "tar",
-        &[
-            "-cf",
-            source.to_str().unwrap(),
-            "-C",
-            unpacked.to_str().unwrap(),
-            ".",
-        ],
-    ));
+    let source_ref = pack_archive(&unpacked, &source);
 
     // The exit code of one check in a running container (0 healthy, 1 not).
     let check = |image: &str| -> Option<i32> {
@@ -753,12 +707,7 @@ fn health_checks_run_as_the_user() {
         sh(podman().command().args(["rm", "-f", "-t", "0", &name]));
         code
     };
-    let hardened = harden_and_load(
-        &format!("docker-archive:{}", source.display()),
-        &dir,
-        "health",
-        &["--chown", "/srv"],
-    );
+    let hardened = harden_and_load(&source_ref, &dir, "health", &["--chown", "/srv"]);
     assert_eq!(check(&hardened), Some(0), "the check ran as 1000");
     // The same image unhardened: the check runs as root and fails, which is
     // what the check above tells apart.

@@ -331,6 +331,40 @@ pub fn copy_fixture(tag: &str, layout: &Path, new_tag: &str) -> String {
     dest
 }
 
+/// The docker-archive of fixture `tag` unpacked into `dir/unpacked`, with its
+/// manifest.json, for a test to edit and pack again (`pack_archive`).
+pub fn unpack_archive(tag: &str, dir: &Path) -> (PathBuf, serde_json::Value) {
+    let unpacked = dir.join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let archive = fixtures().archive_path(tag);
+    sh(cmd(
+        "tar",
+        &[
+            "-xf",
+            archive.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+        ],
+    ));
+    let manifest = std::fs::read(unpacked.join("manifest.json")).unwrap();
+    (unpacked, serde_json::from_slice(&manifest).unwrap())
+}
+
+/// Packs `unpacked` into the archive `tar`; returns it as a docker-archive reference.
+pub fn pack_archive(unpacked: &Path, tar: &Path) -> String {
+    sh(cmd(
+        "tar",
+        &[
+            "-cf",
+            tar.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+            ".",
+        ],
+    ));
+    format!("docker-archive:{}", tar.display())
+}
+
 /// Hardens `src` into a docker-archive at `dir/name.tar` and loads it into podman.
 pub fn harden_and_load(src: &str, dir: &Path, name: &str, options: &[&str]) -> String {
     let out = dir.join(format!("{name}.tar"));
