@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use crate::registry::{self, Registries};
 use crate::source::REF_NAME;
 use crate::transport::{ArchiveSelect, ImageRef};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -78,11 +78,20 @@ pub fn write(
     registries: &Registries,
     progress: &Progress,
 ) -> Result<Written> {
+    write_to(content, dest, registries, progress).with_context(|| format!("writing {dest}"))
+}
+
+fn write_to(
+    content: &Content,
+    dest: &ImageRef,
+    registries: &Registries,
+    progress: &Progress,
+) -> Result<Written> {
     let oci = || match content {
         Content::Image(i) => Content::Image(i.clone().into_oci()),
         Content::Index(i) => Content::Index(i.clone().into_oci()),
     };
-    let result = match dest {
+    match dest {
         ImageRef::Docker(r) => registry::write(content, r, registries, progress),
         ImageRef::DockerArchive { path, select } => {
             let image = match content {
@@ -102,7 +111,7 @@ pub fn write(
             let name = match select {
                 ArchiveSelect::Name(n) => Some(n.clone()),
                 ArchiveSelect::Index(_) => {
-                    bail!("{dest}: @INDEX selects a source image; name the output :NAME:TAG")
+                    bail!("@INDEX selects a source image; name the output :NAME:TAG")
                 }
                 ArchiveSelect::Only => image.name.as_deref().and_then(hardened_name),
             };
@@ -112,8 +121,7 @@ pub fn write(
         ImageRef::OciArchive { path, tag } => {
             write_oci(&oci(), Layout::new_archive(path)?, tag.as_deref())
         }
-    };
-    result.with_context(|| format!("writing {dest}"))
+    }
 }
 
 /// `repo:tag` → `repo:tag-hardened`, the default name of a hardened image.
@@ -136,9 +144,23 @@ fn temp_beside(dest: &Path) -> Result<NamedTempFile> {
         .prefix(&format!(".{}.harden-", name.to_string_lossy()))
         .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        .map_err(|e| temp_error(dir, "file", e))?;
     crate::interrupt::track(tmp.path());
     Ok(tmp)
+}
+
+/// Why no temp file (or directory) could be made beside the destination:
+/// tempfile's own message ends in its random name, which says nothing.
+fn temp_error(dir: &Path, what: &str, e: io::Error) -> anyhow::Error {
+    if !dir.exists() {
+        return anyhow!("the directory {} does not exist", dir.display());
+    }
+    let text = e.to_string();
+    let cause = text.split(" at path ").next().unwrap_or(&text);
+    anyhow!(
+        "cannot create a temporary {what} in {}: {cause}",
+        dir.display()
+    )
 }
 
 /// Renames a finished temp file to `dest`. The error is the rename's own:
@@ -529,12 +551,7 @@ impl Layout {
         let tmp = tempfile::Builder::new()
             .prefix(".harden-layout-")
             .tempdir_in(parent)
-            .with_context(|| {
-                format!(
-                    "cannot create a temporary directory in {}",
-                    parent.display()
-                )
-            })?;
+            .map_err(|e| temp_error(parent, "directory", e))?;
         crate::interrupt::track(tmp.path());
         fs::create_dir_all(tmp.path().join("blobs/sha256"))?;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))?;

@@ -640,6 +640,22 @@ fn a_full_disk_leaves_no_partial_output() {
         assert!(e.contains("No space left on device"), "{dest}: {e}");
         assert_only(&dir, &[]);
     }
+    // A destination in a directory that does not exist: said so, for every transport.
+    let missing = dir.join("no/such");
+    for dest in [
+        format!("docker-archive:{}", missing.join("out.tar").display()),
+        format!("oci:{}:t", missing.join("layout").display()),
+        format!("oci-archive:{}", missing.join("out-oci.tar").display()),
+    ] {
+        let e = rewrite_err(&fixtures().archive("busybox"), &dest, &[]);
+        assert_eq!(
+            e.trim_end(),
+            format!(
+                "harden: error: writing {dest}: the directory {} does not exist",
+                missing.display()
+            )
+        );
+    }
 }
 
 /// The hostile-input corpus (testdata/hostile, written by its make.py): each
