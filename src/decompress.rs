@@ -1,6 +1,7 @@
 //! A layer blob as its tar stream: gzip (every member) and zstd (every frame,
 //! skippable frames skipped) are recognised by their first bytes, as are xz
-//! and bzip2 (refused); anything else is taken as plain tar. Decompression is capped (limits.rs).
+//! and bzip2 (refused); anything else is taken as plain tar. Decompression is
+//! capped (limits.rs).
 
 use crate::limits::{decompressed_limit, Capped};
 use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
