@@ -16,8 +16,13 @@ use std::io::{BufWriter, Read, Write};
 use tempfile::TempPath;
 
 /// `content` with every uncompressed layer gzipped into a temp file, which
-/// goes when the last blob that uses it does.
-pub fn gzip_layers(mut content: Content, progress: &Progress) -> Result<Content> {
+/// goes when the last blob that uses it does. `ready` gets each gzip as soon
+/// as it is made (to start its upload while the next is compressed).
+pub fn gzip_layers(
+    mut content: Content,
+    progress: &Progress,
+    mut ready: impl FnMut(&Digest, &Blob) -> Result<()>,
+) -> Result<Content> {
     let mut todo: Vec<(Digest, Blob)> = Vec::new();
     for image in images(&mut content) {
         for l in image.layers.iter().filter(|l| !l.is_compressed()) {
@@ -46,6 +51,7 @@ pub fn gzip_layers(mut content: Content, progress: &Progress) -> Result<Content>
             offset: 0,
             len,
         };
+        ready(&digest, &file)?;
         by_digest.insert(plain.clone(), (digest, file));
     }
     for image in images(&mut content) {
@@ -229,7 +235,8 @@ mod tests {
         );
         let quiet = Progress::new(true);
         let content = image(vec![plain(&tar), gz.clone(), plain(&tar)]);
-        let Content::Image(first) = gzip_layers(content.clone(), &quiet).unwrap() else {
+        let Content::Image(first) = gzip_layers(content.clone(), &quiet, |_, _| Ok(())).unwrap()
+        else {
             panic!()
         };
         let l = &first.layers[0];
@@ -256,7 +263,7 @@ mod tests {
         assert!(file.exists());
         drop(first);
         assert!(!file.exists());
-        let Content::Image(second) = gzip_layers(content, &quiet).unwrap() else {
+        let Content::Image(second) = gzip_layers(content, &quiet, |_, _| Ok(())).unwrap() else {
             panic!()
         };
         assert_eq!(second.layers[0].digest, gz_digest);
@@ -284,7 +291,7 @@ mod tests {
         let mixed = [&random[..], &text[..]].concat();
         let quiet = Progress::new(true);
         for (data, max_percent) in [(random, 101), (text, 2), (mixed, 60), (Vec::new(), 100)] {
-            let out = gzip_layers(image(vec![plain(&data)]), &quiet).unwrap();
+            let out = gzip_layers(image(vec![plain(&data)]), &quiet, |_, _| Ok(())).unwrap();
             let Content::Image(out) = out else { panic!() };
             let blob = &out.layers[0].blob;
             assert!(gunzip(blob) == data, "{} bytes read back", data.len());
@@ -296,7 +303,7 @@ mod tests {
     fn a_layer_that_does_not_match_its_diff_id_is_refused() {
         let mut bad = plain(b"layer bytes");
         bad.blob = Blob::Bytes(Arc::new(b"other bytes".to_vec()));
-        let e = gzip_layers(image(vec![bad]), &Progress::new(true)).unwrap_err();
+        let e = gzip_layers(image(vec![bad]), &Progress::new(true), |_, _| Ok(())).unwrap_err();
         assert!(
             format!("{e:#}").contains("does not match its digest"),
             "{e:#}"

@@ -21,6 +21,7 @@ pub fn trace(message: impl FnOnce() -> String) {
     }
 }
 
+#[derive(Clone)]
 pub struct Progress {
     bars: Option<MultiProgress>,
     quiet: bool,

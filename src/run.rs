@@ -138,10 +138,14 @@ pub fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Va
     } = run;
     sink::check_not_source(src, dst)?;
     let content = source::read(src, registries)?;
-    // A registry gets compressed layers (as from docker push, skopeo, crane);
-    // a dry run only says so.
+    // A registry gets compressed layers (as from docker push, skopeo, crane),
+    // each pushed as soon as it is made; a dry run only says so.
+    let mut early = None;
     let content = match dst {
-        ImageRef::Docker(_) if !run.dry_run => compress::gzip_layers(content, progress)?,
+        ImageRef::Docker(r) if !run.dry_run => {
+            let uploads = early.insert(registry::EarlyUploads::new(r, registries, progress)?);
+            compress::gzip_layers(content, progress, |digest, blob| uploads.push(digest, blob))?
+        }
         _ => content,
     };
     let ctx = |image: &Image| -> Result<rewrite::RunContext> {
@@ -219,7 +223,7 @@ pub fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Va
         print_dry_run(&pairs, dst, registries)?;
         return Ok(None);
     }
-    let written = sink::write(&hardened, dst, registries, progress)?;
+    let written = sink::write(&hardened, dst, registries, progress, early)?;
     progress.say(&format!("wrote {}", written.destination));
     if written.manifest_digest.is_none() {
         // A docker-archive stores no manifest: no manifest digests to report.

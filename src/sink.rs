@@ -71,14 +71,16 @@ pub fn check_not_source(src: &ImageRef, dest: &ImageRef) -> Result<()> {
     Ok(())
 }
 
-/// Writes an image or an index to `dest`.
+/// Writes an image or an index to `dest`; `early` holds the blobs already on
+/// their way to a registry destination.
 pub fn write(
     content: &Content,
     dest: &ImageRef,
     registries: &Registries,
     progress: &Progress,
+    early: Option<registry::EarlyUploads>,
 ) -> Result<Written> {
-    write_to(content, dest, registries, progress).with_context(|| format!("writing {dest}"))
+    write_to(content, dest, registries, progress, early).with_context(|| format!("writing {dest}"))
 }
 
 fn write_to(
@@ -86,13 +88,14 @@ fn write_to(
     dest: &ImageRef,
     registries: &Registries,
     progress: &Progress,
+    early: Option<registry::EarlyUploads>,
 ) -> Result<Written> {
     let oci = || match content {
         Content::Image(i) => Content::Image(i.clone().into_oci()),
         Content::Index(i) => Content::Index(i.clone().into_oci()),
     };
     match dest {
-        ImageRef::Docker(r) => registry::write(content, r, registries, progress),
+        ImageRef::Docker(r) => registry::write(content, r, registries, progress, early),
         ImageRef::DockerArchive { path, select } => {
             let image = match content {
                 Content::Image(image) => image,

@@ -370,6 +370,27 @@ fn authenticated_tls_registry_with_docker_config() {
         secure.inspect("app/busybox:wrong", false).is_err(),
         "no tag after a failed login"
     );
+    // The same from an archive, whose plain layer is gzipped into TMPDIR and
+    // pushed while the rest is prepared: exit 3 too, and the gzip is gone.
+    let tmp = scratch("auth-tmp");
+    let (code, _, e) = run(
+        &[
+            "rewrite",
+            &fixtures().archive("busybox"),
+            &format!("docker://{dest}"),
+            "--creds",
+            "tester:nope",
+        ],
+        &[("TMPDIR", tmp.as_path())],
+    );
+    assert_eq!(code, 3, "{e}");
+    assert!(e.contains("authentication failed"), "{e}");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp files left"
+    );
+    assert!(secure.inspect("app/busybox:wrong", false).is_err());
 
     // Across registries: plain-HTTP source, TLS + auth destination, layers streamed.
     let cross = format!("docker://{}/copied/busybox:h", secure.addr);

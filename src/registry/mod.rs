@@ -605,13 +605,106 @@ enum Outcome {
     Uploaded(u64),
 }
 
-/// Pushes an image or an index as `r` (a tagged reference): every blob first,
-/// then the manifests of an index's images by digest, the tag last.
+/// Blobs whose push starts before the image is complete: the layers harden
+/// gzips for a registry, each sent as soon as it is compressed while the next
+/// one is (skopeo overlaps the two as well). `write` waits for them instead of
+/// pushing them again. At most PARALLEL_BLOBS run at once.
+pub struct EarlyUploads {
+    repo: Repo,
+    limit: Arc<tokio::sync::Semaphore>,
+    progress: Progress,
+    running: Vec<(Digest, tokio::task::JoinHandle<Result<Outcome>>)>,
+    done: Vec<(Digest, Outcome)>,
+}
+
+impl EarlyUploads {
+    pub fn new(r: &Reference, registries: &Registries, progress: &Progress) -> Result<Self> {
+        Ok(EarlyUploads {
+            repo: registries.repo(r)?,
+            limit: Arc::new(tokio::sync::Semaphore::new(PARALLEL_BLOBS)),
+            progress: progress.clone(),
+            running: Vec::new(),
+            done: Vec::new(),
+        })
+    }
+
+    /// Starts pushing `blob`; fails with the error of an earlier push, if one failed.
+    pub fn push(&mut self, digest: &Digest, blob: &Blob) -> Result<()> {
+        let (ended, running) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|(_, task)| task.is_finished());
+        self.running = running;
+        for (d, task) in ended {
+            let outcome = runtime()
+                .block_on(task)
+                .context("a blob upload panicked")??;
+            self.done.push((d, outcome));
+        }
+        let (repo, limit, progress) =
+            (self.repo.clone(), self.limit.clone(), self.progress.clone());
+        let (d, blob) = (digest.clone(), blob.clone());
+        let task = runtime().spawn(async move {
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            repo.registry.want(&repo.name, &["pull", "push"]).await;
+            ensure_blob(&repo, &d, &blob, &progress).await
+        });
+        self.running.push((digest.clone(), task));
+        Ok(())
+    }
+
+    fn digests(&self) -> impl Iterator<Item = &Digest> {
+        self.done
+            .iter()
+            .map(|(d, _)| d)
+            .chain(self.running.iter().map(|(d, _)| d))
+    }
+
+    /// Every outcome, once every push has ended; the first error stops the
+    /// rest. With `stop` (the rest of the push failed) all are stopped.
+    async fn finish(mut self, stop: bool) -> Result<Vec<Outcome>> {
+        let mut outcomes: Vec<Outcome> = self.done.drain(..).map(|(_, o)| o).collect();
+        let mut failed = None;
+        for (_, task) in std::mem::take(&mut self.running) {
+            if stop || failed.is_some() {
+                task.abort();
+                let _ = task.await;
+                continue;
+            }
+            match task.await.context("a blob upload panicked").and_then(|r| r) {
+                Ok(o) => outcomes.push(o),
+                Err(e) => failed = Some(e),
+            }
+        }
+        failed.map_or(Ok(outcomes), Err)
+    }
+}
+
+impl Drop for EarlyUploads {
+    /// Not finished (harden failed before the push): the uploads stop, and
+    /// the temp files of their blobs go now rather than stay behind at exit.
+    fn drop(&mut self) {
+        let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+        for (_, task) in self.running.drain(..) {
+            task.abort();
+            if !in_runtime {
+                let _ = runtime().block_on(task);
+            }
+        }
+    }
+}
+
+/// Pushes an image or an index as `r` (a tagged reference): every blob first
+/// (waiting for those of `early`), then the manifests of an index's images by
+/// digest, the tag last.
 pub fn write(
     content: &Content,
     r: &Reference,
     registries: &Registries,
     progress: &Progress,
+    early: Option<EarlyUploads>,
 ) -> Result<Written> {
     let tag = r
         .tag()
@@ -636,6 +729,10 @@ pub fn write(
             blobs.push((digest.clone(), blob.clone()));
         }
     }
+    if let Some(early) = &early {
+        let sent: Vec<&Digest> = early.digests().collect();
+        blobs.retain(|(d, _)| !sent.contains(&d));
+    }
     let outcomes = runtime().block_on(async {
         repo.registry.want(&repo.name, &["pull", "push"]).await;
         for (_, blob) in &blobs {
@@ -643,11 +740,18 @@ pub fn write(
                 repo.registry.want(&from.name, &["pull"]).await;
             }
         }
-        let outcomes: Vec<Outcome> = stream::iter(&blobs)
+        // The early pushes are tasks of their own: they go on meanwhile.
+        let rest: Result<Vec<Outcome>> = stream::iter(&blobs)
             .map(|(digest, blob)| ensure_blob(&repo, digest, blob, progress))
             .buffer_unordered(PARALLEL_BLOBS)
             .try_collect()
-            .await?;
+            .await;
+        let early = match early {
+            Some(e) => e.finish(rest.is_err()).await?,
+            None => Vec::new(),
+        };
+        let mut outcomes = rest?;
+        outcomes.extend(early);
         if let Content::Index(_) = content {
             for image in &images {
                 let m = image.manifest();
