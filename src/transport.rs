@@ -107,9 +107,17 @@ impl fmt::Display for ImageRef {
 
 /// A registry reference as docker normalizes it; only sha256 digests.
 pub fn parse_reference(s: &str) -> Result<Reference> {
-    let r: Reference = s
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{s:?} is not a valid image reference: {e}"))?;
+    let r: Reference = s.parse().map_err(|e| {
+        // Tags may hold capitals, repository names may not: when only
+        // capitals stand in the way, say so (as docker does).
+        if s.to_lowercase().parse::<Reference>().is_ok() {
+            anyhow::anyhow!(
+                "{s:?} is not a valid image reference: repository name must be lowercase"
+            )
+        } else {
+            anyhow::anyhow!("{s:?} is not a valid image reference: {e}")
+        }
+    })?;
     // Docker refuses this too; the parser lets it through when the name's
     // first component looks like a host.
     if r.repository().bytes().any(|b| b.is_ascii_uppercase()) {
@@ -323,5 +331,20 @@ mod tests {
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }
+        for upper in [
+            "docker://Alpine",
+            "docker://UPPER/case:1",
+            "docker://127.0.0.1:5000/UPPER:y",
+        ] {
+            let e = ImageRef::parse(upper).unwrap_err().to_string();
+            assert!(
+                e.ends_with("repository name must be lowercase"),
+                "{upper}: {e}"
+            );
+        }
+        assert!(
+            parse_reference("h.io/x:UpperTag").is_ok(),
+            "tags may hold capitals"
+        );
     }
 }
