@@ -601,7 +601,7 @@ fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
         }
     }
     let r = common.run(&[&dst])?;
-    if let Some(report) = run::harden_one(&r, &src, &dst)? {
+    if let Some(report) = run::harden_one(&r, &r.progress, &src, &dst)? {
         if common.json {
             println!("{report}");
         }

@@ -25,6 +25,8 @@ pub fn trace(message: impl FnOnce() -> String) {
 pub struct Progress {
     bars: Option<MultiProgress>,
     quiet: bool,
+    /// Which image the lines are about, when several are hardened at once.
+    label: Option<String>,
 }
 
 impl Progress {
@@ -33,6 +35,15 @@ impl Progress {
         Progress {
             bars: (tty && !quiet).then(MultiProgress::new),
             quiet,
+            label: None,
+        }
+    }
+
+    /// The same output, each line prefixed with `label`.
+    pub fn labelled(&self, label: String) -> Progress {
+        Progress {
+            label: Some(label),
+            ..self.clone()
         }
     }
 
@@ -41,11 +52,15 @@ impl Progress {
         if self.quiet {
             return;
         }
+        let line = match &self.label {
+            Some(label) => format!("harden: {label}: {message}"),
+            None => format!("harden: {message}"),
+        };
         match &self.bars {
             Some(m) => {
-                let _ = m.println(format!("harden: {message}"));
+                let _ = m.println(line);
             }
-            None => eprintln!("harden: {message}"),
+            None => eprintln!("{line}"),
         }
     }
 

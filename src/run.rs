@@ -93,7 +93,14 @@ pub fn batch(run: &Run, pairs: &[(ImageRef, ImageRef)], jobs: usize, json: bool)
                 let Some((src, dst)) = pairs.get(i) else {
                     break;
                 };
-                let result = harden_one(run, src, dst);
+                // With several at once, each line says which image it is about.
+                let progress = if jobs > 1 && pairs.len() > 1 {
+                    run.progress
+                        .labelled(dst.to_string().trim_start_matches("docker://").into())
+                } else {
+                    run.progress.clone()
+                };
+                let result = harden_one(run, &progress, src, dst);
                 let _guard = out.lock();
                 match result {
                     Ok(report) => {
@@ -126,14 +133,18 @@ pub fn batch(run: &Run, pairs: &[(ImageRef, ImageRef)], jobs: usize, json: bool)
     Ok(())
 }
 
-/// Reads, hardens and writes one image or index; returns the `--json`
-/// report (none for a dry run, which prints its own output).
-pub fn harden_one(run: &Run, src: &ImageRef, dst: &ImageRef) -> Result<Option<Value>> {
+/// Reads, hardens and writes one image or index, saying so on `progress`;
+/// returns the `--json` report (none for a dry run, which prints its own output).
+pub fn harden_one(
+    run: &Run,
+    progress: &progress::Progress,
+    src: &ImageRef,
+    dst: &ImageRef,
+) -> Result<Option<Value>> {
     let Run {
         settings,
         wanted,
         registries,
-        progress,
         ..
     } = run;
     sink::check_not_source(src, dst)?;

@@ -589,6 +589,20 @@ fn batch_from_a_file_reports_each_image() {
         e.contains("1 of 3 images failed") && e.contains("fix/missing"),
         "{e}"
     );
+    // Two at a time: each progress line says which image it is about.
+    assert!(
+        e.lines()
+            .filter(|l| l.contains(": blob "))
+            .all(|l| l.starts_with(&format!("harden: {a}/out/echo:h: "))
+                || l.starts_with(&format!("harden: {a}/fix/busybox:1-hardened: "))),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "harden: {a}/out/echo:h: wrote docker://{a}/out/echo:h"
+        )),
+        "{e}"
+    );
     let lines: Vec<Value> = o
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
