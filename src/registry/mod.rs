@@ -608,7 +608,7 @@ enum Outcome {
 /// Blobs whose push starts before the image is complete: the layers harden
 /// gzips for a registry, each sent as soon as it is compressed while the next
 /// one is (skopeo overlaps the two as well). `write` waits for them instead of
-/// pushing them again. At most PARALLEL_BLOBS run at once.
+/// pushing them again. With `write`'s own, at most PARALLEL_BLOBS run at once.
 pub struct EarlyUploads {
     repo: Repo,
     limit: Arc<tokio::sync::Semaphore>,
@@ -740,9 +740,20 @@ pub fn write(
                 repo.registry.want(&from.name, &["pull"]).await;
             }
         }
-        // The early pushes are tasks of their own: they go on meanwhile.
+        // The early pushes are tasks of their own: they go on meanwhile, and
+        // take their turns from the same PARALLEL_BLOBS.
+        let limit = early.as_ref().map_or_else(
+            || Arc::new(tokio::sync::Semaphore::new(PARALLEL_BLOBS)),
+            |e| e.limit.clone(),
+        );
         let rest: Result<Vec<Outcome>> = stream::iter(&blobs)
-            .map(|(digest, blob)| ensure_blob(&repo, digest, blob, progress))
+            .map(|(digest, blob)| {
+                let (limit, repo) = (limit.clone(), &repo);
+                async move {
+                    let _turn = limit.acquire_owned().await.expect("never closed");
+                    ensure_blob(repo, digest, blob, progress).await
+                }
+            })
             .buffer_unordered(PARALLEL_BLOBS)
             .try_collect()
             .await;
