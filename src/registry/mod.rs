@@ -644,10 +644,7 @@ impl EarlyUploads {
             (self.repo.clone(), self.limit.clone(), self.progress.clone());
         let (d, blob) = (digest.clone(), blob.clone());
         let task = runtime().spawn(async move {
-            let _permit = limit
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            let _turn = limit.acquire_owned().await.expect("never closed");
             repo.registry.want(&repo.name, &["pull", "push"]).await;
             ensure_blob(&repo, &d, &blob, &progress).await
         });
