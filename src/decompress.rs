@@ -22,6 +22,11 @@ pub enum Compression {
     Unsupported(&'static str),
 }
 
+/// The refusal of a layer compressed with `kind` (xz, bzip2).
+pub fn unsupported(what: &str, kind: &str) -> String {
+    format!("{what} is {kind}-compressed: harden reads plain, gzip and zstd layers")
+}
+
 /// Bytes `sniff` looks at.
 pub const SNIFF_LEN: usize = 6;
 
@@ -64,11 +69,7 @@ pub fn layer_tar<'a>(
             what,
         )),
         Compression::Zstd => Box::new(Capped::new(ZstdFrames::new(raw), limit, what)),
-        Compression::Unsupported(kind) => {
-            return Err(io::Error::other(format!(
-                "{what} is {kind}-compressed: harden reads plain, gzip and zstd layers"
-            )))
-        }
+        Compression::Unsupported(kind) => return Err(io::Error::other(unsupported(&what, kind))),
         Compression::Plain => Box::new(raw),
     })
 }

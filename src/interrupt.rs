@@ -20,18 +20,26 @@ pub fn track(path: &Path) {
 /// A temp file in `$TMPDIR` (an input copied from a pipe, a layer being
 /// compressed), removed when dropped and also if harden is interrupted.
 pub fn temp_file(prefix: &str) -> anyhow::Result<tempfile::NamedTempFile> {
-    use anyhow::Context;
     let tmp = tempfile::Builder::new()
         .prefix(prefix)
         .tempfile()
-        .with_context(|| {
-            format!(
-                "cannot create a temporary file in {}",
-                std::env::temp_dir().display()
-            )
-        })?;
+        .map_err(|e| temp_error(&std::env::temp_dir(), "file", e))?;
     track(tmp.path());
     Ok(tmp)
+}
+
+/// Why no temp file (or directory) could be made in `dir`: tempfile's own
+/// message ends in its random name, which says nothing.
+pub fn temp_error(dir: &Path, what: &str, e: std::io::Error) -> anyhow::Error {
+    if !dir.exists() {
+        return anyhow::anyhow!("the directory {} does not exist", dir.display());
+    }
+    let text = e.to_string();
+    let cause = text.split(" at path ").next().unwrap_or(&text);
+    anyhow::anyhow!(
+        "cannot create a temporary {what} in {}: {cause}",
+        dir.display()
+    )
 }
 
 /// Starts listening for the signals (on the async runtime's threads).

@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use crate::registry::{self, Registries};
 use crate::source::REF_NAME;
 use crate::transport::{ArchiveSelect, ImageRef};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -147,23 +147,9 @@ fn temp_beside(dest: &Path) -> Result<NamedTempFile> {
         .prefix(&format!(".{}.harden-", name.to_string_lossy()))
         .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
-        .map_err(|e| temp_error(dir, "file", e))?;
+        .map_err(|e| crate::interrupt::temp_error(dir, "file", e))?;
     crate::interrupt::track(tmp.path());
     Ok(tmp)
-}
-
-/// Why no temp file (or directory) could be made beside the destination:
-/// tempfile's own message ends in its random name, which says nothing.
-fn temp_error(dir: &Path, what: &str, e: io::Error) -> anyhow::Error {
-    if !dir.exists() {
-        return anyhow!("the directory {} does not exist", dir.display());
-    }
-    let text = e.to_string();
-    let cause = text.split(" at path ").next().unwrap_or(&text);
-    anyhow!(
-        "cannot create a temporary {what} in {}: {cause}",
-        dir.display()
-    )
 }
 
 /// Renames a finished temp file to `dest`. The error is the rename's own:
@@ -554,7 +540,7 @@ impl Layout {
         let tmp = tempfile::Builder::new()
             .prefix(".harden-layout-")
             .tempdir_in(parent)
-            .map_err(|e| temp_error(parent, "directory", e))?;
+            .map_err(|e| crate::interrupt::temp_error(parent, "directory", e))?;
         crate::interrupt::track(tmp.path());
         fs::create_dir_all(tmp.path().join("blobs/sha256"))?;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))?;

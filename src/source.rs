@@ -110,7 +110,8 @@ fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
     for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
         let blob = store.get(path)?;
         // docker save writes plain tar; docker load also takes compressed layers.
-        let media_type = match blob.compression()? {
+        let compression = blob.compression()?;
+        let media_type = match compression {
             Compression::Plain => image::layer_media_type(Family::Docker, false),
             Compression::Gzip => image::layer_media_type(Family::Docker, true),
             Compression::Zstd => {
@@ -118,12 +119,15 @@ fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
                 image::OCI_LAYER_ZSTD
             }
             Compression::Unsupported(kind) => {
-                bail!("layer {path} is {kind}-compressed: harden reads plain, gzip and zstd layers")
+                bail!(crate::decompress::unsupported(
+                    &format!("layer {path}"),
+                    kind
+                ))
             }
         };
         // Uncompressed layers are their own diff_id (checked when copied); a
         // compressed one is hashed here: its file name may be the diff_id's.
-        let digest = if media_type == image::DOCKER_LAYER {
+        let digest = if compression == Compression::Plain {
             diff_id.clone()
         } else {
             crate::digest::copy_hashed(&mut blob.open()?, &mut std::io::sink())?.0

@@ -107,21 +107,21 @@ impl fmt::Display for ImageRef {
 
 /// A registry reference as docker normalizes it; only sha256 digests.
 pub fn parse_reference(s: &str) -> Result<Reference> {
+    let invalid =
+        |why: &dyn fmt::Display| anyhow::anyhow!("{s:?} is not a valid image reference: {why}");
+    const LOWERCASE: &str = "repository name must be lowercase";
     let r: Reference = s.parse().map_err(|e| {
         // Tags may hold capitals, repository names may not: when only
         // capitals stand in the way, say so (as docker does).
-        if s.to_lowercase().parse::<Reference>().is_ok() {
-            anyhow::anyhow!(
-                "{s:?} is not a valid image reference: repository name must be lowercase"
-            )
-        } else {
-            anyhow::anyhow!("{s:?} is not a valid image reference: {e}")
+        match s.to_lowercase().parse::<Reference>() {
+            Ok(_) => invalid(&LOWERCASE),
+            Err(_) => invalid(&e),
         }
     })?;
     // Docker refuses this too; the parser lets it through when the name's
     // first component looks like a host.
     if r.repository().bytes().any(|b| b.is_ascii_uppercase()) {
-        bail!("{s:?} is not a valid image reference: repository name must be lowercase");
+        return Err(invalid(&LOWERCASE));
     }
     if let Some(d) = r.digest() {
         crate::digest::Digest::parse(d)?;
