@@ -353,23 +353,35 @@ fn copy_while_hashed(
 /// filesystem can): base layers never pass through harden's buffers.
 /// Returns how many bytes were copied.
 fn kernel_copy(path: &Path, offset: u64, len: u64, out: &mut File) -> Result<u64> {
+    // Writeback of each piece starts as soon as it is copied, so the disk
+    // writes while the next piece is copied and the layers hashed: the fsync
+    // at the end finds little left. Per layer instead of per piece it was
+    // 0.46-0.51 s against 0.40-0.48 s (400 MiB archive, 16 MiB pieces).
+    const PIECE: u64 = 16 << 20;
     let mut src = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     src.seek(io::SeekFrom::Start(offset))?;
-    // A pipe has no position: nothing to start writing back then.
-    let start = out.stream_position().ok();
-    let copied = io::copy(&mut src.take(len), out)?;
-    // Start writing these bytes to disk now, without waiting: the fsync at
-    // the end then finds little left to do (it took a third of the run).
-    // Safety: a plain syscall on a descriptor we own; errors only lose the head start.
-    if let Some(start) = start {
-        unsafe {
-            libc::sync_file_range(
-                std::os::fd::AsRawFd::as_raw_fd(out),
-                start as i64,
-                copied as i64,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
+    // A pipe has no position: nothing to write back then.
+    let mut at = out.stream_position().ok();
+    let mut copied = 0;
+    while copied < len {
+        let n = io::copy(&mut (&mut src).take(PIECE.min(len - copied)), out)?;
+        if n == 0 {
+            break; // the source is shorter: the caller sees the size
+        }
+        if let Some(start) = at {
+            // Safety: a plain syscall on a descriptor we own; an error only
+            // loses the head start.
+            unsafe {
+                libc::sync_file_range(
+                    std::os::fd::AsRawFd::as_raw_fd(out),
+                    start as i64,
+                    n as i64,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+            at = Some(start + n);
+        }
+        copied += n;
     }
     Ok(copied)
 }
