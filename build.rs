@@ -44,7 +44,12 @@ fn main() {
                 && build_stepdown(
                     debian_rustc,
                     "aarch64-unknown-linux-gnu",
-                    &["-Clinker=aarch64-linux-gnu-gcc"],
+                    // arm64 kernels may use 16 or 64 KiB pages (Asahi Linux,
+                    // RHEL's kernel-64k): the segments must not share one.
+                    &[
+                        "-Clinker=aarch64-linux-gnu-gcc",
+                        "-Clink-arg=-Wl,-z,max-page-size=65536",
+                    ],
                     &arm64,
                 )
         }
@@ -60,8 +65,8 @@ fn main() {
 
 /// Compiles the step-down for `target`; false when the toolchain cannot.
 /// No libc: its own `_start`, no start files, no default libraries, a
-/// static non-PIE executable (nothing to relocate at start), one page-aligned
-/// text segment (arm64's linker would pad to 64 KiB pages), and no unwind
+/// static non-PIE executable (nothing to relocate at start), one text segment
+/// holding the read-only data too, and no unwind
 /// tables (panics abort; the precompiled core brings them anyway, so the
 /// linker script discards them).
 fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) -> bool {
@@ -90,6 +95,7 @@ fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) -> bo
             "-Clink-arg=-Wl,--build-id=none",
             "-Clink-arg=-Wl,-z,norelro",
             "-Clink-arg=-Wl,-z,noseparate-code",
+            // amd64 pages are 4 KiB; `extra` raises it for arm64.
             "-Clink-arg=-Wl,-z,max-page-size=4096",
             "-Clink-arg=-Wl,--no-eh-frame-hdr",
             // GNU ld on both architectures: with -z noseparate-code it puts
@@ -130,7 +136,8 @@ fn strip_section_headers(path: &Path) -> std::io::Result<()> {
     let mut end = phoff + phentsize * phnum;
     for ph in (0..phnum).map(|i| phoff + i * phentsize) {
         const PT_LOAD: usize = 1;
-        if at(ph, 4) == PT_LOAD {
+        // A segment with no file bytes (.bss) needs none of the file.
+        if at(ph, 4) == PT_LOAD && at(ph + 32, 8) > 0 {
             end = end.max(at(ph + 8, 8) + at(ph + 32, 8)); // p_offset + p_filesz
         }
     }

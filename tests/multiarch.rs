@@ -43,6 +43,32 @@ fn tagged_index(layout: &Path, tag: &str) -> Value {
 }
 
 /// Writes the step-down binary held by `manifest`'s top layer to `out`.
+/// Checks with readelf that every loadable segment of `bin` can be mapped on
+/// a kernel whose pages are `page` bytes: aligned to it, its address and file
+/// offset agreeing within a page, and no two segments in one page.
+fn assert_loads_with_pages_of(bin: &Path, page: u64) {
+    let headers = sh(cmd("readelf", &["-lW", bin.to_str().unwrap()]));
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+    let mut last_page = None;
+    for line in headers
+        .lines()
+        .filter(|l| l.trim_start().starts_with("LOAD"))
+    {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (offset, vaddr, memsz, align) = (hex(f[1]), hex(f[2]), hex(f[5]), hex(f[f.len() - 1]));
+        assert!(
+            align >= page && vaddr % page == offset % page,
+            "{line}\n{headers}"
+        );
+        assert!(
+            last_page < Some(vaddr / page),
+            "segments share a page:\n{headers}"
+        );
+        last_page = Some((vaddr + memsz - 1) / page);
+    }
+    assert!(last_page.is_some(), "no LOAD segment:\n{headers}");
+}
+
 fn extract_stepdown(layout: &Path, manifest: &Value, out: &Path) {
     let top = manifest["layers"].as_array().unwrap().last().unwrap();
     let file = std::fs::File::open(blob(layout, top["digest"].as_str().unwrap())).unwrap();
@@ -158,6 +184,9 @@ fn each_platform_gets_the_step_down_of_its_architecture() {
         let kind = sh(cmd("file", &[bin.to_str().unwrap()]));
         assert!(kind.contains(arch) && kind.contains("static"), "{kind}");
     }
+    // arm64 kernels with 16 or 64 KiB pages (Asahi Linux, RHEL's kernel-64k)
+    // can load the arm64 step-down: its segments are laid out for 64 KiB.
+    assert_loads_with_pages_of(&dir.join("stepdown-arm64"), 0x10000);
     // skopeo reads the whole index back and checks every digest.
     sh(cmd(
         "skopeo",
