@@ -3,8 +3,8 @@ CARGO ?= cargo
 
 .PHONY: build demo test deps build-deps lint unit clean man image fuzz fuzz-smoke bench
 
-# The arm64 step-down needs Debian's toolchain (see README): deps installs it.
-export HARDEN_REQUIRE_ARM64 = 1
+# The arm64 and arm step-downs need Debian's toolchain (see README): deps installs it.
+export HARDEN_REQUIRE_ALL_ARCHS = 1
 
 build: build-deps
 	$(CARGO) build --release

@@ -8,75 +8,150 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// How one architecture's step-down is built.
+struct Arch {
+    /// OCI architecture name; the binary is `harden-stepdown-<name>`.
+    name: &'static str,
+    target: &'static str,
+    /// Whose rustc, and where `core` comes from.
+    toolchain: Toolchain,
+    /// The largest page size of the architecture's kernels: segments never
+    /// share a page of that size (arm64 kernels may use 16 or 64 KiB pages:
+    /// Asahi Linux, RHEL's kernel-64k).
+    page: u32,
+    /// What to install when it cannot be built (said in the warning).
+    needs: &'static str,
+}
+
+enum Toolchain {
+    /// The rustc cargo runs (rustup's), its own std; its linker via cc.
+    Host,
+    /// Debian's rustc with Debian's std for the target, linked by a cross gcc.
+    DebianStd { gcc: &'static str },
+    /// Debian's rustc with `core` built here from Debian's rust-web-src (no
+    /// Debian std for the target at this version), linked by binutils' ld.
+    DebianSource { ld: &'static str },
+}
+
+const ARCHS: &[Arch] = &[
+    Arch {
+        name: "amd64",
+        target: "x86_64-unknown-linux-gnu",
+        toolchain: Toolchain::Host,
+        page: 4096,
+        needs: "rustup's stable toolchain",
+    },
+    Arch {
+        name: "arm64",
+        target: "aarch64-unknown-linux-gnu",
+        toolchain: Toolchain::DebianStd {
+            gcc: "aarch64-linux-gnu-gcc",
+        },
+        page: 65536,
+        needs: "rustc-web, libstd-rust-web-dev:arm64, gcc-aarch64-linux-gnu",
+    },
+    // One binary for arm/v5, v6 and v7: ARMv5TE code in ARM state runs on all.
+    Arch {
+        name: "arm",
+        target: "armv5te-unknown-linux-gnueabi",
+        toolchain: Toolchain::DebianSource {
+            ld: "arm-linux-gnueabi-ld",
+        },
+        page: 4096,
+        needs: "rustc-web, rust-web-src, binutils-arm-linux-gnueabi",
+    },
+];
+
+const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
+/// Where Debian's rust-web-src puts the standard library's sources.
+const DEBIAN_LIBRARY_SRC: &str = "/usr/lib/rustlib/src/rust/library";
+
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
-    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     println!("cargo:rerun-if-changed=stepdown/src");
-    for var in [
-        "HARDEN_STEPDOWN_AMD64",
-        "HARDEN_STEPDOWN_ARM64",
-        "HARDEN_REQUIRE_ARM64",
-    ] {
+    println!("cargo:rerun-if-env-changed=HARDEN_REQUIRE_ALL_ARCHS");
+    for arch in ARCHS {
+        // A prebuilt binary may be handed in; otherwise it is built here.
+        let var = format!("HARDEN_STEPDOWN_{}", arch.name.to_uppercase());
         println!("cargo:rerun-if-env-changed={var}");
-    }
-    // A prebuilt binary may be handed in; otherwise build it here.
-    let amd64 = out.join("harden-stepdown-amd64");
-    match env::var_os("HARDEN_STEPDOWN_AMD64") {
-        Some(prebuilt) => {
-            std::fs::copy(&prebuilt, &amd64).expect("copy HARDEN_STEPDOWN_AMD64");
+        let dest = out.join(format!("harden-stepdown-{}", arch.name));
+        let built = match env::var_os(&var) {
+            Some(prebuilt) => std::fs::copy(&prebuilt, &dest).is_ok(),
+            None => build_stepdown(arch, &out, &dest),
+        };
+        // amd64 (the host's) is always needed. Without the cross toolchains the other
+        // binaries are left empty and harden says so when an image needs one;
+        // `make build` and `make test` install them and set
+        // HARDEN_REQUIRE_ALL_ARCHS, which makes a failed build fatal.
+        if !built {
+            let host = matches!(arch.toolchain, Toolchain::Host);
+            if host || env::var_os("HARDEN_REQUIRE_ALL_ARCHS").is_some() {
+                panic!(
+                    "building the {} step-down failed (see ../README.md; it needs {})",
+                    arch.name, arch.needs
+                );
+            }
+            println!(
+                "cargo:warning=no {} step-down: install {} (make deps)",
+                arch.name, arch.needs
+            );
+            std::fs::write(&dest, b"").expect("write the empty placeholder");
         }
-        None => assert!(
-            build_stepdown(Path::new(&rustc), "x86_64-unknown-linux-gnu", &[], &amd64),
-            "building the step-down binary for amd64 failed"
-        ),
-    }
-    // arm64 comes from Debian's rustc (rustup's cannot fetch the aarch64 std
-    // here), with the aarch64 std and cross linker from Debian's packages.
-    // Without them the arm64 binary is left empty and harden says so when an
-    // arm64 image needs it; `make build` and `make test` install them and set
-    // HARDEN_REQUIRE_ARM64, which makes a failed build fatal.
-    let arm64 = out.join("harden-stepdown-arm64");
-    let built = match env::var_os("HARDEN_STEPDOWN_ARM64") {
-        Some(prebuilt) => std::fs::copy(&prebuilt, &arm64).is_ok(),
-        None => {
-            let debian_rustc = Path::new("/usr/bin/rustc");
-            debian_rustc.exists()
-                && build_stepdown(
-                    debian_rustc,
-                    "aarch64-unknown-linux-gnu",
-                    // arm64 kernels may use 16 or 64 KiB pages (Asahi Linux,
-                    // RHEL's kernel-64k): the segments must not share one.
-                    &[
-                        "-Clinker=aarch64-linux-gnu-gcc",
-                        "-Clink-arg=-Wl,-z,max-page-size=65536",
-                    ],
-                    &arm64,
-                )
-        }
-    };
-    if !built {
-        if env::var_os("HARDEN_REQUIRE_ARM64").is_some() {
-            panic!("building the arm64 step-down failed (see ../README.md: Debian's rustc-web, libstd-rust-web-dev:arm64, gcc-aarch64-linux-gnu)");
-        }
-        println!("cargo:warning=no arm64 step-down: install Debian's rustc-web, libstd-rust-web-dev:arm64 and gcc-aarch64-linux-gnu (make deps)");
-        std::fs::write(&arm64, b"").expect("write the empty arm64 placeholder");
     }
 }
 
-/// Compiles the step-down for `target`; false when the toolchain cannot.
+/// Compiles the step-down for `arch`; false when the toolchain cannot.
 /// No libc: its own `_start`, no start files, no default libraries, a
 /// static non-PIE executable (nothing to relocate at start), one text segment
-/// holding the read-only data too, and no unwind
-/// tables (panics abort; the precompiled core brings them anyway, so the
-/// linker script discards them).
-fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) -> bool {
+/// holding the read-only data too, and no unwind tables (panics abort; the
+/// precompiled core brings them anyway, so the linker script discards them).
+fn build_stepdown(arch: &Arch, out: &Path, dest: &Path) -> bool {
     let script = dest.with_extension("ld");
     std::fs::write(
         &script,
-        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) *(.comment) } } INSERT AFTER .text;\n",
+        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) *(.comment) *(.ARM.exidx*) *(.ARM.extab*) } } INSERT AFTER .text;\n",
     )
     .expect("write the linker script");
-    Command::new(rustc)
+    // GNU ld on every architecture: with -z noseparate-code it puts the
+    // read-only data in the text segment, one mapping and one page fault
+    // less at every start (lld, rustup's default, would not).
+    let page = format!("max-page-size={}", arch.page);
+    let script = script.display().to_string();
+    let ld_args = [
+        "--build-id=none",
+        "-z",
+        "norelro",
+        "-z",
+        "noseparate-code",
+        "-z",
+        &page,
+        "--no-eh-frame-hdr",
+        "-T",
+        &script,
+    ];
+    let mut rustc = match arch.toolchain {
+        Toolchain::Host => Command::new(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())),
+        _ if !Path::new(DEBIAN_RUSTC).exists() => return false,
+        _ => Command::new(DEBIAN_RUSTC),
+    };
+    match arch.toolchain {
+        Toolchain::Host | Toolchain::DebianStd { .. } => {
+            if let Toolchain::DebianStd { gcc } = arch.toolchain {
+                rustc.arg(format!("-Clinker={gcc}"));
+            }
+            rustc.args(["-Clink-arg=-nostartfiles", "-Clink-arg=-fuse-ld=bfd"]);
+            rustc.arg(format!("-Clink-arg=-Wl,{}", ld_args.join(",")));
+        }
+        Toolchain::DebianSource { ld } => {
+            let Some(sysroot) = core_sysroot(arch.target, out) else {
+                return false;
+            };
+            rustc.arg("--sysroot").arg(sysroot);
+            rustc.args([&format!("-Clinker={ld}"), "-Clinker-flavor=ld"]);
+            rustc.args(ld_args.iter().map(|a| format!("-Clink-arg={a}")));
+        }
+    }
+    rustc
         .args([
             "--edition=2021",
             "--crate-name=harden_stepdown",
@@ -90,23 +165,10 @@ fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) -> bo
             "-Ctarget-feature=+crt-static",
             "-Crelocation-model=static",
             "-Cforce-unwind-tables=no",
-            "-Clink-arg=-nostartfiles",
             "-Clink-arg=-nostdlib",
-            "-Clink-arg=-Wl,--build-id=none",
-            "-Clink-arg=-Wl,-z,norelro",
-            "-Clink-arg=-Wl,-z,noseparate-code",
-            // amd64 pages are 4 KiB; `extra` raises it for arm64.
-            "-Clink-arg=-Wl,-z,max-page-size=4096",
-            "-Clink-arg=-Wl,--no-eh-frame-hdr",
-            // GNU ld on both architectures: with -z noseparate-code it puts
-            // the read-only data in the text segment, one mapping and one page
-            // fault less at every start (lld, rustup's default, would not).
-            "-Clink-arg=-fuse-ld=bfd",
             "--target",
-            target,
+            arch.target,
         ])
-        .args(extra)
-        .arg(format!("-Clink-arg=-Wl,-T,{}", script.display()))
         .arg("stepdown/src/main.rs")
         .arg("-o")
         .arg(dest)
@@ -116,9 +178,55 @@ fn build_stepdown(rustc: &Path, target: &str, extra: &[&str], dest: &Path) -> bo
         && strip_section_headers(dest).is_ok()
 }
 
+/// A sysroot holding `core` and `compiler_builtins` for `target`, compiled
+/// by Debian's rustc from its own sources (the step-down needs nothing
+/// else); kept in OUT_DIR and rebuilt when that rustc changes.
+fn core_sysroot(target: &str, out: &Path) -> Option<PathBuf> {
+    let sysroot = out.join("sysroot");
+    let lib = sysroot.join("lib/rustlib").join(target).join("lib");
+    let version = Command::new(DEBIAN_RUSTC).arg("-vV").output().ok()?.stdout;
+    let stamp = lib.join("rustc-version");
+    if std::fs::read(&stamp).is_ok_and(|v| v == version) {
+        return Some(sysroot);
+    }
+    let src = Path::new(DEBIAN_LIBRARY_SRC);
+    if !src.exists() {
+        return None;
+    }
+    std::fs::create_dir_all(&lib).ok()?;
+    for (krate, path, extra) in [
+        ("core", "core/src/lib.rs", &[][..]),
+        (
+            "compiler_builtins",
+            "compiler-builtins/compiler-builtins/src/lib.rs",
+            &["--cfg", "feature=\"compiler-builtins\""][..],
+        ),
+    ] {
+        let ok = Command::new(DEBIAN_RUSTC)
+            // The standard library's own sources use unstable features.
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["--edition=2024", "--crate-type=rlib", "--crate-name", krate])
+            .args(["-Copt-level=z", "-Cpanic=abort", "-Ccodegen-units=1"])
+            .args(["-Zforce-unstable-if-unmarked", "--target", target])
+            .arg("-L")
+            .arg(&lib)
+            .args(extra)
+            .arg(src.join(path))
+            .arg("--out-dir")
+            .arg(&lib)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+    }
+    std::fs::write(&stamp, version).ok()?;
+    Some(sysroot)
+}
+
 /// Cuts the section header table and what only it points to (as ELFkickers'
 /// sstrip): the kernel loads segments, and the sections are ~400 bytes of
-/// bookkeeping in every image. ELF64 little-endian (amd64, arm64).
+/// bookkeeping in every image. Little-endian ELF, 64 or 32 bits.
 fn strip_section_headers(path: &Path) -> std::io::Result<()> {
     let mut elf = std::fs::read(path)?;
     let at = |o: usize, n: usize| -> usize {
@@ -126,23 +234,25 @@ fn strip_section_headers(path: &Path) -> std::io::Result<()> {
         v[..n].copy_from_slice(&elf[o..o + n]);
         u64::from_le_bytes(v) as usize
     };
-    assert_eq!(
-        &elf[..6],
-        b"\x7fELF\x02\x01",
-        "{}: not ELF64 LE",
-        path.display()
-    );
-    let (phoff, phentsize, phnum) = (at(0x20, 8), at(0x36, 2), at(0x38, 2));
+    // The width of addresses and offsets: the header fields after the first
+    // one of that width, and the program header fields, move with it.
+    let w = match &elf[..6] {
+        b"\x7fELF\x02\x01" => 8,
+        b"\x7fELF\x01\x01" => 4,
+        _ => panic!("{}: not a little-endian ELF file", path.display()),
+    };
+    let (phoff, phentsize, phnum) = (at(0x18 + w, w), at(0x1e + 3 * w, 2), at(0x20 + 3 * w, 2));
     let mut end = phoff + phentsize * phnum;
     for ph in (0..phnum).map(|i| phoff + i * phentsize) {
         const PT_LOAD: usize = 1;
+        let (offset, filesz) = (at(ph + w, w), at(ph + 4 * w, w));
         // A segment with no file bytes (.bss) needs none of the file.
-        if at(ph, 4) == PT_LOAD && at(ph + 32, 8) > 0 {
-            end = end.max(at(ph + 8, 8) + at(ph + 32, 8)); // p_offset + p_filesz
+        if at(ph, 4) == PT_LOAD && filesz > 0 {
+            end = end.max(offset + filesz);
         }
     }
     elf.truncate(end);
-    elf[0x28..0x30].fill(0); // e_shoff
-    elf[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+    elf[0x18 + 2 * w..0x18 + 3 * w].fill(0); // e_shoff
+    elf[0x24 + 3 * w..0x28 + 3 * w].fill(0); // e_shnum, e_shstrndx
     std::fs::write(path, elf)
 }

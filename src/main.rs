@@ -123,6 +123,7 @@ Examples:
     /// Write the embedded step-down binary (for your own Dockerfiles)
     #[command(after_help = "Example:\n  harden stepdown-binary --arch amd64 -o harden-stepdown")]
     StepdownBinary {
+        /// amd64, arm64 or arm (also as `uname -m` says them: x86_64, aarch64, armv7l)
         #[arg(long, default_value = "amd64")]
         arch: String,
         #[arg(short, long)]
@@ -566,6 +567,8 @@ fn run(cli: Cli) -> Result<()> {
             let arch = match arch.as_str() {
                 "x86_64" => "amd64",
                 "aarch64" => "arm64",
+                // `uname -m` on 32-bit arm, and Debian's names.
+                "armv5l" | "armv6l" | "armv7l" | "armel" | "armhf" => "arm",
                 a => a,
             };
             let bytes = run::stepdown_for(arch)?;

@@ -64,9 +64,15 @@ impl fmt::Display for Platform {
     }
 }
 
-/// The step-down architectures harden carries, by OCI architecture name.
+/// The step-down architectures harden carries, by OCI architecture name
+/// (one arm binary serves every variant: v5, v6, v7).
+pub const ARCHITECTURES: [&str; 3] = ["amd64", "arm64", "arm"];
+
+/// The platforms harden has a step-down for, as messages name them.
+pub const SUPPORTED: &str = "linux/amd64, linux/arm64 and linux/arm";
+
 pub fn supported(p: &Platform) -> bool {
-    p.os == "linux" && matches!(p.architecture.as_str(), "amd64" | "arm64")
+    p.os == "linux" && ARCHITECTURES.contains(&p.architecture.as_str())
 }
 
 /// What to do with each platform of an index.
@@ -102,9 +108,9 @@ pub fn choose(
             } else if !supported(p) {
                 if !skip_unsupported {
                     bail!(
-                    "harden has no step-down binary for {p} (it has linux/amd64 and linux/arm64): \
+                        "harden has no step-down binary for {p} (it has {SUPPORTED}): \
                      choose platforms with --platform, or drop this one with --skip-unsupported"
-                );
+                    );
                 }
                 Choice::Drop("no step-down binary for this platform (--skip-unsupported)".into())
             } else {

@@ -15,8 +15,9 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The step-down binaries harden puts into images, built by build.rs.
 const STEPDOWN_AMD64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-amd64"));
-/// Empty when the build had no arm64 toolchain (see build.rs).
+/// Empty when the build had no cross toolchain for them (see build.rs).
 const STEPDOWN_ARM64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm64"));
+const STEPDOWN_ARM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm"));
 
 /// What every image of a run shares: the validated options, the registry
 /// clients (connections, tokens) and the progress output.
@@ -362,7 +363,10 @@ fn harden_image(
     report: &mut Vec<Value>,
 ) -> Result<Image> {
     if !platform::supported(platform) {
-        bail!("harden has no step-down binary for {platform} (it has linux/amd64 and linux/arm64)");
+        bail!(
+            "harden has no step-down binary for {platform} (it has {})",
+            platform::SUPPORTED
+        );
     }
     let (account, extra) = match settings.mode {
         rewrite::Mode::Runtime => (None, Vec::new()),
@@ -386,12 +390,19 @@ fn harden_image(
 
 /// The embedded step-down binary for an OCI architecture name.
 pub fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
-    match arch {
-        "amd64" => Ok(STEPDOWN_AMD64),
-        "arm64" if !STEPDOWN_ARM64.is_empty() => Ok(STEPDOWN_ARM64),
-        "arm64" => bail!("this harden was built without the arm64 step-down: `make build` installs Debian's arm64 toolchain and builds it"),
-        other => bail!("no step-down binary for architecture {other:?} (available: amd64, arm64)"),
+    let bytes = match arch {
+        "amd64" => STEPDOWN_AMD64,
+        "arm64" => STEPDOWN_ARM64,
+        "arm" => STEPDOWN_ARM,
+        other => bail!(
+            "no step-down binary for architecture {other:?} (available: {})",
+            platform::ARCHITECTURES.join(", ")
+        ),
+    };
+    if bytes.is_empty() {
+        bail!("this harden was built without the {arch} step-down: `make build` installs Debian's cross toolchains and builds it");
     }
+    Ok(bytes)
 }
 
 /// Static mode: settles the user from the account files of the image as it

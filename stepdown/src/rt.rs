@@ -30,6 +30,20 @@ core::arch::global_asm!(
     entry = sym entry,
 );
 
+#[cfg(target_arch = "arm")]
+core::arch::global_asm!(
+    ".text",
+    ".globl _start",
+    "_start:",
+    "mov fp, #0",
+    "mov lr, #0",
+    "mov r0, sp",
+    "bic sp, sp, #7",
+    "bl {entry}",
+    ".inst 0xe7f000f0", // udf: permanently undefined, ARMv5 included
+    entry = sym entry,
+);
+
 /// The kernel's initial stack: argc, argv[0..argc], NULL, envp..., NULL.
 unsafe extern "C" fn entry(sp: *const usize) -> ! {
     let argc = *sp;
@@ -181,4 +195,63 @@ core::arch::global_asm!(
     "sub x0, x1, x0",
     "sub x0, x0, #1",
     "ret",
+);
+
+// 32-bit arm (ARMv5TE and later, ARM state).
+#[cfg(target_arch = "arm")]
+core::arch::global_asm!(
+    ".text",
+    ".globl memcpy",
+    "memcpy:",
+    "mov r3, r0",
+    ".Lcopy:",
+    "subs r2, r2, #1",
+    "ldrbhs r12, [r1], #1",
+    "strbhs r12, [r3], #1",
+    "bhs .Lcopy",
+    "bx lr",
+    ".globl memmove",
+    "memmove:",
+    "cmp r0, r1",
+    "bls memcpy",
+    "add r1, r1, r2",
+    "add r3, r0, r2",
+    ".Lback:",
+    "subs r2, r2, #1",
+    "ldrbhs r12, [r1, #-1]!",
+    "strbhs r12, [r3, #-1]!",
+    "bhs .Lback",
+    "bx lr",
+    ".globl memset",
+    "memset:",
+    "mov r3, r0",
+    ".Lset:",
+    "subs r2, r2, #1",
+    "strbhs r1, [r3], #1",
+    "bhs .Lset",
+    "bx lr",
+    ".globl memcmp",
+    ".globl bcmp",
+    "memcmp:",
+    "bcmp:",
+    ".Lcmp:",
+    "subs r2, r2, #1",
+    "movlo r0, #0",
+    "bxlo lr",
+    "ldrb r3, [r0], #1",
+    "ldrb r12, [r1], #1",
+    "subs r3, r3, r12",
+    "beq .Lcmp",
+    "mov r0, r3",
+    "bx lr",
+    ".globl strlen",
+    "strlen:",
+    "mov r1, r0",
+    ".Lstrlen:",
+    "ldrb r2, [r1], #1",
+    "cmp r2, #0",
+    "bne .Lstrlen",
+    "sub r0, r1, r0",
+    "sub r0, r0, #1",
+    "bx lr",
 );

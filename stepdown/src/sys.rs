@@ -1,4 +1,5 @@
-//! Raw Linux system calls for amd64 and arm64: the step-down links no libc.
+//! Raw Linux system calls for amd64, arm64 and 32-bit arm (EABI): the
+//! step-down links no libc.
 //! Only the calls it needs, each a thin wrapper that turns -errno into Err.
 
 use core::ffi::{c_char, CStr};
@@ -83,6 +84,49 @@ mod nr {
     pub const UNLINKAT: usize = 35;
     pub const RENAMEAT2: usize = 276;
     pub const STATX: usize = 291;
+}
+
+// 32-bit arm, EABI (arch/arm/tools/syscall.tbl). The user and group calls are
+// the `*32` ones: the plain ones take 16-bit IDs and would cut 100000 to 34464.
+#[cfg(target_arch = "arm")]
+mod nr {
+    pub const READ: usize = 3;
+    pub const WRITE: usize = 4;
+    pub const CLOSE: usize = 6;
+    pub const RT_SIGACTION: usize = 174;
+    pub const IOCTL: usize = 54;
+    pub const SETPGID: usize = 57;
+    pub const RT_SIGPROCMASK: usize = 175;
+    pub const GETPID: usize = 20;
+    pub const CLONE: usize = 120;
+    pub const EXECVE: usize = 11;
+    pub const WAIT4: usize = 114;
+    pub const KILL: usize = 37;
+    pub const FSYNC: usize = 118;
+    pub const FCHMOD: usize = 94;
+    pub const FCHOWN: usize = 207; // fchown32
+    pub const GETUID: usize = 199; // getuid32
+    pub const GETGID: usize = 200; // getgid32
+    pub const GETEUID: usize = 201; // geteuid32
+    pub const GETEGID: usize = 202; // getegid32
+    pub const GETGROUPS: usize = 205; // getgroups32
+    pub const SETGROUPS: usize = 206; // setgroups32
+    pub const SETRESUID: usize = 208; // setresuid32
+    pub const GETRESUID: usize = 209; // getresuid32
+    pub const SETRESGID: usize = 210; // setresgid32
+    pub const GETRESGID: usize = 211; // getresgid32
+    pub const CAPGET: usize = 184;
+    pub const CAPSET: usize = 185;
+    pub const RT_SIGTIMEDWAIT: usize = 177;
+    pub const PRCTL: usize = 172;
+    pub const GETDENTS64: usize = 217;
+    pub const EXIT_GROUP: usize = 248;
+    pub const OPENAT: usize = 322;
+    pub const MKDIRAT: usize = 323;
+    pub const FCHOWNAT: usize = 325;
+    pub const UNLINKAT: usize = 328;
+    pub const RENAMEAT2: usize = 382;
+    pub const STATX: usize = 397;
 }
 
 /// The kernel's error number.
@@ -184,6 +228,28 @@ unsafe fn syscall(
     ret
 }
 
+#[cfg(target_arch = "arm")]
+#[inline(never)]
+unsafe fn syscall(
+    n: usize,
+    a0: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+) -> isize {
+    let ret: isize;
+    core::arch::asm!(
+        "svc 0",
+        in("r7") n,
+        inlateout("r0") a0 as isize => ret,
+        in("r1") a1, in("r2") a2, in("r3") a3, in("r4") a4, in("r5") a5,
+        options(nostack),
+    );
+    ret
+}
+
 #[inline(always)]
 fn call(n: usize, a: [usize; 6]) -> Result<usize> {
     let ret = unsafe { syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]) };
@@ -214,10 +280,10 @@ pub const O_CLOEXEC: usize = 0o2000000;
 pub const O_DIRECTORY: usize = 0o200000;
 #[cfg(target_arch = "x86_64")]
 pub const O_NOFOLLOW: usize = 0o400000;
-// arm64 has its own values for these two (arch/arm64/include/uapi/asm/fcntl.h).
-#[cfg(target_arch = "aarch64")]
+// arm and arm64 have their own values for these two (arch/arm*/include/uapi/asm/fcntl.h).
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
 pub const O_DIRECTORY: usize = 0o40000;
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
 pub const O_NOFOLLOW: usize = 0o100000;
 
 pub const S_IFMT: u16 = 0o170000;
@@ -598,7 +664,7 @@ pub fn sigwait(set: u64) -> Result<u32> {
 }
 
 /// Resets a signal to its default action (SIG_DFL, no flags, empty mask: all
-/// zero in both architectures' struct sigaction).
+/// zero in every architecture's struct sigaction).
 pub fn default_action(sig: u32) -> Result<()> {
     let action = [0u64; 4];
     call0(
@@ -612,7 +678,7 @@ pub fn setpgid() -> Result<()> {
     call0(nr::SETPGID, [0; 6])
 }
 
-const TIOCSPGRP: usize = 0x5410; // the same on amd64 and arm64
+const TIOCSPGRP: usize = 0x5410; // the same on amd64, arm64 and arm
 
 /// tcsetpgrp(3): makes `pgid` the foreground group of the terminal on `fd`
 /// (ENOTTY when there is none).
