@@ -60,6 +60,15 @@ const ARCHS: &[Arch] = &[
         page: 4096,
         needs: "rustc-web, rust-web-src, binutils-arm-linux-gnueabi",
     },
+    Arch {
+        name: "riscv64",
+        target: "riscv64gc-unknown-linux-gnu",
+        toolchain: Toolchain::DebianSource {
+            ld: "riscv64-linux-gnu-ld",
+        },
+        page: 4096,
+        needs: "rustc-web, rust-web-src, binutils-riscv64-linux-gnu",
+    },
 ];
 
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";

@@ -18,6 +18,8 @@ const STEPDOWN_AMD64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-s
 /// Empty when the build had no cross toolchain for them (see build.rs).
 const STEPDOWN_ARM64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm64"));
 const STEPDOWN_ARM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm"));
+const STEPDOWN_RISCV64: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-riscv64"));
 
 /// What every image of a run shares: the validated options, the registry
 /// clients (connections, tokens) and the progress output.
@@ -394,6 +396,7 @@ pub fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
         "amd64" => STEPDOWN_AMD64,
         "arm64" => STEPDOWN_ARM64,
         "arm" => STEPDOWN_ARM,
+        "riscv64" => STEPDOWN_RISCV64,
         other => bail!(
             "no step-down binary for architecture {other:?} (available: {})",
             platform::ARCHITECTURES.join(", ")

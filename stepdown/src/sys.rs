@@ -1,5 +1,5 @@
-//! Raw Linux system calls for amd64, arm64 and 32-bit arm (EABI): the
-//! step-down links no libc.
+//! Raw Linux system calls for amd64, arm64, 32-bit arm (EABI) and riscv64:
+//! the step-down links no libc.
 //! Only the calls it needs, each a thin wrapper that turns -errno into Err.
 
 use core::ffi::{c_char, CStr};
@@ -45,7 +45,8 @@ mod nr {
     pub const STATX: usize = 332;
 }
 
-#[cfg(target_arch = "aarch64")]
+// arm64 and riscv64 share the generic table (include/uapi/asm-generic/unistd.h).
+#[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
 mod nr {
     pub const READ: usize = 63;
     pub const WRITE: usize = 64;
@@ -250,6 +251,28 @@ unsafe fn syscall(
     ret
 }
 
+#[cfg(target_arch = "riscv64")]
+#[inline(never)]
+unsafe fn syscall(
+    n: usize,
+    a0: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+) -> isize {
+    let ret: isize;
+    core::arch::asm!(
+        "ecall",
+        in("a7") n,
+        inlateout("a0") a0 as isize => ret,
+        in("a1") a1, in("a2") a2, in("a3") a3, in("a4") a4, in("a5") a5,
+        options(nostack),
+    );
+    ret
+}
+
 #[inline(always)]
 fn call(n: usize, a: [usize; 6]) -> Result<usize> {
     let ret = unsafe { syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]) };
@@ -276,9 +299,9 @@ pub const O_WRONLY: usize = 1;
 pub const O_CREAT: usize = 0o100;
 pub const O_EXCL: usize = 0o200;
 pub const O_CLOEXEC: usize = 0o2000000;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "riscv64"))]
 pub const O_DIRECTORY: usize = 0o200000;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "riscv64"))]
 pub const O_NOFOLLOW: usize = 0o400000;
 // arm and arm64 have their own values for these two (arch/arm*/include/uapi/asm/fcntl.h).
 #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
@@ -678,7 +701,7 @@ pub fn setpgid() -> Result<()> {
     call0(nr::SETPGID, [0; 6])
 }
 
-const TIOCSPGRP: usize = 0x5410; // the same on amd64, arm64 and arm
+const TIOCSPGRP: usize = 0x5410; // the same on amd64, arm64, arm and riscv64
 
 /// tcsetpgrp(3): makes `pgid` the foreground group of the terminal on `fd`
 /// (ENOTTY when there is none).
