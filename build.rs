@@ -69,6 +69,16 @@ const ARCHS: &[Arch] = &[
         page: 4096,
         needs: "rustc-web, rust-web-src, binutils-riscv64-linux-gnu",
     },
+    // Pentium code (no SSE): runs on every 32-bit x86 a 386 image may meet.
+    Arch {
+        name: "386",
+        target: "i586-unknown-linux-gnu",
+        toolchain: Toolchain::DebianSource {
+            ld: "i686-linux-gnu-ld",
+        },
+        page: 4096,
+        needs: "rustc-web, rust-web-src, binutils-i686-linux-gnu",
+    },
 ];
 
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";

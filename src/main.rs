@@ -123,7 +123,7 @@ Examples:
     /// Write the embedded step-down binary (for your own Dockerfiles)
     #[command(after_help = "Example:\n  harden stepdown-binary --arch amd64 -o harden-stepdown")]
     StepdownBinary {
-        /// amd64, arm64 or arm (also as `uname -m` says them: x86_64, aarch64, armv7l)
+        /// amd64, arm64, arm, riscv64 or 386 (also as `uname -m` says them: x86_64, aarch64, armv7l, i686)
         #[arg(long, default_value = "amd64")]
         arch: String,
         #[arg(short, long)]
@@ -569,6 +569,7 @@ fn run(cli: Cli) -> Result<()> {
                 "aarch64" => "arm64",
                 // `uname -m` on 32-bit arm, and Debian's names.
                 "armv5l" | "armv6l" | "armv7l" | "armel" | "armhf" => "arm",
+                "i386" | "i486" | "i586" | "i686" => "386",
                 a => a,
             };
             let bytes = run::stepdown_for(arch)?;

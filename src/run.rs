@@ -20,6 +20,7 @@ const STEPDOWN_ARM64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-s
 const STEPDOWN_ARM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm"));
 const STEPDOWN_RISCV64: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-riscv64"));
+const STEPDOWN_386: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-386"));
 
 /// What every image of a run shares: the validated options, the registry
 /// clients (connections, tokens) and the progress output.
@@ -397,6 +398,7 @@ pub fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
         "arm64" => STEPDOWN_ARM64,
         "arm" => STEPDOWN_ARM,
         "riscv64" => STEPDOWN_RISCV64,
+        "386" => STEPDOWN_386,
         other => bail!(
             "no step-down binary for architecture {other:?} (available: {})",
             platform::ARCHITECTURES.join(", ")

@@ -1,6 +1,6 @@
 //! Multi-platform indexes: every platform hardened with the step-down binary
 //! of its own architecture, checked with skopeo, `file`, readelf, qemu-user
-//! (aarch64, arm, riscv64), podman and a real registry.
+//! (aarch64, arm, riscv64, i386), podman and a real registry.
 
 mod common;
 use common::registry::Registry;
@@ -169,7 +169,8 @@ fn each_platform_gets_the_step_down_of_its_architecture() {
             "linux/amd64",
             "linux/arm64/v8",
             "linux/arm/v7",
-            "linux/riscv64"
+            "linux/riscv64",
+            "linux/386",
         ]
     );
     assert_eq!(index["annotations"]["org.example.index"], "kept");
@@ -187,6 +188,7 @@ fn each_platform_gets_the_step_down_of_its_architecture() {
         "ARM aarch64",
         "32-bit LSB executable, ARM",
         "RISC-V",
+        "Intel 80386",
     ];
     assert_eq!(images.len(), kinds.len());
     for (d, arch) in images.iter().zip(kinds) {
@@ -263,8 +265,8 @@ fn each_platform_gets_the_step_down_of_its_architecture() {
         assert_eq!(owner, (65534, 65534), "{}", path.display());
     }
 
-    // 32-bit arm: the `*32` ID calls (a 16-bit setresuid would cut 100000
-    // to 34464 on a real kernel).
+    // 32-bit arm and 386: the `*32` ID calls (a 16-bit setresuid would cut
+    // 100000 to 34464 on a real kernel).
     run_under_qemu(
         &dir.join("stepdown-arm"),
         "qemu-arm-static",
@@ -282,6 +284,17 @@ fn each_platform_gets_the_step_down_of_its_architecture() {
         &[" setgroups(1,", " setresgid(100001,", " setresuid(100000,"],
         &[],
         &dir.join("riscv64-data"),
+    );
+    run_under_qemu(
+        &dir.join("stepdown-386"),
+        "qemu-i386-static",
+        &[
+            " setgroups32(1,",
+            " setresgid32(100001,",
+            " setresuid32(100000,",
+        ],
+        &[" setresuid(", " setresgid(", " setgroups(", " getuid("],
+        &dir.join("386-data"),
     );
 }
 
@@ -396,14 +409,14 @@ fn index_through_a_registry() {
     ]);
     // One new layer and one config per architecture; base layers and the
     // SBOM's blobs are already there.
-    assert_eq!(report["blobs"]["uploaded"], 8, "{report}");
+    assert_eq!(report["blobs"]["uploaded"], 10, "{report}");
     assert_eq!(report["blobs"]["skipped"], 5, "{report}");
     let sbom = report["kept"][0]["digest"].as_str().unwrap();
     let raw: Value =
         serde_json::from_str(&reg.inspect("multi/busybox:1-hardened", true).unwrap()).unwrap();
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
-    assert_eq!(raw["manifests"].as_array().unwrap().len(), 5);
-    assert_eq!(raw["manifests"][4]["digest"], sbom);
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 6);
+    assert_eq!(raw["manifests"][5]["digest"], sbom);
     let digest = sh(cmd(
         "skopeo",
         &[
@@ -501,7 +514,7 @@ fn index_through_a_registry() {
     let out = harden(&["check", "--plain-http", &format!("docker://{dest}")]);
     let (o, e) = text(&out);
     assert!(
-        out.status.success() && o.starts_with("PASS") && o.contains("all 4 platforms"),
+        out.status.success() && o.starts_with("PASS") && o.contains("all 5 platforms"),
         "{o}{e}"
     );
 }

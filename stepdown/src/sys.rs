@@ -1,5 +1,5 @@
-//! Raw Linux system calls for amd64, arm64, 32-bit arm (EABI) and riscv64:
-//! the step-down links no libc.
+//! Raw Linux system calls for amd64, arm64, 32-bit arm (EABI), riscv64 and
+//! 386: the step-down links no libc.
 //! Only the calls it needs, each a thin wrapper that turns -errno into Err.
 
 use core::ffi::{c_char, CStr};
@@ -128,6 +128,48 @@ mod nr {
     pub const UNLINKAT: usize = 328;
     pub const RENAMEAT2: usize = 382;
     pub const STATX: usize = 397;
+}
+
+// 386 (arch/x86/entry/syscalls/syscall_32.tbl), with the `*32` ID calls as on arm.
+#[cfg(target_arch = "x86")]
+mod nr {
+    pub const READ: usize = 3;
+    pub const WRITE: usize = 4;
+    pub const CLOSE: usize = 6;
+    pub const RT_SIGACTION: usize = 174;
+    pub const IOCTL: usize = 54;
+    pub const SETPGID: usize = 57;
+    pub const RT_SIGPROCMASK: usize = 175;
+    pub const GETPID: usize = 20;
+    pub const CLONE: usize = 120;
+    pub const EXECVE: usize = 11;
+    pub const WAIT4: usize = 114;
+    pub const KILL: usize = 37;
+    pub const FSYNC: usize = 118;
+    pub const FCHMOD: usize = 94;
+    pub const FCHOWN: usize = 207; // fchown32
+    pub const GETUID: usize = 199; // getuid32
+    pub const GETGID: usize = 200; // getgid32
+    pub const GETEUID: usize = 201; // geteuid32
+    pub const GETEGID: usize = 202; // getegid32
+    pub const GETGROUPS: usize = 205; // getgroups32
+    pub const SETGROUPS: usize = 206; // setgroups32
+    pub const SETRESUID: usize = 208; // setresuid32
+    pub const GETRESUID: usize = 209; // getresuid32
+    pub const SETRESGID: usize = 210; // setresgid32
+    pub const GETRESGID: usize = 211; // getresgid32
+    pub const CAPGET: usize = 184;
+    pub const CAPSET: usize = 185;
+    pub const RT_SIGTIMEDWAIT: usize = 177;
+    pub const PRCTL: usize = 172;
+    pub const GETDENTS64: usize = 220;
+    pub const EXIT_GROUP: usize = 252;
+    pub const OPENAT: usize = 295;
+    pub const MKDIRAT: usize = 296;
+    pub const FCHOWNAT: usize = 298;
+    pub const UNLINKAT: usize = 301;
+    pub const RENAMEAT2: usize = 353;
+    pub const STATX: usize = 383;
 }
 
 /// The kernel's error number.
@@ -273,6 +315,41 @@ unsafe fn syscall(
     ret
 }
 
+// 386: int 0x80 with the arguments in ebx, ecx, edx, esi, edi, ebp. esi and
+// ebp are LLVM's own there (base and frame pointer) and cannot be operands,
+// so the arguments come in memory and those two are saved by hand.
+#[cfg(target_arch = "x86")]
+#[inline(never)]
+unsafe fn syscall(
+    n: usize,
+    a0: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+) -> isize {
+    let args = [a0, a1, a2, a3, a4, a5];
+    let ret: isize;
+    core::arch::asm!(
+        "push esi",
+        "push ebp",
+        "mov ebx, [ecx]",
+        "mov edx, [ecx + 8]",
+        "mov esi, [ecx + 12]",
+        "mov edi, [ecx + 16]",
+        "mov ebp, [ecx + 20]",
+        "mov ecx, [ecx + 4]",
+        "int 0x80",
+        "pop ebp",
+        "pop esi",
+        inlateout("eax") n as isize => ret,
+        inlateout("ecx") args.as_ptr() => _,
+        lateout("ebx") _, lateout("edx") _, lateout("edi") _,
+    );
+    ret
+}
+
 #[inline(always)]
 fn call(n: usize, a: [usize; 6]) -> Result<usize> {
     let ret = unsafe { syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]) };
@@ -299,9 +376,9 @@ pub const O_WRONLY: usize = 1;
 pub const O_CREAT: usize = 0o100;
 pub const O_EXCL: usize = 0o200;
 pub const O_CLOEXEC: usize = 0o2000000;
-#[cfg(any(target_arch = "x86_64", target_arch = "riscv64"))]
+#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "riscv64"))]
 pub const O_DIRECTORY: usize = 0o200000;
-#[cfg(any(target_arch = "x86_64", target_arch = "riscv64"))]
+#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "riscv64"))]
 pub const O_NOFOLLOW: usize = 0o400000;
 // arm and arm64 have their own values for these two (arch/arm*/include/uapi/asm/fcntl.h).
 #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
@@ -701,7 +778,7 @@ pub fn setpgid() -> Result<()> {
     call0(nr::SETPGID, [0; 6])
 }
 
-const TIOCSPGRP: usize = 0x5410; // the same on amd64, arm64, arm and riscv64
+const TIOCSPGRP: usize = 0x5410; // the same on every architecture built
 
 /// tcsetpgrp(3): makes `pgid` the foreground group of the terminal on `fd`
 /// (ENOTTY when there is none).

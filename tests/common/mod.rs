@@ -388,7 +388,7 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
 
 /// An OCI layout whose tag `multi` is an index of busybox for linux/amd64 and
 /// linux/arm64/v8 (busybox-static:arm64, downloaded and extracted, never
-/// installed), linux/arm/v7 and linux/riscv64 images (scratch ones: their
+/// installed), linux/arm/v7, linux/riscv64 and linux/386 images (scratch ones: their
 /// step-downs are what is run), a linux/s390x image (no step-down for it), a BuildKit-style
 /// attestation manifest, an SBOM artifact and a referrer to the amd64 image
 /// (a `subject`); the index carries an annotation.
@@ -433,6 +433,7 @@ pub fn multiarch() -> &'static MultiArch {
             ("arm64", "arm64", rootfs),
             ("arm", "arm", f.dir.join("scratchfs")),
             ("riscv64", "riscv64", f.dir.join("scratchfs")),
+            ("386", "386", f.dir.join("scratchfs")),
             ("s390x", "s390x", f.dir.join("scratchfs")),
         ] {
             let config = ["--architecture", arch, "--config.cmd", "sh", "--config.env", "PATH=/bin"];
@@ -500,6 +501,7 @@ pub fn multiarch() -> &'static MultiArch {
                 entry("arm64", json!({"os": "linux", "architecture": "arm64", "variant": "v8"})),
                 entry("arm", json!({"os": "linux", "architecture": "arm", "variant": "v7"})),
                 entry("riscv64", json!({"os": "linux", "architecture": "riscv64"})),
+                entry("386", json!({"os": "linux", "architecture": "386"})),
                 entry("s390x", json!({"os": "linux", "architecture": "s390x"})),
                 {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": att_digest, "size": att_size,
                  "platform": {"os": "unknown", "architecture": "unknown"},
