@@ -79,6 +79,25 @@ const ARCHS: &[Arch] = &[
         page: 4096,
         needs: "rustc-web, rust-web-src, binutils-i686-linux-gnu",
     },
+    // ppc64le kernels commonly use 64 KiB pages.
+    Arch {
+        name: "ppc64le",
+        target: "powerpc64le-unknown-linux-gnu",
+        toolchain: Toolchain::DebianSource {
+            ld: "powerpc64le-linux-gnu-ld",
+        },
+        page: 65536,
+        needs: "rustc-web, rust-web-src, binutils-powerpc64le-linux-gnu",
+    },
+    Arch {
+        name: "s390x",
+        target: "s390x-unknown-linux-gnu",
+        toolchain: Toolchain::DebianSource {
+            ld: "s390x-linux-gnu-ld",
+        },
+        page: 4096,
+        needs: "rustc-web, rust-web-src, binutils-s390x-linux-gnu",
+    },
 ];
 
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
@@ -89,18 +108,29 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     println!("cargo:rerun-if-changed=stepdown/src");
     println!("cargo:rerun-if-env-changed=HARDEN_REQUIRE_ALL_ARCHS");
-    for arch in ARCHS {
-        // A prebuilt binary may be handed in; otherwise it is built here.
-        let var = format!("HARDEN_STEPDOWN_{}", arch.name.to_uppercase());
-        println!("cargo:rerun-if-env-changed={var}");
-        let dest = out.join(format!("harden-stepdown-{}", arch.name));
-        let built = match env::var_os(&var) {
-            Some(prebuilt) => std::fs::copy(&prebuilt, &dest).is_ok(),
-            None => build_stepdown(arch, &out, &dest),
-        };
-        // amd64 (the host's) is always needed. Without the cross toolchains the other
-        // binaries are left empty and harden says so when an image needs one;
-        // `make build` and `make test` install them and set
+    // Each architecture on a thread of its own: compiling `core` for one
+    // takes ~20 s of a core.
+    let built: Vec<bool> = std::thread::scope(|threads| {
+        let builds: Vec<_> = ARCHS
+            .iter()
+            .map(|arch| {
+                // A prebuilt binary may be handed in; otherwise it is built here.
+                let var = format!("HARDEN_STEPDOWN_{}", arch.name.to_uppercase());
+                println!("cargo:rerun-if-env-changed={var}");
+                let dest = out.join(format!("harden-stepdown-{}", arch.name));
+                let out = &out;
+                threads.spawn(move || match env::var_os(&var) {
+                    Some(prebuilt) => std::fs::copy(&prebuilt, &dest).is_ok(),
+                    None => build_stepdown(arch, out, &dest),
+                })
+            })
+            .collect();
+        builds.into_iter().map(|b| b.join().unwrap()).collect()
+    });
+    for (arch, built) in ARCHS.iter().zip(built) {
+        // amd64 (the host's) is always needed. Without the cross toolchains
+        // the other binaries are left empty and harden says so when an image
+        // needs one; `make build` and `make test` install them and set
         // HARDEN_REQUIRE_ALL_ARCHS, which makes a failed build fatal.
         if !built {
             let host = matches!(arch.toolchain, Toolchain::Host);
@@ -114,6 +144,7 @@ fn main() {
                 "cargo:warning=no {} step-down: install {} (make deps)",
                 arch.name, arch.needs
             );
+            let dest = out.join(format!("harden-stepdown-{}", arch.name));
             std::fs::write(&dest, b"").expect("write the empty placeholder");
         }
     }
@@ -199,20 +230,35 @@ fn build_stepdown(arch: &Arch, out: &Path, dest: &Path) -> bool {
 
 /// A sysroot holding `core` and `compiler_builtins` for `target`, compiled
 /// by Debian's rustc from its own sources (the step-down needs nothing
-/// else); kept in OUT_DIR and rebuilt when that rustc changes.
+/// else). Kept in the cargo target directory (the outermost holding a
+/// CACHEDIR.TAG), per rustc version: debug and release builds, with or
+/// without --target, share it instead of compiling it each.
 fn core_sysroot(target: &str, out: &Path) -> Option<PathBuf> {
-    let sysroot = out.join("sysroot");
-    let lib = sysroot.join("lib/rustlib").join(target).join("lib");
     let version = Command::new(DEBIAN_RUSTC).arg("-vV").output().ok()?.stdout;
-    let stamp = lib.join("rustc-version");
-    if std::fs::read(&stamp).is_ok_and(|v| v == version) {
+    let version = String::from_utf8_lossy(&version);
+    let field = |name: &str| {
+        let line = version.lines().find(|l| l.starts_with(name))?;
+        Some(line[name.len()..].trim().to_string())
+    };
+    let key = format!("{}-{}", field("release:")?, field("commit-hash:")?);
+    let cache = out
+        .ancestors()
+        .filter(|dir| dir.join("CACHEDIR.TAG").exists())
+        .last() // target/, not target/<triple>/
+        .unwrap_or(out)
+        .join("stepdown-core");
+    let sysroot = cache.join(&key);
+    let lib = Path::new("lib/rustlib").join(target).join("lib");
+    if sysroot.join(&lib).exists() {
         return Some(sysroot);
     }
     let src = Path::new(DEBIAN_LIBRARY_SRC);
     if !src.exists() {
         return None;
     }
-    std::fs::create_dir_all(&lib).ok()?;
+    // Built aside and renamed into place: another build may be doing the same.
+    let building = cache.join(format!("{key}.{target}.{}", std::process::id()));
+    std::fs::create_dir_all(&building).ok()?;
     for (krate, path, extra) in [
         ("core", "core/src/lib.rs", &[][..]),
         (
@@ -228,37 +274,43 @@ fn core_sysroot(target: &str, out: &Path) -> Option<PathBuf> {
             .args(["-Copt-level=z", "-Cpanic=abort", "-Ccodegen-units=1"])
             .args(["-Zforce-unstable-if-unmarked", "--target", target])
             .arg("-L")
-            .arg(&lib)
+            .arg(&building)
             .args(extra)
             .arg(src.join(path))
             .arg("--out-dir")
-            .arg(&lib)
+            .arg(&building)
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
+            let _ = std::fs::remove_dir_all(&building);
             return None;
         }
     }
-    std::fs::write(&stamp, version).ok()?;
-    Some(sysroot)
+    std::fs::create_dir_all(sysroot.join(&lib).parent()?).ok()?;
+    if std::fs::rename(&building, sysroot.join(&lib)).is_err() {
+        let _ = std::fs::remove_dir_all(&building); // the other build won
+    }
+    sysroot.join(&lib).exists().then_some(sysroot)
 }
 
 /// Cuts the section header table and what only it points to (as ELFkickers'
 /// sstrip): the kernel loads segments, and the sections are ~400 bytes of
-/// bookkeeping in every image. Little-endian ELF, 64 or 32 bits.
+/// bookkeeping in every image. ELF of 64 or 32 bits, either byte order.
 fn strip_section_headers(path: &Path) -> std::io::Result<()> {
     let mut elf = std::fs::read(path)?;
-    let at = |o: usize, n: usize| -> usize {
-        let mut v = [0u8; 8];
-        v[..n].copy_from_slice(&elf[o..o + n]);
-        u64::from_le_bytes(v) as usize
-    };
+    assert_eq!(&elf[..4], b"\x7fELF", "{}: not ELF", path.display());
     // The width of addresses and offsets: the header fields after the first
     // one of that width, and the program header fields, move with it.
-    let w = match &elf[..6] {
-        b"\x7fELF\x02\x01" => 8,
-        b"\x7fELF\x01\x01" => 4,
-        _ => panic!("{}: not a little-endian ELF file", path.display()),
+    let w = if elf[4] == 2 { 8 } else { 4 };
+    let big_endian = elf[5] == 2; // s390x
+    let at = |o: usize, n: usize| -> usize {
+        let bytes = elf[o..o + n].iter();
+        let fold = |v: usize, b: &u8| v << 8 | *b as usize;
+        if big_endian {
+            bytes.fold(0, fold)
+        } else {
+            bytes.rev().fold(0, fold)
+        }
     };
     let (phoff, phentsize, phnum) = (at(0x18 + w, w), at(0x1e + 3 * w, 2), at(0x20 + 3 * w, 2));
     let mut end = phoff + phentsize * phnum;

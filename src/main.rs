@@ -123,7 +123,7 @@ Examples:
     /// Write the embedded step-down binary (for your own Dockerfiles)
     #[command(after_help = "Example:\n  harden stepdown-binary --arch amd64 -o harden-stepdown")]
     StepdownBinary {
-        /// amd64, arm64, arm, riscv64 or 386 (also as `uname -m` says them: x86_64, aarch64, armv7l, i686)
+        /// amd64, arm64, arm, riscv64, 386, ppc64le or s390x (also as `uname -m` says them: x86_64, aarch64, armv7l, i686)
         #[arg(long, default_value = "amd64")]
         arch: String,
         #[arg(short, long)]

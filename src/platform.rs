@@ -66,10 +66,13 @@ impl fmt::Display for Platform {
 
 /// The step-down architectures harden carries, by OCI architecture name
 /// (one arm binary serves every variant: v5, v6, v7).
-pub const ARCHITECTURES: [&str; 5] = ["amd64", "arm64", "arm", "riscv64", "386"];
+pub const ARCHITECTURES: [&str; 7] = [
+    "amd64", "arm64", "arm", "riscv64", "386", "ppc64le", "s390x",
+];
 
 /// The platforms harden has a step-down for, as messages name them.
-pub const SUPPORTED: &str = "linux/amd64, linux/arm64, linux/arm, linux/riscv64 and linux/386";
+pub const SUPPORTED: &str =
+    "linux/amd64, linux/arm64, linux/arm, linux/riscv64, linux/386, linux/ppc64le and linux/s390x";
 
 pub fn supported(p: &Platform) -> bool {
     p.os == "linux" && ARCHITECTURES.contains(&p.architecture.as_str())

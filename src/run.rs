@@ -21,6 +21,9 @@ const STEPDOWN_ARM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-ste
 const STEPDOWN_RISCV64: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-riscv64"));
 const STEPDOWN_386: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-386"));
+const STEPDOWN_PPC64LE: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-ppc64le"));
+const STEPDOWN_S390X: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-s390x"));
 
 /// What every image of a run shares: the validated options, the registry
 /// clients (connections, tokens) and the progress output.
@@ -399,6 +402,8 @@ pub fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
         "arm" => STEPDOWN_ARM,
         "riscv64" => STEPDOWN_RISCV64,
         "386" => STEPDOWN_386,
+        "ppc64le" => STEPDOWN_PPC64LE,
+        "s390x" => STEPDOWN_S390X,
         other => bail!(
             "no step-down binary for architecture {other:?} (available: {})",
             platform::ARCHITECTURES.join(", ")

@@ -1,5 +1,5 @@
-//! Raw Linux system calls for amd64, arm64, 32-bit arm (EABI), riscv64 and
-//! 386: the step-down links no libc.
+//! Raw Linux system calls for amd64, arm64, 32-bit arm (EABI), riscv64, 386,
+//! ppc64le and s390x: the step-down links no libc.
 //! Only the calls it needs, each a thin wrapper that turns -errno into Err.
 
 use core::ffi::{c_char, CStr};
@@ -170,6 +170,91 @@ mod nr {
     pub const UNLINKAT: usize = 301;
     pub const RENAMEAT2: usize = 353;
     pub const STATX: usize = 383;
+}
+
+// ppc64le (arch/powerpc/kernel/syscalls/syscall.tbl, 64-bit).
+#[cfg(target_arch = "powerpc64")]
+mod nr {
+    pub const READ: usize = 3;
+    pub const WRITE: usize = 4;
+    pub const CLOSE: usize = 6;
+    pub const RT_SIGACTION: usize = 173;
+    pub const IOCTL: usize = 54;
+    pub const SETPGID: usize = 57;
+    pub const RT_SIGPROCMASK: usize = 174;
+    pub const GETPID: usize = 20;
+    pub const CLONE: usize = 120;
+    pub const EXECVE: usize = 11;
+    pub const WAIT4: usize = 114;
+    pub const KILL: usize = 37;
+    pub const FSYNC: usize = 118;
+    pub const FCHMOD: usize = 94;
+    pub const FCHOWN: usize = 95;
+    pub const GETUID: usize = 24;
+    pub const GETGID: usize = 47;
+    pub const GETEUID: usize = 49;
+    pub const GETEGID: usize = 50;
+    pub const GETGROUPS: usize = 80;
+    pub const SETGROUPS: usize = 81;
+    pub const SETRESUID: usize = 164;
+    pub const GETRESUID: usize = 165;
+    pub const SETRESGID: usize = 169;
+    pub const GETRESGID: usize = 170;
+    pub const CAPGET: usize = 183;
+    pub const CAPSET: usize = 184;
+    pub const RT_SIGTIMEDWAIT: usize = 176;
+    pub const PRCTL: usize = 171;
+    pub const GETDENTS64: usize = 202;
+    pub const EXIT_GROUP: usize = 234;
+    pub const OPENAT: usize = 286;
+    pub const MKDIRAT: usize = 287;
+    pub const FCHOWNAT: usize = 289;
+    pub const UNLINKAT: usize = 292;
+    pub const RENAMEAT2: usize = 357;
+    pub const STATX: usize = 383;
+}
+
+// s390x (arch/s390/kernel/syscalls/syscall.tbl, 64-bit: its plain ID calls
+// take 32-bit IDs).
+#[cfg(target_arch = "s390x")]
+mod nr {
+    pub const READ: usize = 3;
+    pub const WRITE: usize = 4;
+    pub const CLOSE: usize = 6;
+    pub const RT_SIGACTION: usize = 174;
+    pub const IOCTL: usize = 54;
+    pub const SETPGID: usize = 57;
+    pub const RT_SIGPROCMASK: usize = 175;
+    pub const GETPID: usize = 20;
+    pub const CLONE: usize = 120;
+    pub const EXECVE: usize = 11;
+    pub const WAIT4: usize = 114;
+    pub const KILL: usize = 37;
+    pub const FSYNC: usize = 118;
+    pub const FCHMOD: usize = 94;
+    pub const FCHOWN: usize = 207;
+    pub const GETUID: usize = 199;
+    pub const GETGID: usize = 200;
+    pub const GETEUID: usize = 201;
+    pub const GETEGID: usize = 202;
+    pub const GETGROUPS: usize = 205;
+    pub const SETGROUPS: usize = 206;
+    pub const SETRESUID: usize = 208;
+    pub const GETRESUID: usize = 209;
+    pub const SETRESGID: usize = 210;
+    pub const GETRESGID: usize = 211;
+    pub const CAPGET: usize = 184;
+    pub const CAPSET: usize = 185;
+    pub const RT_SIGTIMEDWAIT: usize = 177;
+    pub const PRCTL: usize = 172;
+    pub const GETDENTS64: usize = 220;
+    pub const EXIT_GROUP: usize = 248;
+    pub const OPENAT: usize = 288;
+    pub const MKDIRAT: usize = 289;
+    pub const FCHOWNAT: usize = 291;
+    pub const UNLINKAT: usize = 294;
+    pub const RENAMEAT2: usize = 347;
+    pub const STATX: usize = 379;
 }
 
 /// The kernel's error number.
@@ -350,6 +435,58 @@ unsafe fn syscall(
     ret
 }
 
+// ppc64le: sc, number in r0, arguments in r3-r8. An error sets cr0's
+// summary-overflow bit and leaves errno positive in r3: made -errno here.
+#[cfg(target_arch = "powerpc64")]
+#[inline(never)]
+unsafe fn syscall(
+    n: usize,
+    a0: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+) -> isize {
+    let ret: isize;
+    core::arch::asm!(
+        "sc",
+        "bns 1f",
+        "neg 3, 3",
+        "1:",
+        inlateout("r0") n => _,
+        inlateout("r3") a0 as isize => ret,
+        inlateout("r4") a1 => _, inlateout("r5") a2 => _, inlateout("r6") a3 => _,
+        inlateout("r7") a4 => _, inlateout("r8") a5 => _,
+        lateout("r9") _, lateout("r10") _, lateout("r11") _, lateout("r12") _,
+        lateout("cr0") _, lateout("ctr") _, lateout("xer") _,
+        options(nostack),
+    );
+    ret
+}
+
+#[cfg(target_arch = "s390x")]
+#[inline(never)]
+unsafe fn syscall(
+    n: usize,
+    a0: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+) -> isize {
+    let ret: isize;
+    core::arch::asm!(
+        "svc 0",
+        in("r1") n,
+        inlateout("r2") a0 as isize => ret,
+        in("r3") a1, in("r4") a2, in("r5") a3, in("r6") a4, in("r7") a5,
+        options(nostack),
+    );
+    ret
+}
+
 #[inline(always)]
 fn call(n: usize, a: [usize; 6]) -> Result<usize> {
     let ret = unsafe { syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]) };
@@ -376,14 +513,30 @@ pub const O_WRONLY: usize = 1;
 pub const O_CREAT: usize = 0o100;
 pub const O_EXCL: usize = 0o200;
 pub const O_CLOEXEC: usize = 0o2000000;
-#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "riscv64"))]
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "powerpc64"
+)))]
 pub const O_DIRECTORY: usize = 0o200000;
-#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "riscv64"))]
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "powerpc64"
+)))]
 pub const O_NOFOLLOW: usize = 0o400000;
-// arm and arm64 have their own values for these two (arch/arm*/include/uapi/asm/fcntl.h).
-#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+// arm, arm64 and powerpc have their own values for these two (their uapi/asm/fcntl.h).
+#[cfg(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "powerpc64"
+))]
 pub const O_DIRECTORY: usize = 0o40000;
-#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+#[cfg(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "powerpc64"
+))]
 pub const O_NOFOLLOW: usize = 0o100000;
 
 pub const S_IFMT: u16 = 0o170000;
@@ -715,7 +868,12 @@ const SIGCHLD_FLAG: usize = 17;
 
 /// fork(2): 0 in the child, the child's PID in the parent.
 pub fn fork() -> Result<u32> {
-    call(nr::CLONE, [SIGCHLD_FLAG, 0, 0, 0, 0, 0]).map(|pid| pid as u32)
+    // s390 takes the new stack first and the flags second (CLONE_BACKWARDS2).
+    #[cfg(target_arch = "s390x")]
+    let args = [0, SIGCHLD_FLAG, 0, 0, 0, 0];
+    #[cfg(not(target_arch = "s390x"))]
+    let args = [SIGCHLD_FLAG, 0, 0, 0, 0, 0];
+    call(nr::CLONE, args).map(|pid| pid as u32)
 }
 
 pub const WNOHANG: usize = 1;
@@ -778,7 +936,11 @@ pub fn setpgid() -> Result<()> {
     call0(nr::SETPGID, [0; 6])
 }
 
-const TIOCSPGRP: usize = 0x5410; // the same on every architecture built
+#[cfg(not(target_arch = "powerpc64"))]
+const TIOCSPGRP: usize = 0x5410;
+// powerpc encodes it as _IOW('t', 118, int) (arch/powerpc/include/uapi/asm/ioctls.h).
+#[cfg(target_arch = "powerpc64")]
+const TIOCSPGRP: usize = 0x8004_7476;
 
 /// tcsetpgrp(3): makes `pgid` the foreground group of the terminal on `fd`
 /// (ENOTTY when there is none).

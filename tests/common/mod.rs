@@ -388,8 +388,9 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
 
 /// An OCI layout whose tag `multi` is an index of busybox for linux/amd64 and
 /// linux/arm64/v8 (busybox-static:arm64, downloaded and extracted, never
-/// installed), linux/arm/v7, linux/riscv64 and linux/386 images (scratch ones: their
-/// step-downs are what is run), a linux/s390x image (no step-down for it), a BuildKit-style
+/// installed), linux/arm/v7, linux/riscv64, linux/386, linux/ppc64le and
+/// linux/s390x images (scratch ones: their step-downs are what is run), a
+/// windows/amd64 image (no step-down for it), a BuildKit-style
 /// attestation manifest, an SBOM artifact and a referrer to the amd64 image
 /// (a `subject`); the index carries an annotation.
 pub struct MultiArch {
@@ -428,16 +429,19 @@ pub fn multiarch() -> &'static MultiArch {
         std::fs::copy(&arm64_busybox, rootfs.join("bin/busybox")).unwrap();
 
         let layout = dir.join("layout");
-        for (tag, arch, fs) in [
-            ("amd64", "amd64", f.dir.join("rootfs")),
-            ("arm64", "arm64", rootfs),
-            ("arm", "arm", f.dir.join("scratchfs")),
-            ("riscv64", "riscv64", f.dir.join("scratchfs")),
-            ("386", "386", f.dir.join("scratchfs")),
-            ("s390x", "s390x", f.dir.join("scratchfs")),
+        let scratchfs = f.dir.join("scratchfs");
+        for (tag, os, arch, fs) in [
+            ("amd64", "linux", "amd64", &f.dir.join("rootfs")),
+            ("arm64", "linux", "arm64", &rootfs),
+            ("arm", "linux", "arm", &scratchfs),
+            ("riscv64", "linux", "riscv64", &scratchfs),
+            ("386", "linux", "386", &scratchfs),
+            ("ppc64le", "linux", "ppc64le", &scratchfs),
+            ("s390x", "linux", "s390x", &scratchfs),
+            ("windows", "windows", "amd64", &scratchfs),
         ] {
-            let config = ["--architecture", arch, "--config.cmd", "sh", "--config.env", "PATH=/bin"];
-            umoci_image(&layout, tag, &fs, &config);
+            let config = ["--os", os, "--architecture", arch, "--config.cmd", "sh", "--config.env", "PATH=/bin"];
+            umoci_image(&layout, tag, fs, &config);
         }
         let blobs = layout.join("blobs/sha256");
         let put = |bytes: &[u8]| -> (String, usize) {
@@ -502,7 +506,9 @@ pub fn multiarch() -> &'static MultiArch {
                 entry("arm", json!({"os": "linux", "architecture": "arm", "variant": "v7"})),
                 entry("riscv64", json!({"os": "linux", "architecture": "riscv64"})),
                 entry("386", json!({"os": "linux", "architecture": "386"})),
+                entry("ppc64le", json!({"os": "linux", "architecture": "ppc64le"})),
                 entry("s390x", json!({"os": "linux", "architecture": "s390x"})),
+                entry("windows", json!({"os": "windows", "architecture": "amd64"})),
                 {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": att_digest, "size": att_size,
                  "platform": {"os": "unknown", "architecture": "unknown"},
                  "annotations": {"vnd.docker.reference.type": "attestation-manifest",
