@@ -269,9 +269,10 @@ def main():
     print(f"  harden-stepdown overhead / one bare exec = {overhead['harden-stepdown'] / overhead['exec trampoline (floor)']:.2f}")
 
     sizes = {"harden-stepdown (amd64)": os.path.getsize(stepdown), "gosu": os.path.getsize(shutil.which("gosu"))}
-    arm = os.path.join(W, "stepdown-arm64")
-    if subprocess.run([HARDEN, "stepdown-binary", "--arch", "arm64", "-o", arm], capture_output=True).returncode == 0:
-        sizes["harden-stepdown (arm64)"] = os.path.getsize(arm)
+    for arch in ["arm64", "arm", "386", "riscv64", "ppc64le", "s390x"]:
+        path = os.path.join(W, "stepdown-" + arch)
+        if subprocess.run([HARDEN, "stepdown-binary", "--arch", arch, "-o", path], capture_output=True).returncode == 0:
+            sizes[f"harden-stepdown ({arch})"] = os.path.getsize(path)
     results["binary_bytes"] = sizes
     for n, b in sizes.items():
         print(f"  {n:24} {b:>10} bytes ({b / sizes['gosu']:.2f}x gosu)")
