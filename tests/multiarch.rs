@@ -269,43 +269,27 @@ fn each_platform_gets_the_step_down_of_its_architecture() {
         assert_eq!(owner, (65534, 65534), "{}", path.display());
     }
 
-    // 32-bit arm and 386: the `*32` ID calls (a 16-bit setresuid would cut
-    // 100000 to 34464 on a real kernel).
-    run_under_qemu(
-        &dir.join("stepdown-arm"),
-        "qemu-arm-static",
-        &[
-            " setgroups32(1,",
-            " setresgid32(100001,",
-            " setresuid32(100000,",
-        ],
-        &[" setresuid(", " setresgid(", " setgroups(", " getuid("],
-        &dir.join("arm-data"),
-    );
-    run_under_qemu(
-        &dir.join("stepdown-riscv64"),
-        "qemu-riscv64-static",
-        &[" setgroups(1,", " setresgid(100001,", " setresuid(100000,"],
-        &[],
-        &dir.join("riscv64-data"),
-    );
-    run_under_qemu(
-        &dir.join("stepdown-386"),
-        "qemu-i386-static",
-        &[
-            " setgroups32(1,",
-            " setresgid32(100001,",
-            " setresuid32(100000,",
-        ],
-        &[" setresuid(", " setresgid(", " setgroups(", " getuid("],
-        &dir.join("386-data"),
-    );
-    for arch in ["ppc64le", "s390x"] {
+    // The others under qemu-user. 32-bit arm and 386 must use the `*32` ID
+    // calls (a 16-bit setresuid would cut 100000 to 34464 on a real kernel).
+    let id_calls = [" setgroups(1,", " setresgid(100001,", " setresuid(100000,"];
+    let id32_calls = id_calls.map(|c| c.replace('(', "32("));
+    let id16_calls = [" setresuid(", " setresgid(", " setgroups(", " getuid("];
+    for (arch, qemu) in [
+        ("arm", "arm"),
+        ("386", "i386"),
+        ("riscv64", "riscv64"),
+        ("ppc64le", "ppc64le"),
+        ("s390x", "s390x"),
+    ] {
+        let (calls, not_calls): (Vec<&str>, &[&str]) = match arch {
+            "arm" | "386" => (id32_calls.iter().map(String::as_str).collect(), &id16_calls),
+            _ => (id_calls.to_vec(), &[]),
+        };
         run_under_qemu(
             &dir.join(format!("stepdown-{arch}")),
-            &format!("qemu-{arch}-static"),
-            &[" setgroups(1,", " setresgid(100001,", " setresuid(100000,"],
-            &[],
+            &format!("qemu-{qemu}-static"),
+            &calls,
+            not_calls,
             &dir.join(format!("{arch}-data")),
         );
     }
