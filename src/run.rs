@@ -13,17 +13,15 @@ use std::sync::Mutex;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The step-down binaries harden puts into images, built by build.rs.
-const STEPDOWN_AMD64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-amd64"));
-/// Empty when the build had no cross toolchain for them (see build.rs).
-const STEPDOWN_ARM64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm64"));
-const STEPDOWN_ARM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-arm"));
-const STEPDOWN_RISCV64: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-riscv64"));
-const STEPDOWN_386: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-386"));
-const STEPDOWN_PPC64LE: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-ppc64le"));
-const STEPDOWN_S390X: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-s390x"));
+/// The step-down binaries harden puts into images, built by build.rs, by
+/// OCI architecture name; empty when the build had no cross toolchain for one.
+macro_rules! stepdowns {
+    ($($arch:literal),*) => {
+        [$(($arch, include_bytes!(concat!(env!("OUT_DIR"), "/harden-stepdown-", $arch)) as &[u8])),*]
+    };
+}
+const STEPDOWNS: [(&str, &[u8]); platform::ARCHITECTURES.len()] =
+    stepdowns!("amd64", "arm64", "arm", "riscv64", "386", "ppc64le", "s390x");
 
 /// What every image of a run shares: the validated options, the registry
 /// clients (connections, tokens) and the progress output.
@@ -396,18 +394,11 @@ fn harden_image(
 
 /// The embedded step-down binary for an OCI architecture name.
 pub fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
-    let bytes = match arch {
-        "amd64" => STEPDOWN_AMD64,
-        "arm64" => STEPDOWN_ARM64,
-        "arm" => STEPDOWN_ARM,
-        "riscv64" => STEPDOWN_RISCV64,
-        "386" => STEPDOWN_386,
-        "ppc64le" => STEPDOWN_PPC64LE,
-        "s390x" => STEPDOWN_S390X,
-        other => bail!(
-            "no step-down binary for architecture {other:?} (available: {})",
+    let Some((_, bytes)) = STEPDOWNS.iter().find(|(name, _)| *name == arch) else {
+        bail!(
+            "no step-down binary for architecture {arch:?} (available: {})",
             platform::ARCHITECTURES.join(", ")
-        ),
+        );
     };
     if bytes.is_empty() {
         bail!("this harden was built without the {arch} step-down: `make build` installs Debian's cross toolchains and builds it");
@@ -471,5 +462,11 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(super::rfc3339(951_825_600), "2000-02-29T12:00:00Z");
+    }
+
+    #[test]
+    fn a_step_down_for_every_architecture_platforms_carry() {
+        let embedded: Vec<&str> = super::STEPDOWNS.iter().map(|(arch, _)| *arch).collect();
+        assert_eq!(embedded, crate::platform::ARCHITECTURES);
     }
 }
