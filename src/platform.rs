@@ -154,9 +154,12 @@ mod tests {
 
     #[test]
     fn chooses_platforms_to_harden() {
-        let all = [p("linux/amd64"), p("linux/arm64/v8"), p("linux/s390x")];
+        let all = [p("linux/amd64"), p("linux/arm64/v8"), p("windows/amd64")];
         let e = choose(&all, &[], false).unwrap_err().to_string();
-        assert!(e.contains("linux/s390x") && e.contains("--platform"), "{e}");
+        assert!(
+            e.contains("windows/amd64") && e.contains("--platform"),
+            "{e}"
+        );
         let c = choose(&all, &[], true).unwrap();
         assert_eq!(c[..2], [Choice::Harden, Choice::Harden]);
         assert!(matches!(&c[2], Choice::Drop(r) if r.contains("--skip-unsupported")));
@@ -164,8 +167,14 @@ mod tests {
         assert!(matches!(&c[0], Choice::Drop(_)));
         assert_eq!(c[1], Choice::Harden);
         assert!(choose(&all, &[p("linux/riscv64")], true).is_err());
+        let c = choose(
+            &[p("linux/arm/v6"), p("linux/386"), p("linux/s390x")],
+            &[],
+            false,
+        );
+        assert_eq!(c.unwrap(), [Choice::Harden, Choice::Harden, Choice::Harden]);
         assert!(
-            choose(&all, &[p("linux/s390x")], true).is_err(),
+            choose(&all, &[p("windows/amd64")], true).is_err(),
             "nothing left"
         );
     }
