@@ -496,14 +496,29 @@ fn stepdown_binary_is_written_and_runs() {
         file.contains("statically linked") || file.contains("static-pie linked"),
         "{file}"
     );
+    // `uname -m` names work; an architecture without a step-down is named.
     let out = harden(&[
         "stepdown-binary",
         "--arch",
-        "s390x",
+        "armv7l",
         "-o",
         path.to_str().unwrap(),
     ]);
-    assert!(!out.status.success());
+    assert!(out.status.success(), "{:?}", text(&out));
+    let file = sh(cmd("file", &[path.to_str().unwrap()]));
+    assert!(file.contains("32-bit LSB executable, ARM"), "{file}");
+    let out = harden(&[
+        "stepdown-binary",
+        "--arch",
+        "mips64le",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    let (_, e) = text(&out);
+    assert!(
+        !out.status.success() && e.contains("\"mips64le\"") && e.contains("s390x"),
+        "{e}"
+    );
     // A directory in the way: one clear message, no temp file left beside it.
     let out = harden(&["stepdown-binary", "-o", dir.to_str().unwrap()]);
     let (_, e) = text(&out);
