@@ -70,9 +70,11 @@ pub const ARCHITECTURES: [&str; 7] = [
     "amd64", "arm64", "arm", "riscv64", "386", "ppc64le", "s390x",
 ];
 
-/// The platforms harden has a step-down for, as messages name them.
-pub const SUPPORTED: &str =
-    "linux/amd64, linux/arm64, linux/arm, linux/riscv64, linux/386, linux/ppc64le and linux/s390x";
+/// Why `p` cannot be hardened, naming the platforms that can.
+pub fn no_stepdown_for(p: &Platform) -> String {
+    let have = ARCHITECTURES.map(|a| format!("linux/{a}")).join(", ");
+    format!("harden has no step-down binary for {p} (it has {have})")
+}
 
 pub fn supported(p: &Platform) -> bool {
     p.os == "linux" && ARCHITECTURES.contains(&p.architecture.as_str())
@@ -111,8 +113,8 @@ pub fn choose(
             } else if !supported(p) {
                 if !skip_unsupported {
                     bail!(
-                        "harden has no step-down binary for {p} (it has {SUPPORTED}): \
-                     choose platforms with --platform, or drop this one with --skip-unsupported"
+                        "{}: choose platforms with --platform, or drop this one with --skip-unsupported",
+                        no_stepdown_for(p)
                     );
                 }
                 Choice::Drop("no step-down binary for this platform (--skip-unsupported)".into())

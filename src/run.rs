@@ -367,10 +367,7 @@ fn harden_image(
     report: &mut Vec<Value>,
 ) -> Result<Image> {
     if !platform::supported(platform) {
-        bail!(
-            "harden has no step-down binary for {platform} (it has {})",
-            platform::SUPPORTED
-        );
+        bail!(platform::no_stepdown_for(platform));
     }
     let (account, extra) = match settings.mode {
         rewrite::Mode::Runtime => (None, Vec::new()),
