@@ -88,10 +88,11 @@ fn fail(template: &[u8], v: Vals) -> ! {
     sys::exit(1)
 }
 
-/// Called by rt.rs with the process's argv and envp.
-pub fn start(argv: Args, envp: Args) -> ! {
+/// Called by rt.rs with the process's argv and envp, and the auxiliary
+/// vector's AT_SECURE.
+pub fn start(argv: Args, envp: Args, secure: bool) -> ! {
     let env = Env(envp);
-    match run(argv.get(1..).unwrap_or(&[]), &env) {
+    match run(argv.get(1..).unwrap_or(&[]), &env, secure) {
         Ok(()) => sys::exit(0),
         Err(Failed) => sys::exit(1),
     }
@@ -101,14 +102,29 @@ struct Env(Args);
 
 impl Env {
     fn get(&self, name: &[u8]) -> Option<&'static [u8]> {
-        self.0
-            .iter()
-            .find_map(|p| arg(*p).strip_prefix(name)?.strip_prefix(b"="))
+        self.0.iter().find_map(|p| {
+            let value = after_prefix(*p, name)?;
+            after_prefix(value, b"=").map(arg)
+        })
     }
 }
 
-fn run(args: Args, env: &Env) -> report::Result<()> {
-    refuse_setuid_self()?;
+/// What follows `prefix` in the C string `p`, compared in place: measuring the
+/// whole variable first (strlen) for every lookup cost more than the rest of
+/// the step-down's own work.
+fn after_prefix(p: *const c_char, prefix: &[u8]) -> Option<*const c_char> {
+    for (i, b) in prefix.iter().enumerate() {
+        // Safety: a mismatch at the NUL (prefix has none) stops before the end.
+        if unsafe { *p.add(i) } as u8 != *b {
+            return None;
+        }
+    }
+    // Safety: the whole prefix matched, so p is at least that long.
+    Some(unsafe { p.add(prefix.len()) })
+}
+
+fn run(args: Args, env: &Env, secure: bool) -> report::Result<()> {
+    refuse_secure_exec(secure)?;
     match args.first().map(|a| arg(*a)) {
         None => Err(error(b"missing arguments; see --help")),
         Some(a) if a == b"--help" || a == b"-h" => {
@@ -131,14 +147,14 @@ fn run(args: Args, env: &Env) -> report::Result<()> {
     }
 }
 
-/// Setuid would hand root to whoever runs the binary; it must never be installed so.
-fn refuse_setuid_self() -> report::Result<()> {
-    // /proc/self/exe followed: the binary itself. Without /proc the IDs below still tell.
-    let setid_bits =
-        sys::statx(sys::AT_FDCWD, c"/proc/self/exe", 0).is_ok_and(|st| st.mode & 0o6000 != 0);
-    if setid_bits || sys::uid() != sys::euid() || sys::gid() != sys::egid() {
+/// A setuid/setgid bit or file capabilities would hand root to whoever runs
+/// the binary; it must never be installed so. The kernel says so in
+/// AT_SECURE (no lookup of /proc/self/exe, which costs more than the rest of
+/// the start); the IDs tell too, should a kernel not set it.
+fn refuse_secure_exec(secure: bool) -> report::Result<()> {
+    if secure || sys::uid() != sys::euid() || sys::gid() != sys::egid() {
         return Err(error(
-            b"refusing to run: this binary carries a setuid/setgid bit",
+            b"refusing to run: started setuid, setgid or with file capabilities",
         ));
     }
     Ok(())
@@ -639,7 +655,7 @@ fn run_command(command: Args, env: &Env, vars: Option<[&[u8]; 2]>, init: bool) -
     let mut n = 0;
     let ours: [&[u8]; 3] = [b"HOME=", b"USER=", b"LOGNAME="];
     for p in env.0 {
-        if vars.is_some() && ours.iter().any(|v| arg(*p).starts_with(v)) {
+        if vars.is_some() && ours.iter().any(|v| after_prefix(*p, v).is_some()) {
             continue;
         }
         if n == MAX_ENV {

@@ -117,7 +117,8 @@ core::arch::global_asm!(
     entry = sym entry,
 );
 
-/// The kernel's initial stack: argc, argv[0..argc], NULL, envp..., NULL.
+/// The kernel's initial stack: argc, argv[0..argc], NULL, envp..., NULL,
+/// then the auxiliary vector: (type, value) pairs up to AT_NULL.
 unsafe extern "C" fn entry(sp: *const usize) -> ! {
     let argc = *sp;
     let argv = sp.add(1) as *const *const c_char;
@@ -126,11 +127,23 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
     while !(*envp.add(envc)).is_null() {
         envc += 1;
     }
+    let mut aux = envp.add(envc + 1) as *const usize;
+    let mut secure = false;
+    while *aux != AT_NULL {
+        secure |= *aux == AT_SECURE && *aux.add(1) != 0;
+        aux = aux.add(2);
+    }
     crate::start(
         core::slice::from_raw_parts(argv, argc),
         core::slice::from_raw_parts(envp, envc),
+        secure,
     )
 }
+
+const AT_NULL: usize = 0;
+/// Set by the kernel when this exec changed the IDs (setuid/setgid bit) or
+/// raised capabilities (file capabilities).
+const AT_SECURE: usize = 23;
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
