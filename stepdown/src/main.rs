@@ -573,13 +573,13 @@ fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
         // is moot; without it, it is the last line.
         return Err(error(b"cannot clear the bounding set: CAP_SETPCAP is missing (needed with --allow-new-privs)"));
     }
-    match sys::prctl(sys::PR_CAP_AMBIENT, sys::PR_CAP_AMBIENT_CLEAR_ALL, 0) {
-        Ok(_) | Err(sys::EINVAL) => {} // EINVAL: a kernel without ambient capabilities
-        Err(e) => return Err(error_e(b"cannot clear ambient capabilities%e", e)),
-    }
+    // The ambient set is never more than permitted ∩ inheritable (the kernel
+    // keeps it so), so with the inheritable set empty it is empty too: no
+    // PR_CAP_AMBIENT_CLEAR_ALL, which would commit new credentials for nothing.
     if caps.inheritable == 0 {
-        return Ok(()); // capset would commit new credentials for nothing
+        return Ok(()); // capset would commit new credentials for nothing too
     }
+    // Lowering the inheritable set lowers the ambient set with it.
     sys::capset(sys::Caps {
         inheritable: 0,
         ..caps
