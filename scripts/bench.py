@@ -244,27 +244,45 @@ def main():
           f"{f['skopeo']:.2f}s ({f['skopeo_mib_stored']:.0f} MiB stored) ({f['skopeo']/f['harden']:.2f}x harden)")
     reg.stop()
 
-    print("== step-down: TOOL 1000:1000 /bin/true, 2000 spawns (posix_spawn + wait, no shell)")
+    print("== step-down: TOOL 1000:1000 /bin/true, 3 x 2000 spawns of each (posix_spawn + wait, no shell)")
     spawn = build_c(SPAWN_C, "spawn")
     floor = build_asm(TRAMPOLINE_S, "trampoline")
-    tools = {"plain /bin/true": [], "harden-stepdown": [stepdown, "1000:1000"],
-             "gosu": ["gosu", "1000:1000"],
-             "setpriv": ["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups"],
-             "exec trampoline (floor)": [floor]}
-    runs = {n: [] for n in tools}
-    for _ in range(5):  # interleaved, so that drift of the machine hits every tool alike
-        for name, prefix in tools.items():
+
+    def medians(tools, wrap=()):
+        """Median us per spawn of each `PREFIX /bin/true`, the tools taking turns spawn by spawn."""
+        cmd = [*wrap, spawn, "2000"]
+        for i, prefix in enumerate(tools.values()):
             argv = [shutil.which(prefix[0]) or prefix[0]] + prefix[1:] if prefix else []
-            out = subprocess.run([spawn, "2000"] + argv + ["/bin/true"], capture_output=True, text=True, check=True)
-            runs[name].append(float(out.stdout))
+            cmd += (["::"] if i else []) + argv + ["/bin/true"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+        return dict(zip(tools, map(float, out)))
+
+    host = {"plain /bin/true": [], "harden-stepdown": [stepdown, "1000:1000"],
+            "gosu": ["gosu", "1000:1000"],
+            "setpriv": ["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups"],
+            "exec trampoline (floor)": [floor]}
+    # Root on the host holds all ~40 capabilities, each one a drop from the
+    # bounding set; in a container the step-down has podman's 11 (its own
+    # plain /bin/true is the baseline there).
+    podman = ["setpriv", "--bounding-set", "-all," + PODMAN_CAPS]
+    runs = {n: [] for n in host}
+    in_container = []
+    for _ in range(3):
+        for n, t in medians(host).items():
+            runs[n].append(t)
+        c = medians({"plain": [], "harden-stepdown": [stepdown, "1000:1000"]}, podman)
+        in_container.append(c["harden-stepdown"] / c["plain"])
     us = {n: statistics.median(v) for n, v in runs.items()}
-    base = us["plain /bin/true"]
-    overhead = {n: t - base for n, t in us.items() if n != "plain /bin/true"}
+    base = us.pop("plain /bin/true")
+    ratio = {n: t / base for n, t in us.items()}
+    ratio[CONTAINER_CAPS] = statistics.median(in_container)
+    overhead = {n: t - base for n, t in us.items()}
+    overhead[CONTAINER_CAPS] = (ratio[CONTAINER_CAPS] - 1) * base
     results["stepdown_us_per_run"] = overhead
-    results["stepdown_ratio_to_plain"] = {n: us[n] / base for n in overhead}
+    results["stepdown_ratio_to_plain"] = ratio
     print(f"  plain /bin/true {base:7.0f} us per run")
     for n, o in overhead.items():
-        print(f"  {n:24} +{o:6.0f} us per run ({us[n] / base:.2f}x plain)")
+        print(f"  {n:38} +{o:6.0f} us per run ({ratio[n]:.2f}x plain)")
     print(f"  harden-stepdown overhead / gosu overhead = {overhead['harden-stepdown'] / overhead['gosu']:.2f}")
     print(f"  harden-stepdown overhead / one bare exec = {overhead['harden-stepdown'] / overhead['exec trampoline (floor)']:.2f}")
 
@@ -286,24 +304,46 @@ def main():
     shutil.rmtree(W, ignore_errors=True)
 
 # Runs ARGV N times with posix_spawn + waitpid; prints microseconds per run.
+CONTAINER_CAPS = "harden-stepdown, podman's capabilities"
+PODMAN_CAPS = ("+chown,+dac_override,+fowner,+fsetid,+kill,+net_bind_service,+setfcap,+setgid,"
+               "+setpcap,+setuid,+sys_chroot")
+
 SPAWN_C = r"""
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 extern char **environ;
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+/* spawn N CMD... [:: CMD...]...: the commands take turns, spawn by spawn, so that
+   drift of the machine hits each alike; prints each one's median in us. */
 int main(int argc, char **argv) {
-    int n = atoi(argv[1]);
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (int i = 0; i < n; i++) {
-        pid_t pid; int st;
-        if (posix_spawn(&pid, argv[2], NULL, NULL, argv + 2, environ) != 0) return 2;
-        if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 3;
+    int n = atoi(argv[1]), k = 0;
+    char **cmds[16];
+    cmds[k++] = argv + 2;
+    for (int i = 2; i < argc && k < 16; i++)
+        if (!strcmp(argv[i], "::")) { argv[i] = NULL; cmds[k++] = argv + i + 1; }
+    double *t = malloc(sizeof(double) * n * k);
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < k; c++) {
+            struct timespec a, b;
+            pid_t pid;
+            int st;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            if (posix_spawn(&pid, cmds[c][0], NULL, NULL, cmds[c], environ) != 0) return 2;
+            if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 3;
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            t[c * n + i] = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3;
+        }
+    for (int c = 0; c < k; c++) {
+        qsort(t + c * n, n, sizeof(double), cmp);
+        printf("%.1f\n", t[c * n + n / 2]);
     }
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    printf("%.1f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3 / n);
     return 0;
 }
 """
