@@ -153,17 +153,21 @@ fn refuses_to_run_setuid_or_with_file_capabilities() {
     let setuid = dir.join("setuid");
     std::fs::copy(stepdown(), &setuid).unwrap();
     std::fs::set_permissions(&setuid, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let filecaps = dir.join("filecaps");
-    std::fs::copy(stepdown(), &filecaps).unwrap();
-    let out = Command::new("setcap")
-        .args(["cap_setuid,cap_setgid+ep", filecaps.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{:?}", text(&out));
-    // Were either installed so, nobody could run a command as root through it.
-    // (Started by root, neither raises anything: that run is not refused.)
+    let mut bins = vec![setuid];
+    for caps in ["cap_setuid,cap_setgid+ep", "cap_chown+ep"] {
+        let bin = dir.join(caps);
+        std::fs::copy(stepdown(), &bin).unwrap();
+        let out = Command::new("setcap")
+            .args([caps, bin.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{:?}", text(&out));
+        bins.push(bin);
+    }
+    // Were the first two installed so, nobody could run a command as root
+    // through them.
     let nobody = ["--reuid", "65534", "--regid", "65534", "--clear-groups"];
-    for bin in [&setuid, &filecaps] {
+    for bin in &bins {
         let out = Command::new("setpriv")
             .args(nobody)
             .arg(bin)
@@ -177,6 +181,12 @@ fn refuses_to_run_setuid_or_with_file_capabilities() {
             e.contains("refusing to run: started setuid, setgid or with file capabilities"),
             "{bin:?}: {e}"
         );
+        // Started by root, none raises anything: that run is not refused.
+        let out = Command::new(bin)
+            .args(["1000:1000", "id", "-u"])
+            .output()
+            .unwrap();
+        assert_eq!(text(&out).0, "1000\n", "{bin:?}: {:?}", text(&out));
     }
 }
 

@@ -148,11 +148,16 @@ fn run(args: Args, env: &Env, secure: bool) -> report::Result<()> {
 }
 
 /// A setuid/setgid bit or file capabilities would hand root to whoever runs
-/// the binary; it must never be installed so. The kernel says so in
-/// AT_SECURE (no lookup of /proc/self/exe, which costs more than the rest of
-/// the start); the IDs tell too, should a kernel not set it.
+/// the binary; it must never be installed so. Told without a lookup of
+/// /proc/self/exe (which cost more than the rest of the start): a setuid or
+/// setgid bit that took effect shows in the IDs; file capabilities in the
+/// kernel's AT_SECURE with a non-root caller holding capabilities. AT_SECURE
+/// alone is not enough: an SELinux domain transition without `noatsecure`
+/// (a runtime's policy may lack it) sets it too, with nothing gained.
 fn refuse_secure_exec(secure: bool) -> report::Result<()> {
-    if secure || sys::uid() != sys::euid() || sys::gid() != sys::egid() {
+    let ids_raised = sys::uid() != sys::euid() || sys::gid() != sys::egid();
+    let caps_raised = secure && sys::uid() != 0 && sys::capget().map_or(true, |c| c.permitted != 0);
+    if ids_raised || caps_raised {
         return Err(error(
             b"refusing to run: started setuid, setgid or with file capabilities",
         ));

@@ -141,8 +141,8 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
 }
 
 const AT_NULL: usize = 0;
-/// Set by the kernel when this exec changed the IDs (setuid/setgid bit) or
-/// raised capabilities (file capabilities).
+/// Set by the kernel when this exec changed the IDs (setuid/setgid bit),
+/// raised capabilities (file capabilities), or an LSM asked for it.
 const AT_SECURE: usize = 23;
 
 #[panic_handler]
