@@ -261,7 +261,7 @@ def main():
             "gosu": ["gosu", "1000:1000"],
             "setpriv": ["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups"],
             "exec trampoline (floor)": [floor]}
-    # Root on the host holds all ~40 capabilities, each one a drop from the
+    # Root on the host holds all 41 capabilities, each one a drop from the
     # bounding set; in a container the step-down has podman's 11 (its own
     # plain /bin/true is the baseline there).
     podman = ["setpriv", "--bounding-set", "-all," + PODMAN_CAPS]
@@ -303,11 +303,13 @@ def main():
         json.dump(results, open(os.path.join(ROOT, "docs/bench-results.json"), "w"), indent=2)
     shutil.rmtree(W, ignore_errors=True)
 
-# Runs ARGV N times with posix_spawn + waitpid; prints microseconds per run.
 CONTAINER_CAPS = "harden-stepdown, podman's capabilities"
+# podman's default capabilities (containers.conf), what a container's step-down holds.
 PODMAN_CAPS = ("+chown,+dac_override,+fowner,+fsetid,+kill,+net_bind_service,+setfcap,+setgid,"
                "+setpcap,+setuid,+sys_chroot")
 
+# Runs each command N times with posix_spawn + waitpid, the commands taking
+# turns; prints each one's median in microseconds.
 SPAWN_C = r"""
 #include <spawn.h>
 #include <stdio.h>
