@@ -165,22 +165,36 @@ fn refuses_to_run_setuid_or_with_file_capabilities() {
         bins.push(bin);
     }
     // Were the first two installed so, nobody could run a command as root
-    // through them.
+    // through them. Capabilities of the caller's own in the ambient set (as
+    // `podman run --user N --cap-add` gives) do not excuse file capabilities:
+    // the kernel empties the ambient set when it execs such a file.
     let nobody = ["--reuid", "65534", "--regid", "65534", "--clear-groups"];
-    for bin in &bins {
+    let ambient = [
+        "--inh-caps",
+        "+setuid,+setgid",
+        "--ambient-caps",
+        "+setuid,+setgid",
+    ];
+    let callers = [&nobody[..], &[&nobody[..], &ambient[..]].concat()];
+    for (bin, caller) in bins
+        .iter()
+        .flat_map(|b| callers.iter().map(move |c| (b, c)))
+    {
         let out = Command::new("setpriv")
-            .args(nobody)
+            .args(*caller)
             .arg(bin)
             .args(["0:0", "id", "-u"])
             .output()
             .unwrap();
         let (o, e) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{bin:?}: {o}{e}");
+        assert_eq!(out.status.code(), Some(1), "{bin:?} {caller:?}: {o}{e}");
         assert_eq!(o, "", "{bin:?}");
         assert!(
             e.contains("refusing to run: started setuid, setgid or with file capabilities"),
-            "{bin:?}: {e}"
+            "{bin:?} {caller:?}: {e}"
         );
+    }
+    for bin in &bins {
         // Started by root, none raises anything: that run is not refused.
         let out = Command::new(bin)
             .args(["1000:1000", "id", "-u"])

@@ -151,18 +151,35 @@ fn run(args: Args, env: &Env, secure: bool) -> report::Result<()> {
 /// the binary; it must never be installed so. Told without a lookup of
 /// /proc/self/exe (which cost more than the rest of the start): a setuid or
 /// setgid bit that took effect shows in the IDs; file capabilities in the
-/// kernel's AT_SECURE with a non-root caller holding capabilities. AT_SECURE
-/// alone is not enough: an SELinux domain transition without `noatsecure`
-/// (a runtime's policy may lack it) sets it too, with nothing gained.
+/// kernel's AT_SECURE with a non-root caller holding capabilities that did
+/// not come through the ambient set. AT_SECURE alone is not enough: an SELinux
+/// domain transition without `noatsecure` (a runtime's policy may lack it)
+/// sets it too, with nothing gained; and the capabilities of `podman run
+/// --user N --cap-add ...` come through the ambient set, which the kernel
+/// empties whenever it execs a program with file capabilities.
 fn refuse_secure_exec(secure: bool) -> report::Result<()> {
     let ids_raised = sys::uid() != sys::euid() || sys::gid() != sys::egid();
-    let caps_raised = secure && sys::uid() != 0 && sys::capget().map_or(true, |c| c.permitted != 0);
+    let caps_raised = secure
+        && sys::uid() != 0
+        && caps_from_file(sys::capget(), |cap| {
+            sys::prctl(sys::PR_CAP_AMBIENT, sys::PR_CAP_AMBIENT_IS_SET, cap) == Ok(1)
+        });
     if ids_raised || caps_raised {
         return Err(error(
             b"refusing to run: started setuid, setgid or with file capabilities",
         ));
     }
     Ok(())
+}
+
+/// Whether a non-root process holds capabilities (`caps`) that came from the
+/// file, not through the ambient set (`ambient(cap)`: is cap in it). Without
+/// file capabilities a non-root process's permitted set after execve is its
+/// ambient set, so one capability tells.
+fn caps_from_file(caps: sys::Result<sys::Caps>, ambient: impl Fn(usize) -> bool) -> bool {
+    caps.map_or(true, |c| {
+        c.permitted != 0 && !ambient(c.permitted.trailing_zeros() as usize)
+    })
 }
 
 /// The options that take a value, in the order of `Options::values`.
@@ -789,6 +806,23 @@ mod tests {
         assert_eq!(o.spec, Some(&b"1000:1000"[..]));
         assert!(o.allow_new_privs);
         assert_eq!(arg(cmd[0]), b"id");
+    }
+
+    #[test]
+    fn file_capabilities_told_from_ambient_ones() {
+        let caps = |permitted| {
+            Ok(sys::Caps {
+                permitted,
+                ..Default::default()
+            })
+        };
+        let setid = 1 << sys::CAP_SETUID | 1 << sys::CAP_SETGID;
+        // podman --user 1000 --cap-add SETUID,SETGID: in the ambient set.
+        assert!(!caps_from_file(caps(setid), |c| c == sys::CAP_SETGID as usize));
+        // A copy with file capabilities: the kernel emptied the ambient set.
+        assert!(caps_from_file(caps(setid), |_| false));
+        assert!(!caps_from_file(caps(0), |_| false));
+        assert!(caps_from_file(Err(sys::Errno(1)), |_| true));
     }
 
     #[test]

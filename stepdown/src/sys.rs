@@ -796,6 +796,8 @@ pub const PR_CAPBSET_DROP: usize = 24;
 pub const PR_SET_CHILD_SUBREAPER: usize = 36;
 pub const PR_SET_NO_NEW_PRIVS: usize = 38;
 pub const PR_GET_NO_NEW_PRIVS: usize = 39;
+pub const PR_CAP_AMBIENT: usize = 47;
+pub const PR_CAP_AMBIENT_IS_SET: usize = 1;
 
 pub fn prctl(option: usize, arg: usize, arg2: usize) -> Result<usize> {
     call(nr::PRCTL, [option, arg, arg2, 0, 0, 0])
