@@ -246,6 +246,53 @@ fn inherited_capabilities_are_cleared() {
 }
 
 #[test]
+fn bounding_set_emptied_however_it_was_started() {
+    let bnd = |out: &Output| {
+        let (o, e) = text(out);
+        assert!(out.status.success(), "{o}{e}");
+        status_field(&o, "CapBnd").to_string()
+    };
+    let status = ["1000", "cat", "/proc/self/status"];
+    // A container's few capabilities: root's execve made the permitted set
+    // equal to the bounding set, which the step-down drops without reading.
+    let few = [
+        "--bounding-set",
+        "-all,+chown,+kill,+setuid,+setgid,+setpcap",
+    ];
+    assert_eq!(bnd(&under_setpriv(&few, true, &status)), "0000000000000000");
+    // With SECBIT_NOROOT root gets only what the file grants: 3 capabilities
+    // permitted, all 41 in the bounding set; each must be read and dropped.
+    let dir = scratch("stepdown-noroot");
+    let bin = dir.join("stepdown-filecaps");
+    std::fs::copy(stepdown(), &bin).unwrap();
+    let setcap = Command::new("setcap")
+        .args([
+            "cap_setuid,cap_setgid,cap_setpcap+ep",
+            bin.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(setcap.status.success(), "{:?}", text(&setcap));
+    let noroot = || {
+        let mut c = Command::new("setpriv");
+        c.args(["--securebits", "+noroot"]);
+        c
+    };
+    assert_eq!(
+        bnd(&noroot().arg(&bin).args(status).output().unwrap()),
+        "0000000000000000"
+    );
+    let full = bnd(&noroot()
+        .args(["cat", "/proc/self/status"])
+        .output()
+        .unwrap());
+    assert_ne!(
+        full, "0000000000000000",
+        "the bounding set is full to start with"
+    );
+}
+
+#[test]
 fn help_and_version() {
     assert!(ok(&["--help"]).contains("USER[:GROUP] COMMAND"));
     assert!(ok(&["--version"]).starts_with("harden-stepdown "));
