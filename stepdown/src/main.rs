@@ -586,8 +586,8 @@ fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
         let known = caps.inheritable == 0
             && sys::prctl(sys::PR_GET_SECUREBITS, 0, 0).is_ok_and(|b| b & sys::SECBIT_NOROOT == 0);
         for cap in 0..64 {
-            // Else reading is a quarter of the cost of dropping (which
-            // commits new credentials), and a container's bounding set holds few.
+            // Otherwise each is read first: a read costs a quarter of a drop
+            // (which commits new credentials), and a container's set holds few.
             let held = match known {
                 true => Ok(caps.permitted >> cap & 1),
                 false => sys::prctl(sys::PR_CAPBSET_READ, cap, 0).map(|b| b as u64),
