@@ -140,6 +140,18 @@ fn fails_closed_without_setuid_capability() {
     assert!(!o.contains("RAN"));
 }
 
+/// A copy of the step-down in `dir`, named for and given the file capabilities `caps`.
+fn copy_with_file_caps(dir: &std::path::Path, caps: &str) -> PathBuf {
+    let bin = dir.join(caps);
+    std::fs::copy(stepdown(), &bin).unwrap();
+    let out = Command::new("setcap")
+        .args([caps, bin.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    bin
+}
+
 #[test]
 fn refuses_to_run_setuid_or_with_file_capabilities() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -155,14 +167,7 @@ fn refuses_to_run_setuid_or_with_file_capabilities() {
     std::fs::set_permissions(&setuid, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let mut bins = vec![setuid];
     for caps in ["cap_setuid,cap_setgid+ep", "cap_chown+ep"] {
-        let bin = dir.join(caps);
-        std::fs::copy(stepdown(), &bin).unwrap();
-        let out = Command::new("setcap")
-            .args([caps, bin.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{:?}", text(&out));
-        bins.push(bin);
+        bins.push(copy_with_file_caps(&dir, caps));
     }
     // Were the first two installed so, nobody could run a command as root
     // through them. Capabilities of the caller's own in the ambient set (as
@@ -262,17 +267,10 @@ fn bounding_set_emptied_however_it_was_started() {
     assert_eq!(bnd(&under_setpriv(&few, true, &status)), "0000000000000000");
     // With SECBIT_NOROOT root gets only what the file grants: 3 capabilities
     // permitted, all 41 in the bounding set; each must be read and dropped.
-    let dir = scratch("stepdown-noroot");
-    let bin = dir.join("stepdown-filecaps");
-    std::fs::copy(stepdown(), &bin).unwrap();
-    let setcap = Command::new("setcap")
-        .args([
-            "cap_setuid,cap_setgid,cap_setpcap+ep",
-            bin.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(setcap.status.success(), "{:?}", text(&setcap));
+    let bin = copy_with_file_caps(
+        &scratch("stepdown-noroot"),
+        "cap_setuid,cap_setgid,cap_setpcap+ep",
+    );
     let noroot = || {
         let mut c = Command::new("setpriv");
         c.args(["--securebits", "+noroot"]);

@@ -791,10 +791,10 @@ pub fn groups(buf: &mut [u32]) -> Result<&[u32]> {
     Ok(&buf[..n])
 }
 
-pub const PR_GET_SECUREBITS: usize = 27;
-pub const SECBIT_NOROOT: usize = 1;
 pub const PR_CAPBSET_READ: usize = 23;
 pub const PR_CAPBSET_DROP: usize = 24;
+pub const PR_GET_SECUREBITS: usize = 27;
+pub const SECBIT_NOROOT: usize = 1;
 pub const PR_SET_CHILD_SUBREAPER: usize = 36;
 pub const PR_SET_NO_NEW_PRIVS: usize = 38;
 pub const PR_GET_NO_NEW_PRIVS: usize = 39;
