@@ -185,12 +185,7 @@ fn refuses_to_run_setuid_or_with_file_capabilities() {
         .iter()
         .flat_map(|b| callers.iter().map(move |c| (b, c)))
     {
-        let out = Command::new("setpriv")
-            .args(*caller)
-            .arg(bin)
-            .args(["0:0", "id", "-u"])
-            .output()
-            .unwrap();
+        let out = under_setpriv(caller, false, &[bin.to_str().unwrap(), "0:0", "id", "-u"]);
         let (o, e) = text(&out);
         assert_eq!(out.status.code(), Some(1), "{bin:?} {caller:?}: {o}{e}");
         assert_eq!(o, "", "{bin:?}");
@@ -271,19 +266,13 @@ fn bounding_set_emptied_however_it_was_started() {
         &scratch("stepdown-noroot"),
         "cap_setuid,cap_setgid,cap_setpcap+ep",
     );
-    let noroot = || {
-        let mut c = Command::new("setpriv");
-        c.args(["--securebits", "+noroot"]);
-        c
-    };
+    let noroot = ["--securebits", "+noroot"];
+    let run = [&[bin.to_str().unwrap()][..], &status].concat();
     assert_eq!(
-        bnd(&noroot().arg(&bin).args(status).output().unwrap()),
+        bnd(&under_setpriv(&noroot, false, &run)),
         "0000000000000000"
     );
-    let full = bnd(&noroot()
-        .args(["cat", "/proc/self/status"])
-        .output()
-        .unwrap());
+    let full = bnd(&under_setpriv(&noroot, false, &status[1..]));
     assert_ne!(
         full, "0000000000000000",
         "the bounding set is full to start with"

@@ -588,9 +588,10 @@ fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
         for cap in 0..64 {
             // Otherwise each is read first: a read costs a quarter of a drop
             // (which commits new credentials), and a container's set holds few.
-            let held = match known {
-                true => Ok(caps.permitted >> cap & 1),
-                false => sys::prctl(sys::PR_CAPBSET_READ, cap, 0).map(|b| b as u64),
+            let held = if known {
+                Ok(caps.permitted >> cap & 1)
+            } else {
+                sys::prctl(sys::PR_CAPBSET_READ, cap, 0).map(|b| b as u64)
             };
             match held {
                 Ok(0) => {}
