@@ -328,16 +328,14 @@ fn choose_target<'e>(
     Ok((uid, env_gid.unwrap_or(gid)))
 }
 
-/// /etc/passwd and /etc/group, each None when missing.
-type AccountFiles = (Option<&'static [u8]>, Option<&'static [u8]>);
+// /etc/passwd and /etc/group, each None when missing.
+// Safety (both): run once per process (each form reads each file once).
+fn read_passwd() -> report::Result<Option<&'static [u8]>> {
+    files::read_bounded(PASSWD, unsafe { PASSWD_BUF.take() })
+}
 
-fn read_accounts() -> report::Result<AccountFiles> {
-    // Safety: run once per process (each form calls this once).
-    let (passwd, group) = unsafe { (PASSWD_BUF.take(), GROUP_BUF.take()) };
-    Ok((
-        files::read_bounded(PASSWD, passwd)?,
-        files::read_bounded(GROUP, group)?,
-    ))
+fn read_group() -> report::Result<Option<&'static [u8]>> {
+    files::read_bounded(GROUP, unsafe { GROUP_BUF.take() })
 }
 
 fn entrypoint_form(opts: &Options, command: Args, env: &Env) -> report::Result<()> {
@@ -348,7 +346,7 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env) -> report::Result<(
         // Started as a user already (docker run --user): nothing to drop.
         run_command(command, env, None, opts.init);
     }
-    let (passwd, group) = read_accounts()?;
+    let (passwd, group) = (read_passwd()?, read_group()?);
     let wanted = opts.get(USER).unwrap_or(b"app");
     let named = passwd.and_then(|p| accounts::users(p).find(|u| u.name == wanted));
     let owner = opts.values[MATCH_OWNER]
@@ -430,13 +428,10 @@ fn gosu_form(spec: &[u8], opts: &Options, command: Args, env: &Env) -> report::R
     if command.is_empty() {
         return Err(error_q(b"no COMMAND after %q", spec));
     }
-    let (passwd, group) = read_accounts()?;
-    let target = resolve_spec(
-        spec,
-        passwd.unwrap_or(b""),
-        group.unwrap_or(b""),
-        sys::uid(),
-    )?;
+    let passwd = read_passwd()?.unwrap_or(b"");
+    // /etc/group only when the spec needs it: `uid:gid` does not (~15 µs).
+    let group = || Ok(read_group()?.unwrap_or(b""));
+    let target = resolve_spec(spec, passwd, group, sys::uid())?;
     if target.uid != 0 {
         require_setid_caps()?;
     }
@@ -457,10 +452,12 @@ struct Target<'a> {
 }
 
 /// Docker's `--user` syntax: `user`, `uid`, `user:group`, `uid:gid`, `:gid`.
-fn resolve_spec<'a>(
+/// `group` reads /etc/group: called only for a group name, or for the
+/// supplementary groups of a user found in /etc/passwd.
+fn resolve_spec<'a, 'g>(
     spec: &[u8],
     passwd: &'a [u8],
-    group: &[u8],
+    group: impl FnOnce() -> report::Result<&'g [u8]>,
     current_uid: u32,
 ) -> report::Result<Target<'a>> {
     let (user_part, group_part) = match spec.iter().position(|b| *b == b':') {
@@ -509,14 +506,14 @@ fn resolve_spec<'a>(
             t.gid = parse_id(g).map_err(|_| error_q(b"group %q is larger than 2147483647", g))?;
         }
         Some(g) => {
-            t.gid = accounts::groups(group)
+            t.gid = accounts::groups(group()?)
                 .find(|e| e.name == g)
                 .map(|e| e.gid)
                 .ok_or_else(|| error_q(b"unknown group %q (not in /etc/group)", g))?;
         }
         None if entry.is_ok() => {
             // Like initgroups(3): the primary group plus every group listing the user.
-            for g in accounts::groups(group).filter(|g| g.has_member(t.name.as_bytes())) {
+            for g in accounts::groups(group()?).filter(|g| g.has_member(t.name.as_bytes())) {
                 if t.ngroups == MAX_GROUPS {
                     return Err(error_q(
                         b"user %q is in more than 256 groups",
@@ -941,7 +938,7 @@ mod tests {
     const GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
 
     fn resolve(spec: &str) -> report::Result<(u32, u32, Vec<u32>, String)> {
-        resolve_spec(spec.as_bytes(), PASSWD, GROUP, 0).map(|t| {
+        resolve_spec(spec.as_bytes(), PASSWD, || Ok(GROUP), 0).map(|t| {
             let name = String::from_utf8_lossy(t.name.as_bytes()).into_owned();
             (t.uid, t.gid, t.groups[..t.ngroups].to_vec(), name)
         })
@@ -953,8 +950,24 @@ mod tests {
             resolve("app").ok(),
             Some((1000, 1000, vec![50, 1000], "app".into()))
         );
-        let home = resolve_spec(b"app", PASSWD, GROUP, 0).ok().unwrap().home;
+        let home = resolve_spec(b"app", PASSWD, || Ok(GROUP), 0)
+            .ok()
+            .unwrap()
+            .home;
         assert_eq!(home, b"/home/app");
+        // /etc/group is read only when the spec needs it: a numeric group,
+        // or a UID without a passwd entry, never reads it.
+        let unreadable = || Err(error(b"read /etc/group"));
+        for (spec, uid, gid) in [("app:50", 1000, 50), ("4242", 4242, 4242), (":7", 0, 7)] {
+            let t = resolve_spec(spec.as_bytes(), PASSWD, unreadable, 0)
+                .ok()
+                .unwrap();
+            assert_eq!((t.uid, t.gid), (uid, gid), "{spec}");
+        }
+        for spec in ["app", "app:staff", "1000", "4242:staff"] {
+            let t = resolve_spec(spec.as_bytes(), PASSWD, unreadable, 0);
+            assert_eq!(err_text(t), "read /etc/group", "{spec}");
+        }
         assert_eq!(
             resolve("4242").ok(),
             Some((4242, 4242, vec![4242], "4242".into()))
