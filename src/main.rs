@@ -50,6 +50,10 @@ Examples:
         source: String,
         /// Where to write the hardened image
         dest: String,
+        /// Do not fsync file outputs before renaming them into place (as cp and skopeo):
+        /// faster, but a machine crash soon after may leave a truncated file
+        #[arg(long)]
+        no_sync: bool,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -370,8 +374,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Rewrite {
             source,
             dest,
+            no_sync,
             common,
-        } => rewrite(ImageRef::parse(&source)?, ImageRef::parse(&dest)?, common),
+        } => rewrite(
+            ImageRef::parse(&source)?,
+            ImageRef::parse(&dest)?,
+            common,
+            !no_sync,
+        ),
         Command::PullRewritePush {
             source,
             dest,
@@ -380,7 +390,7 @@ fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             let pair = run::registry_pair(source.as_deref().unwrap_or_default(), dest.as_deref())?;
-            rewrite(pair.0, pair.1, common)
+            rewrite(pair.0, pair.1, common, true)
         }
         Command::PullRewritePush {
             from: Some(file),
@@ -559,7 +569,7 @@ fn run(cli: Cli) -> Result<()> {
             for (name, command) in pages {
                 let mut page = Vec::new();
                 clap_mangen::Man::new(command).render(&mut page)?;
-                sink::write_file(&dir.join(format!("{name}.1")), &page, 0o644)?;
+                sink::write_file(&dir.join(format!("{name}.1")), &page, 0o644, true)?;
             }
             Ok(())
         }
@@ -573,7 +583,7 @@ fn run(cli: Cli) -> Result<()> {
                 a => a,
             };
             let bytes = run::stepdown_for(arch)?;
-            sink::write_file(&output, bytes, 0o755)
+            sink::write_file(&output, bytes, 0o755, true)
         }
     }
 }
@@ -592,19 +602,23 @@ impl CommonArgs {
             wanted,
             skip_unsupported: self.platforms.skip_unsupported,
             dry_run: self.dry_run,
+            sync: true,
             registries: self.registry.registries(dests)?,
             progress: progress::Progress::new(self.quiet),
         })
     }
 }
 
-fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs) -> Result<()> {
+fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs, sync: bool) -> Result<()> {
     if let ImageRef::DockerArchive { path, .. } | ImageRef::OciArchive { path, .. } = &dst {
         if common.json && is_stdout(path) {
             bail!("{dst} is standard output, where --json writes its report: use one or the other");
         }
     }
-    let r = common.run(&[&dst])?;
+    let r = run::Run {
+        sync,
+        ..common.run(&[&dst])?
+    };
     if let Some(report) = run::harden_one(&r, &r.progress, &src, &dst)? {
         if common.json {
             println!("{report}");

@@ -31,6 +31,8 @@ pub struct Run {
     pub wanted: Vec<platform::Platform>,
     pub skip_unsupported: bool,
     pub dry_run: bool,
+    /// fsync file outputs before they are renamed into place (`--no-sync` turns it off).
+    pub sync: bool,
     pub registries: registry::Registries,
     pub progress: progress::Progress,
 }
@@ -239,7 +241,7 @@ pub fn harden_one(
         print_dry_run(&pairs, dst, registries)?;
         return Ok(None);
     }
-    let written = sink::write(&hardened, dst, registries, progress, early)?;
+    let written = sink::write(&hardened, dst, registries, progress, early, run.sync)?;
     progress.say(&format!("wrote {}", written.destination));
     if written.manifest_digest.is_none() {
         // A docker-archive stores no manifest: no manifest digests to report.

@@ -216,6 +216,40 @@ fn manifest_hex(oci_ref: &str) -> String {
     hex::encode(sha2::Sha256::digest(raw.as_bytes()))
 }
 
+/// Every file output is fsynced before its rename, and `--no-sync` skips
+/// that (and the early writeback that only serves it) without changing a
+/// byte. strace counts the calls.
+#[test]
+fn outputs_are_synced_unless_no_sync() {
+    let dir = scratch("sync");
+    let src = fixtures().archive("busybox");
+    let traced = |dest: &str, extra: &[&str]| -> String {
+        let log = dir.join("strace.log");
+        let mut args = vec!["-f", "-qq", "-e", "trace=fsync,fdatasync,sync_file_range"];
+        args.extend(["-o", log.to_str().unwrap(), harden_bin()]);
+        args.extend(["rewrite", "-q", &src, dest]);
+        args.extend(extra);
+        sh(cmd("strace", &args));
+        std::fs::read_to_string(&log).unwrap()
+    };
+    for kind in ["docker-archive", "oci-archive", "oci"] {
+        let (synced, unsynced) = (dir.join(format!("{kind}-a")), dir.join(format!("{kind}-b")));
+        let synced_calls = traced(&format!("{kind}:{}", synced.display()), &[]);
+        let unsynced_calls = traced(&format!("{kind}:{}", unsynced.display()), &["--no-sync"]);
+        assert!(synced_calls.contains("fsync("), "{kind}: {synced_calls}");
+        if kind == "docker-archive" {
+            assert!(synced_calls.contains("sync_file_range("), "{synced_calls}");
+        }
+        assert!(!unsynced_calls.contains("sync"), "{kind}: {unsynced_calls}");
+        if kind == "oci" {
+            let index = |d: &Path| std::fs::read(d.join("index.json")).unwrap();
+            assert_eq!(index(&synced), index(&unsynced));
+        } else {
+            assert_eq!(sha256_file(&synced), sha256_file(&unsynced), "{kind}");
+        }
+    }
+}
+
 #[test]
 fn same_input_gives_byte_identical_output() {
     let dir = scratch("repro");
