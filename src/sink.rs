@@ -168,10 +168,10 @@ fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
 
 /// An output file being written. Normally a temp file beside the
 /// destination, synced (unless `sync` is false) and renamed over it at the
-/// end; when the destination
-/// is a symlink, its target is replaced and the link kept. A destination that
-/// is a pipe or a device (`/dev/stdout`) is written in place, in order:
-/// nothing can be renamed over it, and replacing it would break it.
+/// end; when the destination is a symlink, its target is replaced and the
+/// link kept. A destination that is a pipe or a device (`/dev/stdout`) is
+/// written in place, in order: nothing can be renamed over it, and replacing
+/// it would break it.
 enum OutFile {
     Temp {
         tmp: NamedTempFile,
