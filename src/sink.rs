@@ -166,6 +166,21 @@ fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Makes the names created or renamed in `dir` durable: a synced file's data
+/// can be on disk while its name is not.
+fn sync_dir(dir: &Path) -> Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        // A filesystem that cannot sync a directory: its names are as durable as they get.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        r => r.with_context(|| format!("cannot sync the directory {}", dir.display())),
+    }
+}
+
 /// An output file being written. Normally a temp file beside the
 /// destination, synced (unless `sync` is false) and renamed over it at the
 /// end; when the destination is a symlink, its target is replaced and the
@@ -222,7 +237,11 @@ impl OutFile {
                 if sync {
                     file.sync_all()?;
                 }
-                persist(tmp, &dest)
+                persist(tmp, &dest)?;
+                match dest.parent() {
+                    Some(dir) if sync => sync_dir(dir),
+                    _ => Ok(()),
+                }
             }
             OutFile::Stream => Ok(()),
         }
@@ -708,6 +727,11 @@ impl Layout {
             Layout::Dir {
                 root, fresh, sync, ..
             } => {
+                if sync {
+                    // The blobs' names, before the index that points to them.
+                    sync_dir(&root.join("blobs/sha256"))?;
+                    sync_dir(&root.join("blobs"))?;
+                }
                 for (name, bytes) in [("oci-layout", &layout[..]), ("index.json", &index[..])] {
                     write_file(&root.join(name), bytes, 0o644, sync)?;
                 }
@@ -719,6 +743,9 @@ impl Layout {
                         return Err(e).with_context(|| {
                             format!("cannot rename the output to {}", final_path.display())
                         });
+                    }
+                    if let Some(parent) = final_path.parent().filter(|_| sync) {
+                        sync_dir(parent)?;
                     }
                 }
                 Ok(())

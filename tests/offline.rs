@@ -216,16 +216,22 @@ fn manifest_hex(oci_ref: &str) -> String {
     hex::encode(sha2::Sha256::digest(raw.as_bytes()))
 }
 
-/// Every file output is fsynced before its rename, and `--no-sync` skips
-/// that (and the early writeback that only serves it) without changing a
-/// byte. strace counts the calls.
+/// Every file output is fsynced before its rename, and its directory after
+/// it; `--no-sync` skips both (and the early writeback that only serves the
+/// sync) without changing a byte. strace counts the calls.
 #[test]
 fn outputs_are_synced_unless_no_sync() {
     let dir = scratch("sync");
     let src = fixtures().archive("busybox");
     let traced = |dest: &str, extra: &[&str]| -> String {
         let log = dir.join("strace.log");
-        let mut args = vec!["-f", "-qq", "-e", "trace=fsync,fdatasync,sync_file_range"];
+        let mut args = vec![
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,sync_file_range",
+        ];
         args.extend(["-o", log.to_str().unwrap(), harden_bin()]);
         args.extend(["rewrite", "-q", &src, dest]);
         args.extend(extra);
@@ -237,6 +243,14 @@ fn outputs_are_synced_unless_no_sync() {
         let synced_calls = traced(&format!("{kind}:{}", synced.display()), &[]);
         let unsynced_calls = traced(&format!("{kind}:{}", unsynced.display()), &["--no-sync"]);
         assert!(synced_calls.contains("fsync("), "{kind}: {synced_calls}");
+        // strace -y names the descriptor's file: the destination's directory.
+        let parent = format!("<{}>) = 0", dir.canonicalize().unwrap().display());
+        assert!(
+            synced_calls
+                .lines()
+                .any(|l| l.contains(" fsync(") && l.ends_with(&parent)),
+            "{kind}: no fsync of the directory in {synced_calls}"
+        );
         if kind == "docker-archive" {
             assert!(synced_calls.contains("sync_file_range("), "{synced_calls}");
         }
