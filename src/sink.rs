@@ -444,6 +444,7 @@ fn write_docker_archive(
     sync: bool,
 ) -> Result<Written> {
     let (file, out) = OutFile::create(path, sync)?;
+    let writeback = out.syncs();
     let mut tar = tar::Builder::new(BufWriter::new(file));
     let mut layer_names = Vec::new();
     let mut written = HashSet::new();
@@ -466,15 +467,8 @@ fn write_docker_archive(
             if layer.is_compressed() {
                 append_decompressed(&mut tar, &name, layer, &out.scratch_dir())?;
             } else {
-                let writeback = out.syncs();
-                append_verified(
-                    &mut tar,
-                    &name,
-                    &layer.blob,
-                    &layer.diff_id,
-                    &mut ahead,
-                    writeback,
-                )?;
+                let (blob, digest) = (&layer.blob, &layer.diff_id);
+                append_verified(&mut tar, &name, blob, digest, &mut ahead, writeback)?;
             }
         }
         layer_names.push(name);
