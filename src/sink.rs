@@ -174,8 +174,12 @@ fn sync_dir(dir: &Path) -> Result<()> {
     } else {
         dir
     };
-    match File::open(dir).and_then(|d| d.sync_all()) {
-        // A filesystem that cannot sync a directory: its names are as durable as they get.
+    // The output is in place by now: a directory we may write but not read
+    // (mode -wx), or a filesystem that cannot sync one, is no reason to fail.
+    let Ok(handle) = File::open(dir) else {
+        return Ok(());
+    };
+    match handle.sync_all() {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
         r => r.with_context(|| format!("cannot sync the directory {}", dir.display())),
     }

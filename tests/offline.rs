@@ -262,6 +262,17 @@ fn outputs_are_synced_unless_no_sync() {
             assert_eq!(sha256_file(&synced), sha256_file(&unsynced), "{kind}");
         }
     }
+    // A directory its user may write but not read (a drop box, mode 0300):
+    // the directory cannot be opened to sync it, and that is no failure.
+    use std::os::unix::fs::PermissionsExt;
+    let drop_box = dir.join("drop-box");
+    std::fs::create_dir(&drop_box).unwrap();
+    std::os::unix::fs::chown(&drop_box, Some(65534), None).unwrap();
+    std::fs::set_permissions(&drop_box, std::fs::Permissions::from_mode(0o300)).unwrap();
+    let dest = format!("docker-archive:{}/h.tar", drop_box.display());
+    let nobody = ["--reuid", "65534", "--regid", "65534", "--clear-groups"];
+    sh(cmd("setpriv", &nobody).args([harden_bin(), "rewrite", "-q", &src, &dest]));
+    assert!(drop_box.join("h.tar").is_file());
 }
 
 #[test]
