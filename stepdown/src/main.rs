@@ -124,7 +124,7 @@ fn after_prefix(p: *const c_char, prefix: &[u8]) -> Option<*const c_char> {
 }
 
 fn run(args: Args, env: &Env, secure: bool) -> report::Result<()> {
-    refuse_secure_exec(secure)?;
+    let caller = refuse_secure_exec(secure)?;
     match args.first().map(|a| arg(*a)) {
         None => Err(error(b"missing arguments; see --help")),
         Some(a) if a == b"--help" || a == b"-h" => {
@@ -140,8 +140,8 @@ fn run(args: Args, env: &Env, secure: bool) -> report::Result<()> {
         Some(_) => {
             let (opts, command) = parse_options(args)?;
             match opts.spec {
-                Some(spec) => gosu_form(spec, &opts, command, env),
-                None => entrypoint_form(&opts, command, env),
+                Some(spec) => gosu_form(spec, &opts, command, env, caller),
+                None => entrypoint_form(&opts, command, env, caller),
             }
         }
     }
@@ -157,10 +157,16 @@ fn run(args: Args, env: &Env, secure: bool) -> report::Result<()> {
 /// sets it too, with nothing gained; and the capabilities of `podman run
 /// --user N --cap-add ...` come through the ambient set, which the kernel
 /// empties whenever it execs a program with file capabilities.
-fn refuse_secure_exec(secure: bool) -> report::Result<()> {
-    let ids_raised = sys::uid() != sys::euid() || sys::gid() != sys::egid();
+/// Returns the caller's (real) UID, read here once for the whole start.
+fn refuse_secure_exec(secure: bool) -> report::Result<u32> {
+    // Two calls for the four IDs; an ID that cannot be read counts as raised.
+    let ([uid, euid, _], [gid, egid, _]) = (
+        sys::resuid().unwrap_or([0, u32::MAX, 0]),
+        sys::resgid().unwrap_or([0, u32::MAX, 0]),
+    );
+    let ids_raised = uid != euid || gid != egid;
     let caps_raised = secure
-        && sys::uid() != 0
+        && uid != 0
         && caps_from_file(sys::capget(), |cap| {
             sys::prctl(sys::PR_CAP_AMBIENT, sys::PR_CAP_AMBIENT_IS_SET, cap) == Ok(1)
         });
@@ -169,7 +175,7 @@ fn refuse_secure_exec(secure: bool) -> report::Result<()> {
             b"refusing to run: started setuid, setgid or with file capabilities",
         ));
     }
-    Ok(())
+    Ok(uid)
 }
 
 /// Whether a non-root process holds capabilities (`caps`) that came from the
@@ -338,11 +344,11 @@ fn read_group() -> report::Result<Option<&'static [u8]>> {
     files::read_bounded(GROUP, unsafe { GROUP_BUF.take() })
 }
 
-fn entrypoint_form(opts: &Options, command: Args, env: &Env) -> report::Result<()> {
+fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: u32) -> report::Result<()> {
     if command.is_empty() {
         return Err(error(b"no COMMAND after \"--\""));
     }
-    if sys::uid() != 0 {
+    if caller != 0 {
         // Started as a user already (docker run --user): nothing to drop.
         run_command(command, env, None, opts.init);
     }
@@ -399,7 +405,8 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env) -> report::Result<(
     for path in &opts.chown[..opts.chowns] {
         chown_path(path, uid, gid);
     }
-    drop_privileges(uid, gid, &[gid], !opts.allow_new_privs)?;
+    // Root (checked above) to a user (choose_target never picks 0).
+    drop_privileges(true, uid, gid, &[gid], !opts.allow_new_privs)?;
     let vars = [plan.home.as_bytes(), plan.name.as_bytes()];
     run_command(command, env, Some(vars), opts.init)
 }
@@ -424,19 +431,31 @@ fn chown_path(path: &CStr, uid: u32, gid: u32) {
     }
 }
 
-fn gosu_form(spec: &[u8], opts: &Options, command: Args, env: &Env) -> report::Result<()> {
+fn gosu_form(
+    spec: &[u8],
+    opts: &Options,
+    command: Args,
+    env: &Env,
+    caller: u32,
+) -> report::Result<()> {
     if command.is_empty() {
         return Err(error_q(b"no COMMAND after %q", spec));
     }
     let passwd = read_passwd()?.unwrap_or(b"");
     // /etc/group only when the spec needs it: `uid:gid` does not (~15 µs).
     let group = || Ok(read_group()?.unwrap_or(b""));
-    let target = resolve_spec(spec, passwd, group, sys::uid())?;
+    let target = resolve_spec(spec, passwd, group, caller)?;
     if target.uid != 0 {
         require_setid_caps()?;
     }
     let groups = &target.groups[..target.ngroups];
-    drop_privileges(target.uid, target.gid, groups, !opts.allow_new_privs)?;
+    drop_privileges(
+        caller == 0 && target.uid != 0,
+        target.uid,
+        target.gid,
+        groups,
+        !opts.allow_new_privs,
+    )?;
     let vars = [target.home, target.name.as_bytes()];
     run_command(command, env, Some(vars), opts.init)
 }
@@ -554,6 +573,7 @@ fn has_cap(caps: &sys::Caps, cap: u32) -> bool {
 
 /// Without CAP_SETUID/CAP_SETGID (e.g. `--cap-drop=ALL`, Kubernetes' restricted
 /// profile) the drop cannot work: say so before touching anything.
+/// Returns the capabilities read, for the drop.
 fn require_setid_caps() -> report::Result<()> {
     let caps = sys::capget().map_err(|e| error_e(b"capget failed%e", e))?;
     for (cap, name) in [
@@ -572,7 +592,8 @@ fn require_setid_caps() -> report::Result<()> {
 
 /// Before the drop: empties the bounding set (what a later execve of a
 /// setuid-root or file-capability program could regain) and the
-/// inheritable and ambient sets (what would pass through execve).
+/// inheritable and ambient sets (what would pass through execve). `caps`:
+/// the process's capabilities, read before.
 fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
     let caps = sys::capget().map_err(|e| error_e(b"capget failed%e", e))?;
     if has_cap(&caps, sys::CAP_SETPCAP) {
@@ -619,9 +640,16 @@ fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
 
 /// setgroups → setresgid → setresuid, then proves the result. Order matters:
 /// after setuid the process can no longer change its groups. `groups` is
-/// sorted and free of duplicates.
-fn drop_privileges(uid: u32, gid: u32, groups: &[u32], no_new_privs: bool) -> report::Result<()> {
-    if sys::uid() == 0 && uid != 0 {
+/// sorted and free of duplicates. `from_root`: root drops to a user, so the
+/// bounding, inheritable and ambient sets are cleared first.
+fn drop_privileges(
+    from_root: bool,
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    no_new_privs: bool,
+) -> report::Result<()> {
+    if from_root {
         clear_inheritable_caps(no_new_privs)?;
     }
     sys::set_groups(groups).map_err(|e| error_e(b"setgroups failed%e", e))?;

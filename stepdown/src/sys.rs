@@ -21,10 +21,6 @@ mod nr {
     pub const FSYNC: usize = 74;
     pub const FCHMOD: usize = 91;
     pub const FCHOWN: usize = 93;
-    pub const GETUID: usize = 102;
-    pub const GETGID: usize = 104;
-    pub const GETEUID: usize = 107;
-    pub const GETEGID: usize = 108;
     pub const GETGROUPS: usize = 115;
     pub const SETGROUPS: usize = 116;
     pub const SETRESUID: usize = 117;
@@ -63,10 +59,6 @@ mod nr {
     pub const FSYNC: usize = 82;
     pub const FCHMOD: usize = 52;
     pub const FCHOWN: usize = 55;
-    pub const GETUID: usize = 174;
-    pub const GETGID: usize = 176;
-    pub const GETEUID: usize = 175;
-    pub const GETEGID: usize = 177;
     pub const GETGROUPS: usize = 158;
     pub const SETGROUPS: usize = 159;
     pub const SETRESUID: usize = 147;
@@ -106,10 +98,6 @@ mod nr {
     pub const FSYNC: usize = 118;
     pub const FCHMOD: usize = 94;
     pub const FCHOWN: usize = 207; // fchown32
-    pub const GETUID: usize = 199; // getuid32
-    pub const GETGID: usize = 200; // getgid32
-    pub const GETEUID: usize = 201; // geteuid32
-    pub const GETEGID: usize = 202; // getegid32
     pub const GETGROUPS: usize = 205; // getgroups32
     pub const SETGROUPS: usize = 206; // setgroups32
     pub const SETRESUID: usize = 208; // setresuid32
@@ -148,10 +136,6 @@ mod nr {
     pub const FSYNC: usize = 118;
     pub const FCHMOD: usize = 94;
     pub const FCHOWN: usize = 207; // fchown32
-    pub const GETUID: usize = 199; // getuid32
-    pub const GETGID: usize = 200; // getgid32
-    pub const GETEUID: usize = 201; // geteuid32
-    pub const GETEGID: usize = 202; // getegid32
     pub const GETGROUPS: usize = 205; // getgroups32
     pub const SETGROUPS: usize = 206; // setgroups32
     pub const SETRESUID: usize = 208; // setresuid32
@@ -190,10 +174,6 @@ mod nr {
     pub const FSYNC: usize = 118;
     pub const FCHMOD: usize = 94;
     pub const FCHOWN: usize = 95;
-    pub const GETUID: usize = 24;
-    pub const GETGID: usize = 47;
-    pub const GETEUID: usize = 49;
-    pub const GETEGID: usize = 50;
     pub const GETGROUPS: usize = 80;
     pub const SETGROUPS: usize = 81;
     pub const SETRESUID: usize = 164;
@@ -233,10 +213,6 @@ mod nr {
     pub const FSYNC: usize = 118;
     pub const FCHMOD: usize = 94;
     pub const FCHOWN: usize = 207;
-    pub const GETUID: usize = 199;
-    pub const GETGID: usize = 200;
-    pub const GETEUID: usize = 201;
-    pub const GETEGID: usize = 202;
     pub const GETGROUPS: usize = 205;
     pub const SETGROUPS: usize = 206;
     pub const SETRESUID: usize = 208;
@@ -727,18 +703,6 @@ pub fn unlink(path: &CStr) -> Result<()> {
 
 fn id(n: usize) -> u32 {
     call(n, [0; 6]).unwrap_or(u32::MAX as usize) as u32
-}
-pub fn uid() -> u32 {
-    id(nr::GETUID)
-}
-pub fn gid() -> u32 {
-    id(nr::GETGID)
-}
-pub fn euid() -> u32 {
-    id(nr::GETEUID)
-}
-pub fn egid() -> u32 {
-    id(nr::GETEGID)
 }
 pub fn pid() -> u32 {
     id(nr::GETPID)
