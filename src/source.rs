@@ -11,7 +11,7 @@ use crate::image::{
 use crate::platform::Platform;
 use crate::registry::{self, Registries};
 use crate::store::Store;
-use crate::transport::{ArchiveSelect, ImageRef};
+use crate::transport::{same_image, ArchiveSelect, ImageRef};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -79,13 +79,14 @@ fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
             })?,
             None,
         ),
-        ArchiveSelect::Name(n) => (
-            entries
-                .iter()
-                .find(|e| e.repo_tags.iter().flatten().any(|t| t == n))
-                .with_context(|| format!("the archive has no image tagged {n}"))?,
-            Some(n.clone()),
-        ),
+        // The name as the archive spells it (docker's short form, or podman's and skopeo's full one).
+        ArchiveSelect::Name(n) => entries
+            .iter()
+            .find_map(|e| {
+                let tag = e.repo_tags.iter().flatten().find(|t| same_image(t, n))?;
+                Some((e, Some(tag.clone())))
+            })
+            .with_context(|| format!("the archive has no image tagged {n}"))?,
     };
     let name = name.or_else(|| entry.repo_tags.iter().flatten().next().cloned());
 

@@ -52,10 +52,9 @@ impl ImageRef {
                         Ok(i) => ArchiveSelect::Index(i),
                         Err(_) => bail!("{s:?}: {r:?} is not @INDEX"),
                     },
-                    Some(r) => {
-                        check_name(r).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
-                        ArchiveSelect::Name(r.to_string())
-                    }
+                    Some(r) => ArchiveSelect::Name(
+                        archive_name(r).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?,
+                    ),
                 };
                 Ok(ImageRef::DockerArchive { path, select })
             }
@@ -186,24 +185,31 @@ pub fn check_tag(t: &str) -> Result<()> {
     Ok(())
 }
 
-/// A docker `NAME:TAG`: lowercase path components, then a tag.
-pub fn check_name(n: &str) -> Result<()> {
-    let (repo, tag) = n
-        .rsplit_once(':')
-        .filter(|(r, _)| !r.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("{n:?} is not NAME:TAG"))?;
-    check_tag(tag)?;
-    let ok = repo.len() <= 255
-        && repo.split('/').all(|c| {
-            !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-                && !c.starts_with(['.', '_', '-'])
-        });
-    if !ok {
-        bail!("{repo:?} is not a valid image name");
+/// A docker-archive image name as skopeo takes it: any image reference
+/// (`alpine:3.19`, `localhost:5000/app:v1`) but a digest; without a tag it
+/// is `:latest`. Kept as written: archives hold both forms (`docker save`
+/// writes `alpine:3.19`, podman and skopeo `docker.io/library/alpine:3.19`),
+/// and `same_image` matches them.
+pub fn archive_name(n: &str) -> Result<String> {
+    if parse_reference(n)?.digest().is_some() {
+        bail!("{n:?}: a docker-archive names its images by tag, not by digest");
     }
-    Ok(())
+    let tagged = n.rsplit('/').next().is_some_and(|last| last.contains(':'));
+    Ok(if tagged {
+        n.to_string()
+    } else {
+        format!("{n}:latest")
+    })
+}
+
+/// Whether two image names are the same once docker's normalization is
+/// applied to both (`alpine:3.19` is `docker.io/library/alpine:3.19`).
+pub fn same_image(a: &str, b: &str) -> bool {
+    a == b
+        || match (parse_reference(a), parse_reference(b)) {
+            (Ok(a), Ok(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
 }
 
 #[cfg(test)]
@@ -293,6 +299,25 @@ mod tests {
     }
 
     #[test]
+    fn archive_names_as_skopeo_takes_them() {
+        let name = |s: &str| match ImageRef::parse(&format!("docker-archive:a.tar:{s}")) {
+            Ok(ImageRef::DockerArchive {
+                select: ArchiveSelect::Name(n),
+                ..
+            }) => n,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(name("localhost:5000/app:v1"), "localhost:5000/app:v1");
+        assert_eq!(name("notag"), "notag:latest");
+        assert_eq!(name("localhost:5000/app"), "localhost:5000/app:latest");
+        assert!(same_image("alpine:3.19", "docker.io/library/alpine:3.19"));
+        assert!(same_image("docker.io/b/two:2", "b/two:2"));
+        assert!(!same_image("alpine:3.19", "alpine:3.20"));
+        assert!(!same_image("quay.io/alpine:3.19", "alpine:3.19"));
+        assert!(same_image("not a name", "not a name"));
+    }
+
+    #[test]
     fn default_destination_tags() {
         let d = |s: &str| default_destination(&parse_reference(s).unwrap()).to_string();
         assert_eq!(d("alpine"), "docker.io/library/alpine:latest-hardened");
@@ -320,7 +345,7 @@ mod tests {
             "oci:/l:bad tag",
             "oci:/l:-x",
             "docker-archive:a.tar:UPPER:t",
-            "docker-archive:a.tar:notag",
+            "docker-archive:a.tar:x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
             "docker-archive:a.tar:@x",
             "docker:alpine",
             "docker://Alpine",

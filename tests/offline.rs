@@ -357,6 +357,70 @@ fn hardening_a_hardened_image_replaces_the_layer() {
     assert_eq!(t["history"], d["history"]);
 }
 
+/// An archive of two images, named as `docker save` writes names (short) and
+/// with a registry port: each is selected by any spelling docker takes for
+/// it, as skopeo selects them, and an output may be named with a port too.
+#[test]
+fn archive_images_are_selected_by_name_as_docker_normalizes_it() {
+    let dir = scratch("archive-names");
+    let (busybox, mut manifest) = unpack_archive("busybox", &dir);
+    std::fs::create_dir(dir.join("echo")).unwrap();
+    let (echo, echo_manifest) = unpack_archive("echo", &dir.join("echo"));
+    for entry in std::fs::read_dir(&echo).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::rename(entry.path(), busybox.join(entry.file_name())).unwrap();
+    }
+    manifest[0]["RepoTags"] = serde_json::json!(["busybox:1.36"]);
+    let mut second = echo_manifest[0].clone();
+    second["RepoTags"] = serde_json::json!(["localhost:5000/team/echo:v1"]);
+    manifest.as_array_mut().unwrap().push(second);
+    std::fs::write(
+        busybox.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let archive = pack_archive(&busybox, &dir.join("two.tar"));
+
+    let entrypoint = |dest: &str| {
+        let config = sh(cmd("skopeo", &["inspect", "--config", dest]));
+        let config: Value = serde_json::from_str(&config).unwrap();
+        config["config"]["Entrypoint"].to_string()
+    };
+    let out = dir.join("out.tar");
+    for (name, is_echo) in [
+        ("docker.io/library/busybox:1.36", false),
+        ("busybox:1.36", false),
+        ("localhost:5000/team/echo:v1", true),
+    ] {
+        let r = rewrite_ok(
+            &format!("{archive}:{name}"),
+            &format!("docker-archive:{}", out.display()),
+            &[],
+        );
+        // Named as the archive spells the image.
+        let written = if is_echo {
+            "localhost:5000/team/echo:v1-hardened"
+        } else {
+            "busybox:1.36-hardened"
+        };
+        let dest = format!("docker-archive:{}:{written}", out.display());
+        assert_eq!(r["destination"], dest, "{name}");
+        assert_eq!(entrypoint(&dest).contains("/bin/echo"), is_echo, "{name}");
+    }
+    let named = format!("docker-archive:{}:localhost:5000/x/y:v2", out.display());
+    rewrite_ok(&format!("{archive}:busybox:1.36"), &named, &[]);
+    assert!(!entrypoint(&named).contains("/bin/echo"));
+
+    let e = rewrite_err(&archive, &format!("docker-archive:{}", out.display()), &[]);
+    assert!(e.contains("holds 2 images"), "{e}");
+    let e = rewrite_err(
+        &format!("{archive}:busybox:1.37"),
+        &format!("docker-archive:{}", out.display()),
+        &[],
+    );
+    assert!(e.contains("no image tagged busybox:1.37"), "{e}");
+}
+
 #[test]
 fn input_is_never_modified_and_the_source_is_never_the_destination() {
     let dir = scratch("untouched");
