@@ -9,7 +9,7 @@ use crate::layer::header;
 use crate::progress::Progress;
 use crate::registry::{self, Registries};
 use crate::source::REF_NAME;
-use crate::transport::{ArchiveSelect, ImageRef};
+use crate::transport::ImageRef;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -52,8 +52,8 @@ pub fn check_not_source(src: &ImageRef, dest: &ImageRef) -> Result<()> {
         _ => false,
     };
     let clash = match (src, dest) {
-        (ImageRef::Oci { dir: a, tag: ta }, ImageRef::Oci { dir: b, tag: tb }) => {
-            same(a, b) && ta == tb
+        (ImageRef::Oci { dir: a, select: x }, ImageRef::Oci { dir: b, select: y }) => {
+            same(a, b) && x == y
         }
         (ImageRef::Docker(a), ImageRef::Docker(b)) => {
             a.registry() == b.registry() && a.repository() == b.repository() && a.tag() == b.tag()
@@ -114,20 +114,19 @@ fn write_to(
                     }
                 },
             };
-            let name = match select {
-                ArchiveSelect::Name(n) => Some(n.clone()),
-                ArchiveSelect::Index(_) => {
-                    bail!("@INDEX selects a source image; name the output :NAME:TAG")
-                }
-                ArchiveSelect::Only => image.name.as_deref().and_then(hardened_name),
+            let name = match select.output_name(":NAME:TAG")? {
+                Some(n) => Some(n.to_string()),
+                None => image.name.as_deref().and_then(hardened_name),
             };
             write_docker_archive(image, path, name, sync)
         }
-        ImageRef::Oci { dir, tag } => {
-            write_oci(&oci(), Layout::open_dir(dir, sync)?, tag.as_deref())
+        ImageRef::Oci { dir, select } => {
+            let tag = select.output_name(":TAG")?;
+            write_oci(&oci(), Layout::open_dir(dir, sync)?, tag)
         }
-        ImageRef::OciArchive { path, tag } => {
-            write_oci(&oci(), Layout::new_archive(path, sync)?, tag.as_deref())
+        ImageRef::OciArchive { path, select } => {
+            let tag = select.output_name(":TAG")?;
+            write_oci(&oci(), Layout::new_archive(path, sync)?, tag)
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::image::{
 use crate::platform::Platform;
 use crate::registry::{self, Registries};
 use crate::store::Store;
-use crate::transport::{same_image, ArchiveSelect, ImageRef};
+use crate::transport::{same_image, ImageRef, Select};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -24,11 +24,9 @@ pub fn read(r: &ImageRef, registries: &Registries) -> Result<Content> {
         ImageRef::DockerArchive { path, select } => Store::tar(path)
             .and_then(|s| read_docker_archive(&s, select))
             .map(Content::Image),
-        ImageRef::Oci { dir, tag } => {
-            Store::dir(dir).and_then(|s| read_oci_layout(&s, tag.as_deref()))
-        }
-        ImageRef::OciArchive { path, tag } => {
-            Store::tar(path).and_then(|s| read_oci_layout(&s, tag.as_deref()))
+        ImageRef::Oci { dir, select } => Store::dir(dir).and_then(|s| read_oci_layout(&s, select)),
+        ImageRef::OciArchive { path, select } => {
+            Store::tar(path).and_then(|s| read_oci_layout(&s, select))
         }
     };
     result.with_context(|| format!("reading {r}"))
@@ -58,14 +56,14 @@ fn digest_in_name(name: &str) -> Option<Digest> {
     Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
-fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
+fn read_docker_archive(store: &Store, select: &Select) -> Result<Image> {
     let manifest = store.get("manifest.json").context("not a docker-archive")?;
     let entries: Vec<ArchiveManifestEntry> = parse_json(
         &manifest.read_capped(MAX_MANIFEST, "manifest.json")?,
         "manifest.json",
     )?;
     let (entry, name) = match select {
-        ArchiveSelect::Only => match entries.as_slice() {
+        Select::Only => match entries.as_slice() {
             [one] => (one, None),
             [] => bail!("manifest.json lists no image"),
             _ => bail!(
@@ -73,14 +71,14 @@ fn read_docker_archive(store: &Store, select: &ArchiveSelect) -> Result<Image> {
                 entries.len()
             ),
         },
-        ArchiveSelect::Index(i) => (
+        Select::Index(i) => (
             entries.get(*i).with_context(|| {
                 format!("the archive has no image @{i} ({} images)", entries.len())
             })?,
             None,
         ),
         // The name as the archive spells it (docker's short form, or podman's and skopeo's full one).
-        ArchiveSelect::Name(n) => entries
+        Select::Name(n) => entries
             .iter()
             .find_map(|e| {
                 let tag = e.repo_tags.iter().flatten().find(|t| same_image(t, n))?;
@@ -170,7 +168,7 @@ fn blob(store: &Store, digest: &Digest, size: u64) -> Result<Blob> {
     Ok(b)
 }
 
-fn read_oci_layout(store: &Store, tag: Option<&str>) -> Result<Content> {
+fn read_oci_layout(store: &Store, select: &Select) -> Result<Content> {
     let layout = store.get("oci-layout").with_context(|| {
         format!(
             "{} is not an OCI image layout (no oci-layout file)",
@@ -187,16 +185,19 @@ fn read_oci_layout(store: &Store, tag: Option<&str>) -> Result<Content> {
     let manifests: Vec<Descriptor> =
         serde_json::from_value(index.get("manifests").cloned().unwrap_or(Value::Null))
             .context("index.json has no valid manifests list")?;
-    let chosen = match tag {
-        Some(t) => manifests
+    let chosen = match select {
+        Select::Name(t) => manifests
             .iter()
             .find(|d| d.annotations.get(REF_NAME).and_then(Value::as_str) == Some(t))
             .with_context(|| format!("no image tagged {t:?} in the layout"))?,
-        None => match manifests.as_slice() {
+        Select::Index(i) => manifests.get(*i).with_context(|| {
+            format!("the layout has no image @{i} ({} images)", manifests.len())
+        })?,
+        Select::Only => match manifests.as_slice() {
             [one] => one,
             [] => bail!("the layout holds no image"),
             _ => bail!(
-                "the layout holds {} images: name one with :TAG",
+                "the layout holds {} images: name one with :TAG or :@INDEX",
                 manifests.len()
             ),
         },

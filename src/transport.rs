@@ -8,24 +8,45 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {
     /// `docker-archive:PATH[:NAME:TAG|:@INDEX]`, the `docker save` format.
-    DockerArchive {
-        path: PathBuf,
-        select: ArchiveSelect,
-    },
-    /// `oci:DIR[:TAG]`, an OCI image layout directory.
-    Oci { dir: PathBuf, tag: Option<String> },
-    /// `oci-archive:PATH[:TAG]`, an OCI image layout in a tar file.
-    OciArchive { path: PathBuf, tag: Option<String> },
+    DockerArchive { path: PathBuf, select: Select },
+    /// `oci:DIR[:TAG|:@INDEX]`, an OCI image layout directory.
+    Oci { dir: PathBuf, select: Select },
+    /// `oci-archive:PATH[:TAG|:@INDEX]`, an OCI image layout in a tar file.
+    OciArchive { path: PathBuf, select: Select },
     /// `docker://REF`, an image in a registry, normalized as docker does
     /// (`alpine` is `docker.io/library/alpine:latest`).
     Docker(Reference),
 }
 
+/// Which image of a file or layout: the only one, one by name (a
+/// docker-archive's NAME:TAG, an OCI layout's ref name) or by its place in
+/// the list (`@INDEX`, from 0, as skopeo numbers them; sources only).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArchiveSelect {
+pub enum Select {
     Only,
     Name(String),
     Index(usize),
+}
+
+impl Select {
+    /// `:NAME` or `:@INDEX` as written after the path; nothing for `Only`.
+    fn suffix(&self) -> String {
+        match self {
+            Select::Only => String::new(),
+            Select::Name(n) => format!(":{n}"),
+            Select::Index(i) => format!(":@{i}"),
+        }
+    }
+
+    /// The name of a destination, which `@INDEX` cannot be (`what` says
+    /// what to write instead).
+    pub fn output_name(&self, what: &str) -> Result<Option<&str>> {
+        match self {
+            Select::Only => Ok(None),
+            Select::Name(n) => Ok(Some(n)),
+            Select::Index(_) => bail!("@INDEX selects a source image; name the output {what}"),
+        }
+    }
 }
 
 impl ImageRef {
@@ -44,34 +65,29 @@ impl ImageRef {
             bail!("{s:?}: the path is empty");
         }
         let path = PathBuf::from(path);
+        let select = |name: fn(&str) -> Result<String>| -> Result<Select> {
+            Ok(match reference {
+                None => Select::Only,
+                Some(r) if r.starts_with('@') => match r[1..].parse() {
+                    Ok(i) => Select::Index(i),
+                    Err(_) => bail!("{s:?}: {r:?} is not @INDEX"),
+                },
+                Some(r) => Select::Name(name(r).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?),
+            })
+        };
         match transport {
-            "docker-archive" => {
-                let select = match reference {
-                    None => ArchiveSelect::Only,
-                    Some(r) if r.starts_with('@') => match r[1..].parse() {
-                        Ok(i) => ArchiveSelect::Index(i),
-                        Err(_) => bail!("{s:?}: {r:?} is not @INDEX"),
-                    },
-                    Some(r) => ArchiveSelect::Name(
-                        archive_name(r).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?,
-                    ),
-                };
-                Ok(ImageRef::DockerArchive { path, select })
-            }
-            "oci" | "oci-archive" => {
-                let tag = match reference {
-                    Some(t) => {
-                        check_ref_name(t).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
-                        Some(t.to_string())
-                    }
-                    None => None,
-                };
-                Ok(if transport == "oci" {
-                    ImageRef::Oci { dir: path, tag }
-                } else {
-                    ImageRef::OciArchive { path, tag }
-                })
-            }
+            "docker-archive" => Ok(ImageRef::DockerArchive {
+                path,
+                select: select(archive_name)?,
+            }),
+            "oci" => Ok(ImageRef::Oci {
+                dir: path,
+                select: select(ref_name)?,
+            }),
+            "oci-archive" => Ok(ImageRef::OciArchive {
+                path,
+                select: select(ref_name)?,
+            }),
             "docker" => bail!("{s:?}: write docker://REF"),
             other => bail!(
                 "{s:?}: unknown transport {other:?} (docker, docker-archive, oci, oci-archive)"
@@ -82,25 +98,13 @@ impl ImageRef {
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ImageRef::DockerArchive { path, select } => {
-                write!(f, "docker-archive:{}", path.display())?;
-                match select {
-                    ArchiveSelect::Only => Ok(()),
-                    ArchiveSelect::Name(n) => write!(f, ":{n}"),
-                    ArchiveSelect::Index(i) => write!(f, ":@{i}"),
-                }
-            }
-            ImageRef::Oci { dir, tag } => {
-                write!(f, "oci:{}", dir.display())?;
-                tag.iter().try_for_each(|t| write!(f, ":{t}"))
-            }
-            ImageRef::OciArchive { path, tag } => {
-                write!(f, "oci-archive:{}", path.display())?;
-                tag.iter().try_for_each(|t| write!(f, ":{t}"))
-            }
-            ImageRef::Docker(r) => write!(f, "docker://{r}"),
-        }
+        let (transport, path, select) = match self {
+            ImageRef::Docker(r) => return write!(f, "docker://{r}"),
+            ImageRef::DockerArchive { path, select } => ("docker-archive", path, select),
+            ImageRef::Oci { dir, select } => ("oci", dir, select),
+            ImageRef::OciArchive { path, select } => ("oci-archive", path, select),
+        };
+        write!(f, "{transport}:{}{}", path.display(), select.suffix())
     }
 }
 
@@ -156,7 +160,8 @@ pub fn hardened_tag(tag: &str) -> String {
 /// An OCI layout's `org.opencontainers.image.ref.name`: components of
 /// alphanumerics joined by `-._:@+` or `--`, separated by `/` (the image-spec
 /// grammar); so `v1` and `harden:0.1.0` (which podman load names the image by) both are.
-pub fn check_ref_name(r: &str) -> Result<()> {
+/// It starts with an alphanumeric, so `@INDEX` is never one.
+fn ref_name(r: &str) -> Result<String> {
     let component_ok = |c: &str| {
         let b = c.as_bytes();
         !b.is_empty()
@@ -169,7 +174,7 @@ pub fn check_ref_name(r: &str) -> Result<()> {
     if r.len() > 255 || !r.split('/').all(component_ok) {
         bail!("{r:?} is not a valid OCI reference name");
     }
-    Ok(())
+    Ok(r.to_string())
 }
 
 /// An OCI ref name / docker tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
@@ -222,35 +227,35 @@ mod tests {
             ImageRef::parse("docker-archive:a.tar").unwrap(),
             ImageRef::DockerArchive {
                 path: "a.tar".into(),
-                select: ArchiveSelect::Only
+                select: Select::Only
             }
         );
         assert_eq!(
             ImageRef::parse("docker-archive:a.tar:example/t:1.0").unwrap(),
             ImageRef::DockerArchive {
                 path: "a.tar".into(),
-                select: ArchiveSelect::Name("example/t:1.0".into())
+                select: Select::Name("example/t:1.0".into())
             }
         );
         assert_eq!(
             ImageRef::parse("docker-archive:a.tar:@1").unwrap(),
             ImageRef::DockerArchive {
                 path: "a.tar".into(),
-                select: ArchiveSelect::Index(1)
+                select: Select::Index(1)
             }
         );
         assert_eq!(
             ImageRef::parse("oci:/tmp/l:v1").unwrap(),
             ImageRef::Oci {
                 dir: "/tmp/l".into(),
-                tag: Some("v1".into())
+                select: Select::Name("v1".into())
             }
         );
         assert_eq!(
             ImageRef::parse("oci-archive:x.tar").unwrap(),
             ImageRef::OciArchive {
                 path: "x.tar".into(),
-                tag: None
+                select: Select::Only
             }
         );
         for s in [
@@ -260,6 +265,8 @@ mod tests {
             "oci:/l:example.com/app:v1",
             "oci-archive:x.tar:latest",
             "docker-archive:a.tar:@2",
+            "oci:/l:@0",
+            "oci-archive:x.tar:@3",
         ] {
             assert_eq!(ImageRef::parse(s).unwrap().to_string(), s);
         }
@@ -302,7 +309,7 @@ mod tests {
     fn archive_names_as_skopeo_takes_them() {
         let name = |s: &str| match ImageRef::parse(&format!("docker-archive:a.tar:{s}")) {
             Ok(ImageRef::DockerArchive {
-                select: ArchiveSelect::Name(n),
+                select: Select::Name(n),
                 ..
             }) => n,
             other => panic!("{s}: {other:?}"),
@@ -347,6 +354,8 @@ mod tests {
             "docker-archive:a.tar:UPPER:t",
             "docker-archive:a.tar:x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
             "docker-archive:a.tar:@x",
+            "oci:/l:@",
+            "oci:/l:@-1",
             "docker:alpine",
             "docker://Alpine",
             "docker://UPPER/case:1",

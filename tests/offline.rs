@@ -421,6 +421,54 @@ fn archive_images_are_selected_by_name_as_docker_normalizes_it() {
     assert!(e.contains("no image tagged busybox:1.37"), "{e}");
 }
 
+/// An OCI layout whose images carry no ref name (untagged) is read by
+/// `:@INDEX`, as skopeo reads it; an output cannot be an index.
+#[test]
+fn untagged_layout_images_are_selected_by_index() {
+    let dir = scratch("layout-index");
+    let layout = dir.join("layout");
+    sh(cmd(
+        "cp",
+        &[
+            "-r",
+            fixtures().layout.to_str().unwrap(),
+            layout.to_str().unwrap(),
+        ],
+    ));
+    let index_path = layout.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array_mut().unwrap();
+    let echo = manifests
+        .iter()
+        .position(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "echo")
+        .unwrap();
+    for m in manifests.iter_mut() {
+        m.as_object_mut().unwrap().remove("annotations");
+    }
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let out = format!("oci:{}:h", dir.join("out").display());
+    let e = rewrite_err(&format!("oci:{}", layout.display()), &out, &[]);
+    assert!(
+        e.contains("holds 3 images: name one with :TAG or :@INDEX"),
+        "{e}"
+    );
+    rewrite_ok(&format!("oci:{}:@{echo}", layout.display()), &out, &[]);
+    let config = sh(cmd("skopeo", &["inspect", "--config", &out]));
+    assert!(config.contains("/bin/echo"), "{config}");
+    let e = rewrite_err(&format!("oci:{}:@3", layout.display()), &out, &[]);
+    assert!(e.contains("no image @3 (3 images)"), "{e}");
+    let e = rewrite_err(
+        &format!("oci:{}:@0", layout.display()),
+        &format!("oci:{}:@0", dir.join("out").display()),
+        &[],
+    );
+    assert!(
+        e.contains("@INDEX selects a source image; name the output :TAG"),
+        "{e}"
+    );
+}
+
 #[test]
 fn input_is_never_modified_and_the_source_is_never_the_destination() {
     let dir = scratch("untouched");
