@@ -36,8 +36,9 @@ enum Command {
 Transports (skopeo's syntax):
   docker://REF                             an image in a registry (docker.io/library/alpine:3.20)
   docker-archive:PATH[:NAME:TAG|:@INDEX]   docker save / podman save format
-  oci:DIR[:TAG]                            OCI image layout directory
-  oci-archive:PATH[:TAG]                   OCI image layout in a tar file
+  oci:DIR[:TAG|:@INDEX]                    OCI image layout directory
+  oci-archive:PATH[:TAG|:@INDEX]           OCI image layout in a tar file
+  (@INDEX, from 0, selects a source image by its place in the file)
 
 Examples:
   harden rewrite docker-archive:app.tar docker-archive:app-h.tar
