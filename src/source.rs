@@ -57,7 +57,9 @@ fn digest_in_name(name: &str) -> Option<Digest> {
 }
 
 fn read_docker_archive(store: &Store, select: &Select) -> Result<Image> {
-    let manifest = store.get("manifest.json").context("not a docker-archive")?;
+    let manifest = store
+        .get("manifest.json")
+        .with_context(|| not_a("a docker-archive", store, "oci-layout", "oci-archive"))?;
     let entries: Vec<ArchiveManifestEntry> = parse_json(
         &manifest.read_capped(MAX_MANIFEST, "manifest.json")?,
         "manifest.json",
@@ -168,11 +170,23 @@ fn blob(store: &Store, digest: &Digest, size: u64) -> Result<Blob> {
     Ok(b)
 }
 
+/// "not KIND", and when the store holds `other_marker`, the transport that
+/// reads it (a docker-archive read as oci-archive, or the other way round).
+/// The error's cause names the path and the missing file.
+fn not_a(kind: &str, store: &Store, other_marker: &str, other: &str) -> String {
+    match store.get(other_marker) {
+        Ok(_) => format!("not {kind} (read it as {other}:)"),
+        Err(_) => format!("not {kind}"),
+    }
+}
+
 fn read_oci_layout(store: &Store, select: &Select) -> Result<Content> {
     let layout = store.get("oci-layout").with_context(|| {
-        format!(
-            "{} is not an OCI image layout (no oci-layout file)",
-            store.location().display()
+        not_a(
+            "an OCI image layout",
+            store,
+            "manifest.json",
+            "docker-archive",
         )
     })?;
     let _: Value = parse_json(&layout.read_capped(4096, "oci-layout")?, "oci-layout")?;

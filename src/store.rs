@@ -86,7 +86,14 @@ impl Store {
     pub fn tar(path: &Path) -> Result<Store> {
         let mut file =
             File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let blob_file = if file.metadata()?.is_file() {
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            bail!(
+                "{} is a directory (an OCI layout directory is oci:DIR)",
+                path.display()
+            );
+        }
+        let blob_file = if meta.is_file() {
             BlobFile::new(path)
         } else {
             let mut spool = crate::interrupt::temp_file("harden-input-")?;

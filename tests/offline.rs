@@ -469,6 +469,43 @@ fn untagged_layout_images_are_selected_by_index() {
     );
 }
 
+/// A file read with the wrong transport gets the right one named.
+#[test]
+fn the_wrong_transport_for_a_file_is_named() {
+    let dir = scratch("wrong-transport");
+    let f = fixtures();
+    let out = format!("docker-archive:{}", dir.join("o.tar").display());
+    let oci_archive = dir.join("oa.tar");
+    sh(cmd(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &f.oci("busybox"),
+            &format!("oci-archive:{}", oci_archive.display()),
+        ],
+    ));
+    let docker_archive = f.archive_path("busybox");
+    for (src, says) in [
+        (
+            format!("docker-archive:{}", oci_archive.display()),
+            "not a docker-archive (read it as oci-archive:)",
+        ),
+        (
+            format!("oci-archive:{}", docker_archive.display()),
+            "not an OCI image layout (read it as docker-archive:)",
+        ),
+        (
+            format!("oci-archive:{}", f.layout.display()),
+            "is a directory (an OCI layout directory is oci:DIR)",
+        ),
+    ] {
+        let e = rewrite_err(&src, &out, &[]);
+        assert!(e.contains(says), "{src}: {e}");
+    }
+    assert_only(&dir, &["oa.tar"]);
+}
+
 #[test]
 fn input_is_never_modified_and_the_source_is_never_the_destination() {
     let dir = scratch("untouched");
