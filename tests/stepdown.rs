@@ -55,6 +55,13 @@ fn numeric_user_and_group() {
         ok(&["4242", "sh", "-c", "id -u; id -g; id -G"]),
         "4242\n4242\n4242\n"
     );
+    // GID 0 when asked for, as gosu and su-exec do (OpenShift's arbitrary UID
+    // with group root): a group, not a privilege; UID 0 stays out of reach.
+    assert_eq!(
+        ok(&["1000:0", "sh", "-c", "id -u; id -g; id -G"]),
+        "1000\n0\n0\n"
+    );
+    assert_eq!(ok(&["nobody:root", "id", "-g"]), "0\n");
     let status = ok(&["1000:1000", "cat", "/proc/self/status"]);
     assert_eq!(status_field(&status, "Uid"), "1000\t1000\t1000\t1000");
     assert_eq!(status_field(&status, "Gid"), "1000\t1000\t1000\t1000");

@@ -686,7 +686,9 @@ fn drop_privileges(
     if buf[..len] != *groups {
         return Err(error(b"privilege drop did not stick: groups"));
     }
-    if uid != 0 && (sys::set_all_uids(0).is_ok() || sys::set_all_gids(0).is_ok()) {
+    // GID 0 asked for (`1000:0`, OpenShift's convention; or a passwd entry's
+    // primary group) is no privilege regained: only a GID that was given up counts.
+    if uid != 0 && (sys::set_all_uids(0).is_ok() || gid != 0 && sys::set_all_gids(0).is_ok()) {
         return Err(error(b"privilege drop did not stick: root regained"));
     }
     if no_new_privs {
