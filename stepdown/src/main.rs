@@ -582,7 +582,7 @@ fn require_setid_caps() -> report::Result<()> {
     ] {
         if !has_cap(&caps, cap) {
             return Err(error_with(
-                b"cannot drop privileges: %s is missing; not running the command as root",
+                b"cannot drop privileges: %s is missing; the command was not run",
                 Vals { s: name, ..NO },
             ));
         }
