@@ -177,19 +177,6 @@ fn ref_name(r: &str) -> Result<String> {
     Ok(r.to_string())
 }
 
-/// An OCI ref name / docker tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub fn check_tag(t: &str) -> Result<()> {
-    let ok = !t.is_empty()
-        && t.len() <= 128
-        && !t.starts_with(['.', '-'])
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !ok {
-        bail!("{t:?} is not a valid tag");
-    }
-    Ok(())
-}
-
 /// A docker-archive image name as skopeo takes it: any image reference
 /// (`alpine:3.19`, `localhost:5000/app:v1`) but a digest; without a tag it
 /// is `:latest`. Kept as written: archives hold both forms (`docker save`
