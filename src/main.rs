@@ -22,10 +22,15 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log every registry request and retry to stderr (also RUST_LOG=debug)
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     verbose: bool,
     /// Give up after this many seconds (exit 124, temp files removed, no tag pushed)
-    #[arg(long, global = true, value_name = "SECONDS")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        help_heading = "Global options"
+    )]
     timeout: Option<u64>,
 }
 
@@ -92,9 +97,11 @@ Examples:
         after_help = "Examples:\n  harden inspect docker-archive:app-h.tar\n  harden inspect docker://registry.example.com/app:1.2-hardened --json\n  harden inspect docker://registry.example.com/app:1.2 docker://registry.example.com/app:1.2-hardened"
     )]
     Inspect {
+        /// Image to describe (any transport)
         image: String,
         /// A second image: show what differs from IMAGE (e.g. the hardened one)
         other: Option<String>,
+        /// Print the description as JSON on stdout
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -109,11 +116,13 @@ Examples:
   harden check docker://registry.example.com/app:1.2-hardened
   harden check --require static oci-archive:app.tar --json")]
     Check {
+        /// Image to check (any transport)
         image: String,
         /// any: hardened by harden or a non-root User; static: kubelet's runAsNonRoot rule
         /// (numeric, non-zero User)
         #[arg(long, value_enum, default_value_t = inspect::Require::Any)]
         require: inspect::Require,
+        /// Print the verdict as one JSON object on stdout
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -138,13 +147,10 @@ Examples:
 
 /// What rewrite and pull-rewrite-push share.
 #[derive(Args)]
+/// The fields in help order: a `next_help_heading` holds for what follows it.
 struct CommonArgs {
     #[command(flatten)]
     settings: SettingsArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    #[command(flatten)]
-    platforms: PlatformArgs,
     /// Print the result as one JSON object on stdout
     #[arg(long)]
     json: bool,
@@ -154,6 +160,10 @@ struct CommonArgs {
     /// Show the config changes (before → after) and what would be written; write nothing
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    platforms: PlatformArgs,
 }
 
 #[derive(Args)]
