@@ -8,8 +8,8 @@ use harden::{
 };
 use image::Content;
 use serde_json::Value;
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use transport::ImageRef;
 
 #[derive(Parser)]
@@ -137,17 +137,18 @@ Examples:
     /// Write the embedded step-down binary (for your own Dockerfiles)
     #[command(after_help = "Example:\n  harden stepdown-binary --arch amd64 -o harden-stepdown")]
     StepdownBinary {
-        /// amd64, arm64, arm, riscv64, 386, ppc64le or s390x (also as `uname -m` says them: x86_64, aarch64, armv7l, i686)
-        #[arg(long, default_value = "amd64")]
+        /// amd64, arm64, arm, riscv64, 386, ppc64le or s390x (also as `uname -m` says them: x86_64, aarch64, armv7l, i686); default: this machine's
+        #[arg(long, default_value = std::env::consts::ARCH, hide_default_value = true)]
         arch: String,
+        /// File to write (mode 0755), or - for standard output
         #[arg(short, long)]
         output: PathBuf,
     },
 }
 
-/// What rewrite and pull-rewrite-push share.
+/// What rewrite and pull-rewrite-push share. The fields are in help order:
+/// a `next_help_heading` holds for what follows it.
 #[derive(Args)]
-/// The fields in help order: a `next_help_heading` holds for what follows it.
 struct CommonArgs {
     #[command(flatten)]
     settings: SettingsArgs,
@@ -594,7 +595,15 @@ fn run(cli: Cli) -> Result<()> {
                 a => a,
             };
             let bytes = run::stepdown_for(arch)?;
-            sink::write_file(&output, bytes, 0o755, true)
+            if output != Path::new("-") {
+                return sink::write_file(&output, bytes, 0o755, true);
+            }
+            let mut stdout = std::io::stdout().lock();
+            if stdout.is_terminal() {
+                bail!("standard output is a terminal: redirect it, or name a file with -o");
+            }
+            stdout.write_all(bytes)?;
+            Ok(stdout.flush()?)
         }
     }
 }

@@ -727,6 +727,16 @@ fn stepdown_binary_is_written_and_runs() {
         !out.status.success() && e.contains("\"mips64le\"") && e.contains("s390x"),
         "{e}"
     );
+    // `-o -` is standard output; the default architecture is this machine's.
+    let out = cmd(harden_bin(), &["stepdown-binary", "-o", "-"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(!dir.join("-").exists(), "a file named -");
+    let amd64 = harden(&["stepdown-binary", "--arch", "amd64", "-o", "-"]).stdout;
+    assert!(amd64.starts_with(b"\x7fELF"));
+    assert_eq!(out.stdout, amd64, "these tests run on amd64");
     // A directory in the way: one clear message, no temp file left beside it.
     let out = harden(&["stepdown-binary", "-o", dir.to_str().unwrap()]);
     let (_, e) = text(&out);
