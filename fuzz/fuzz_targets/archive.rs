@@ -3,7 +3,7 @@
 #![no_main]
 use harden::registry::{Access, Registries};
 use harden::source;
-use harden::transport::{ArchiveSelect, ImageRef};
+use harden::transport::{ImageRef, Select};
 use libfuzzer_sys::fuzz_target;
 use std::io::Write;
 
@@ -16,9 +16,12 @@ fuzz_target!(|data: &[u8]| {
     for r in [
         ImageRef::DockerArchive {
             path: path.clone(),
-            select: ArchiveSelect::Only,
+            select: Select::Only,
         },
-        ImageRef::OciArchive { path, tag: None },
+        ImageRef::OciArchive {
+            path,
+            select: Select::Only,
+        },
     ] {
         if let Ok(harden::image::Content::Image(image)) = source::read(&r, &registries) {
             for layer in &image.layers {

@@ -1,5 +1,5 @@
 //! Image references in every syntax harden accepts: transports, registry
-//! references, platforms, OCI ref names. None may panic; what parses must
+//! references, platforms, docker-archive names. None may panic; what parses must
 //! print back to something that parses to the same value.
 #![no_main]
 use harden::{platform::Platform, transport};
@@ -22,5 +22,6 @@ fuzz_target!(|data: &[u8]| {
             p
         );
     }
-    let _ = transport::check_ref_name(s);
+    let _ = transport::archive_name(s);
+    let _ = transport::same_image(s, "docker.io/library/alpine:latest");
 });
