@@ -573,7 +573,6 @@ fn has_cap(caps: &sys::Caps, cap: u32) -> bool {
 
 /// Without CAP_SETUID/CAP_SETGID (e.g. `--cap-drop=ALL`, Kubernetes' restricted
 /// profile) the drop cannot work: say so before touching anything.
-/// Returns the capabilities read, for the drop.
 fn require_setid_caps() -> report::Result<()> {
     let caps = sys::capget().map_err(|e| error_e(b"capget failed%e", e))?;
     for (cap, name) in [
@@ -592,8 +591,7 @@ fn require_setid_caps() -> report::Result<()> {
 
 /// Before the drop: empties the bounding set (what a later execve of a
 /// setuid-root or file-capability program could regain) and the
-/// inheritable and ambient sets (what would pass through execve). `caps`:
-/// the process's capabilities, read before.
+/// inheritable and ambient sets (what would pass through execve).
 fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
     let caps = sys::capget().map_err(|e| error_e(b"capget failed%e", e))?;
     if has_cap(&caps, sys::CAP_SETPCAP) {
