@@ -24,7 +24,7 @@ pub enum Compression {
 
 /// The refusal of a layer compressed with `kind` (xz, bzip2).
 pub fn unsupported(what: &str, kind: &str) -> String {
-    format!("{what} is {kind}-compressed: harden reads plain, gzip and zstd layers")
+    format!("{what} is {kind}-compressed: harden reads plain tar, gzip and zstd")
 }
 
 /// Bytes `sniff` looks at.
@@ -44,8 +44,8 @@ pub fn sniff(head: &[u8]) -> Compression {
     }
 }
 
-/// The uncompressed tar of a layer read from `raw`, whose compressed size is
-/// `compressed_len`; `what` names the layer in errors.
+/// The uncompressed tar read from `raw` (a layer, or a whole archive), whose
+/// compressed size is `compressed_len`; `what` names it in errors.
 pub fn layer_tar<'a>(
     mut raw: impl Read + 'a,
     compressed_len: u64,

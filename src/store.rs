@@ -3,10 +3,12 @@
 //! either. Names are checked before use: no absolute paths, no `..`, and a tar
 //! member that is a link must resolve to a regular member inside the archive.
 
+use crate::decompress::{self, Compression};
 use crate::image::{Blob, BlobFile};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -83,6 +85,8 @@ impl Store {
     /// Indexes a tar file's members without reading their content.
     /// An archive that is not a regular file (`/dev/stdin`, a pipe) is first
     /// copied to a temp file: blobs are byte ranges, read when a sink needs them.
+    /// So is a compressed one, decompressed on the way (`docker load` reads
+    /// `docker save | gzip`; gzip and zstd, capped as layers are).
     pub fn tar(path: &Path) -> Result<Store> {
         let mut file =
             File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -93,7 +97,7 @@ impl Store {
                 path.display()
             );
         }
-        let blob_file = if meta.is_file() {
+        let mut blob_file = if meta.is_file() {
             BlobFile::new(path)
         } else {
             let mut spool = crate::interrupt::temp_file("harden-input-")?;
@@ -102,7 +106,24 @@ impl Store {
             file = spool.reopen()?;
             BlobFile::temp(spool.into_temp_path())
         };
-        let file_len = file.metadata()?.len();
+        let mut file_len = file.metadata()?.len();
+        let mut head = Vec::with_capacity(decompress::SNIFF_LEN);
+        (&mut file)
+            .take(decompress::SNIFF_LEN as u64)
+            .read_to_end(&mut head)?;
+        file.rewind()?;
+        if decompress::sniff(&head) != Compression::Plain {
+            let what = path.display().to_string();
+            let mut spool = crate::interrupt::temp_file("harden-input-")?;
+            std::io::copy(
+                &mut decompress::layer_tar(&mut file, file_len, what)?,
+                spool.as_file_mut(),
+            )
+            .with_context(|| format!("decompressing {}", path.display()))?;
+            file = spool.reopen()?;
+            file_len = file.metadata()?.len();
+            blob_file = BlobFile::temp(spool.into_temp_path());
+        }
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
         let entries = archive

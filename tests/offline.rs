@@ -506,6 +506,80 @@ fn the_wrong_transport_for_a_file_is_named() {
     assert_only(&dir, &["oa.tar"]);
 }
 
+/// `docker save app | gzip > app.tar.gz` is how images are shipped, and
+/// docker load reads it: a gzip or zstd archive gives what the plain one
+/// gives (decompressed to a temp file, which goes away); xz is refused by name.
+#[test]
+fn compressed_archives_are_read_as_the_plain_one() {
+    let dir = scratch("compressed-archive");
+    let f = fixtures();
+    let plain = f.archive_path("busybox");
+    let out = |name: &str| dir.join(format!("{name}.out.tar"));
+    rewrite_ok(
+        &f.archive("busybox"),
+        &format!("docker-archive:{}", out("plain").display()),
+        &[],
+    );
+    let oci_plain = dir.join("oci.tar");
+    sh(cmd(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &f.oci("busybox"),
+            &format!("oci-archive:{}", oci_plain.display()),
+        ],
+    ));
+    let oci_result = |src: &Path, tag: &str| {
+        let r = rewrite_ok(
+            &format!("oci-archive:{}", src.display()),
+            &format!("oci:{}:{tag}", dir.join("layout").display()),
+            &[],
+        );
+        r["manifest_digest"].as_str().unwrap().to_string()
+    };
+    let oci_want = oci_result(&oci_plain, "plain");
+    for (tool, ext) in [("gzip", "gz"), ("zstd", "zst")] {
+        let packed = dir.join(format!("busybox.tar.{ext}"));
+        let bytes = cmd(tool, &["-c", plain.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .stdout;
+        std::fs::write(&packed, bytes).unwrap();
+        let before = sha256_file(&packed);
+        rewrite_ok(
+            &format!("docker-archive:{}", packed.display()),
+            &format!("docker-archive:{}", out(ext).display()),
+            &[],
+        );
+        assert_eq!(sha256_file(&out(ext)), sha256_file(&out("plain")), "{tool}");
+        assert_eq!(sha256_file(&packed), before, "the input is never modified");
+        // oci-archive too: the same reading code.
+        let packed = dir.join(format!("oci.tar.{ext}"));
+        let bytes = cmd(tool, &["-c", oci_plain.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .stdout;
+        std::fs::write(&packed, bytes).unwrap();
+        assert_eq!(oci_result(&packed, ext), oci_want, "{tool}");
+    }
+    let xz = dir.join("busybox.tar.xz");
+    let bytes = cmd("xz", &["-c", plain.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .stdout;
+    std::fs::write(&xz, bytes).unwrap();
+    let e = rewrite_err(
+        &format!("docker-archive:{}", xz.display()),
+        &format!("docker-archive:{}", out("xz").display()),
+        &[],
+    );
+    assert!(
+        e.contains("is xz-compressed: harden reads plain tar, gzip and zstd"),
+        "{e}"
+    );
+}
+
 #[test]
 fn input_is_never_modified_and_the_source_is_never_the_destination() {
     let dir = scratch("untouched");

@@ -660,7 +660,7 @@ fn compressed_layers_in_a_docker_archive_are_read() {
     let (_, err) = text(&r);
     assert_eq!(r.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("is xz-compressed: harden reads plain, gzip and zstd layers"),
+        err.contains("is xz-compressed: harden reads plain tar, gzip and zstd"),
         "{err}"
     );
     assert!(!dir.join("x.tar").exists());
