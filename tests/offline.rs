@@ -515,6 +515,14 @@ fn compressed_archives_are_read_as_the_plain_one() {
     let f = fixtures();
     let plain = f.archive_path("busybox");
     let out = |name: &str| dir.join(format!("{name}.out.tar"));
+    // `tool -c SRC > DIR/SRC.EXT`, returned.
+    let pack = |tool: &str, src: &Path, ext: &str| {
+        let name = src.file_name().unwrap().to_str().unwrap();
+        let packed = dir.join(format!("{name}.{ext}"));
+        let bytes = cmd(tool, &["-c", src.to_str().unwrap()]).output().unwrap();
+        std::fs::write(&packed, bytes.stdout).unwrap();
+        packed
+    };
     rewrite_ok(
         &f.archive("busybox"),
         &format!("docker-archive:{}", out("plain").display()),
@@ -540,12 +548,7 @@ fn compressed_archives_are_read_as_the_plain_one() {
     };
     let oci_want = oci_result(&oci_plain, "plain");
     for (tool, ext) in [("gzip", "gz"), ("zstd", "zst")] {
-        let packed = dir.join(format!("busybox.tar.{ext}"));
-        let bytes = cmd(tool, &["-c", plain.to_str().unwrap()])
-            .output()
-            .unwrap()
-            .stdout;
-        std::fs::write(&packed, bytes).unwrap();
+        let packed = pack(tool, &plain, ext);
         let before = sha256_file(&packed);
         rewrite_ok(
             &format!("docker-archive:{}", packed.display()),
@@ -555,20 +558,13 @@ fn compressed_archives_are_read_as_the_plain_one() {
         assert_eq!(sha256_file(&out(ext)), sha256_file(&out("plain")), "{tool}");
         assert_eq!(sha256_file(&packed), before, "the input is never modified");
         // oci-archive too: the same reading code.
-        let packed = dir.join(format!("oci.tar.{ext}"));
-        let bytes = cmd(tool, &["-c", oci_plain.to_str().unwrap()])
-            .output()
-            .unwrap()
-            .stdout;
-        std::fs::write(&packed, bytes).unwrap();
-        assert_eq!(oci_result(&packed, ext), oci_want, "{tool}");
+        assert_eq!(
+            oci_result(&pack(tool, &oci_plain, ext), ext),
+            oci_want,
+            "{tool}"
+        );
     }
-    let xz = dir.join("busybox.tar.xz");
-    let bytes = cmd("xz", &["-c", plain.to_str().unwrap()])
-        .output()
-        .unwrap()
-        .stdout;
-    std::fs::write(&xz, bytes).unwrap();
+    let xz = pack("xz", &plain, "xz");
     let e = rewrite_err(
         &format!("docker-archive:{}", xz.display()),
         &format!("docker-archive:{}", out("xz").display()),
