@@ -8,7 +8,7 @@ use crate::image::{Blob, BlobFile};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -74,6 +74,15 @@ fn resolve_link(base: &str, target: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// `reader`'s bytes in a temp file (removed with the returned BlobFile);
+/// `doing` says what failed ("reading", "decompressing") with `origin`.
+fn spool(mut reader: impl Read, origin: &Path, doing: &str) -> Result<(File, Arc<BlobFile>)> {
+    let mut spool = crate::interrupt::temp_file("harden-input-")?;
+    std::io::copy(&mut reader, spool.as_file_mut())
+        .with_context(|| format!("{doing} {}", origin.display()))?;
+    Ok((spool.reopen()?, BlobFile::temp(spool.into_temp_path())))
+}
+
 impl Store {
     pub fn dir(path: &Path) -> Result<Store> {
         if !path.is_dir() {
@@ -88,8 +97,7 @@ impl Store {
     /// So is a compressed one, decompressed on the way (`docker load` reads
     /// `docker save | gzip`; gzip and zstd, capped as layers are).
     pub fn tar(path: &Path) -> Result<Store> {
-        let mut file =
-            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let meta = file.metadata()?;
         if meta.is_dir() {
             bail!(
@@ -97,33 +105,22 @@ impl Store {
                 path.display()
             );
         }
-        let mut blob_file = if meta.is_file() {
-            BlobFile::new(path)
+        let (mut file, mut blob_file) = if meta.is_file() {
+            (file, BlobFile::new(path))
         } else {
-            let mut spool = crate::interrupt::temp_file("harden-input-")?;
-            std::io::copy(&mut file, spool.as_file_mut())
-                .with_context(|| format!("reading {}", path.display()))?;
-            file = spool.reopen()?;
-            BlobFile::temp(spool.into_temp_path())
+            spool(file, path, "reading")?
         };
-        let mut file_len = file.metadata()?.len();
-        let mut head = Vec::with_capacity(decompress::SNIFF_LEN);
-        (&mut file)
-            .take(decompress::SNIFF_LEN as u64)
-            .read_to_end(&mut head)?;
-        file.rewind()?;
-        if decompress::sniff(&head) != Compression::Plain {
-            let what = path.display().to_string();
-            let mut spool = crate::interrupt::temp_file("harden-input-")?;
-            std::io::copy(
-                &mut decompress::layer_tar(&mut file, file_len, what)?,
-                spool.as_file_mut(),
-            )
-            .with_context(|| format!("decompressing {}", path.display()))?;
-            file = spool.reopen()?;
-            file_len = file.metadata()?.len();
-            blob_file = BlobFile::temp(spool.into_temp_path());
+        let len = file.metadata()?.len();
+        let whole = Blob::File {
+            path: blob_file.clone(),
+            offset: 0,
+            len,
+        };
+        if whole.compression()? != Compression::Plain {
+            let tar = decompress::layer_tar(&mut file, len, path.display().to_string())?;
+            (file, blob_file) = spool(tar, path, "decompressing")?;
         }
+        let file_len = file.metadata()?.len();
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
         let entries = archive
