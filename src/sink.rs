@@ -9,7 +9,7 @@ use crate::layer::header;
 use crate::progress::Progress;
 use crate::registry::{self, Registries};
 use crate::source::REF_NAME;
-use crate::transport::ImageRef;
+use crate::transport::{ImageRef, Select};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -52,8 +52,18 @@ pub fn check_not_source(src: &ImageRef, dest: &ImageRef) -> Result<()> {
         _ => false,
     };
     let clash = match (src, dest) {
+        // Into its own layout, an image goes beside the source; only taking
+        // the source's own tag would drop the source from the index.
         (ImageRef::Oci { dir: a, select: x }, ImageRef::Oci { dir: b, select: y }) => {
-            same(a, b) && x == y
+            same(a, b)
+                && match y {
+                    Select::Name(t) => {
+                        x == y
+                            || crate::source::layout_ref_name(a, x)
+                                .is_ok_and(|n| n.as_deref() == Some(t))
+                    }
+                    _ => false,
+                }
         }
         (ImageRef::Docker(a), ImageRef::Docker(b)) => {
             a.registry() == b.registry() && a.repository() == b.repository() && a.tag() == b.tag()
@@ -827,11 +837,14 @@ fn write_oci(content: &Content, mut layout: Layout, tag: Option<&str>) -> Result
             .get_mut("manifests")
             .and_then(Value::as_array_mut)
             .context("the destination's index.json has no manifests list")?;
-        // The tag moves to the new image, as `skopeo copy` does.
-        manifests.retain(|m| {
-            m.pointer("/annotations/org.opencontainers.image.ref.name")
-                .and_then(Value::as_str)
-                != tag
+        // The tag moves to the new image, as `skopeo copy` does; an untagged
+        // image is added beside the others (once).
+        fn tag_of(m: &Value) -> Option<&str> {
+            m["annotations"][REF_NAME].as_str()
+        }
+        manifests.retain(|m| match tag {
+            Some(_) => tag_of(m) != tag,
+            None => tag_of(m).is_some() || m["digest"] != digest.as_str(),
         });
         manifests.push(entry);
         Ok((index, digest, image_id))

@@ -15,6 +15,7 @@ use crate::transport::{same_image, ImageRef, Select};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::path::Path;
 
 /// Reads what `r` names: an image, or an index of images.
 pub fn read(r: &ImageRef, registries: &Registries) -> Result<Content> {
@@ -180,7 +181,8 @@ fn not_a(kind: &str, store: &Store, other_marker: &str, other: &str) -> String {
     }
 }
 
-fn read_oci_layout(store: &Store, select: &Select) -> Result<Content> {
+/// The manifests listed in a layout's index.json (after checking oci-layout).
+fn layout_manifests(store: &Store) -> Result<Vec<Descriptor>> {
     let layout = store.get("oci-layout").with_context(|| {
         not_a(
             "an OCI image layout",
@@ -196,18 +198,25 @@ fn read_oci_layout(store: &Store, select: &Select) -> Result<Content> {
             .read_capped(MAX_MANIFEST, "index.json")?,
         "index.json",
     )?;
-    let manifests: Vec<Descriptor> =
-        serde_json::from_value(index.get("manifests").cloned().unwrap_or(Value::Null))
-            .context("index.json has no valid manifests list")?;
-    let chosen = match select {
+    serde_json::from_value(index.get("manifests").cloned().unwrap_or(Value::Null))
+        .context("index.json has no valid manifests list")
+}
+
+fn ref_name(d: &Descriptor) -> Option<&str> {
+    d.annotations.get(REF_NAME).and_then(Value::as_str)
+}
+
+/// The entry of a layout's index that `select` picks.
+fn select_manifest<'a>(manifests: &'a [Descriptor], select: &Select) -> Result<&'a Descriptor> {
+    Ok(match select {
         Select::Name(t) => manifests
             .iter()
-            .find(|d| d.annotations.get(REF_NAME).and_then(Value::as_str) == Some(t))
+            .find(|d| ref_name(d) == Some(t))
             .with_context(|| format!("no image tagged {t:?} in the layout"))?,
         Select::Index(i) => manifests.get(*i).with_context(|| {
             format!("the layout has no image @{i} ({} images)", manifests.len())
         })?,
-        Select::Only => match manifests.as_slice() {
+        Select::Only => match manifests {
             [one] => one,
             [] => bail!("the layout holds no image"),
             _ => bail!(
@@ -215,7 +224,18 @@ fn read_oci_layout(store: &Store, select: &Select) -> Result<Content> {
                 manifests.len()
             ),
         },
-    };
+    })
+}
+
+/// The ref name of the image `select` picks in the layout at `dir`, if it has one.
+pub fn layout_ref_name(dir: &Path, select: &Select) -> Result<Option<String>> {
+    let manifests = layout_manifests(&Store::dir(dir)?)?;
+    Ok(ref_name(select_manifest(&manifests, select)?).map(str::to_string))
+}
+
+fn read_oci_layout(store: &Store, select: &Select) -> Result<Content> {
+    let manifests = layout_manifests(store)?;
+    let chosen = select_manifest(&manifests, select)?;
     let digest = Digest::parse(&chosen.digest).context("in index.json")?;
     let bytes =
         blob(store, &digest, chosen.size)?.read_verified(&digest, MAX_MANIFEST, "manifest")?;

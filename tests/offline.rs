@@ -458,6 +458,24 @@ fn untagged_layout_images_are_selected_by_index() {
     assert!(config.contains("/bin/echo"), "{config}");
     let e = rewrite_err(&format!("oci:{}:@3", layout.display()), &out, &[]);
     assert!(e.contains("no image @3 (3 images)"), "{e}");
+    // Untagged into its own layout: added beside the others (as skopeo
+    // adds), once however often.
+    let digests = |layout: &Path| -> Vec<String> {
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let m = index["manifests"].as_array().unwrap();
+        m.iter().map(|m| m["digest"].to_string()).collect()
+    };
+    let before = digests(&layout);
+    for _ in 0..2 {
+        rewrite_ok(
+            &format!("oci:{}:@{echo}", layout.display()),
+            &format!("oci:{}", layout.display()),
+            &[],
+        );
+        let after = digests(&layout);
+        assert_eq!((&after[..3], after.len()), (&before[..], 4), "{after:?}");
+    }
     let e = rewrite_err(
         &format!("oci:{}:@0", layout.display()),
         &format!("oci:{}:@0", dir.join("out").display()),
@@ -596,12 +614,15 @@ fn input_is_never_modified_and_the_source_is_never_the_destination() {
     // An existing layout gains a tag and keeps its other images.
     let layout = dir.join("layout");
     copy_fixture("echo", &layout, "orig");
-    let e = rewrite_err(
-        &format!("oci:{}:orig", layout.display()),
-        &format!("oci:{}:orig", layout.display()),
-        &[],
-    );
-    assert!(e.contains("is the source"), "{e}");
+    // However the source is selected: by its tag, as the only image, by index.
+    for src in ["oci:{}:orig", "oci:{}", "oci:{}:@0"] {
+        let e = rewrite_err(
+            &src.replace("{}", layout.to_str().unwrap()),
+            &format!("oci:{}:orig", layout.display()),
+            &[],
+        );
+        assert!(e.contains("is the source"), "{src}: {e}");
+    }
     rewrite_ok(
         &format!("oci:{}:orig", layout.display()),
         &format!("oci:{}:hardened", layout.display()),
