@@ -20,9 +20,12 @@ build-deps:
 deps:
 	./scripts/install-deps test
 
+# The fuzz crate is outside the workspace (cargo fuzz builds it): checked
+# here too, so an API change breaks lint and not the end of `make test`.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(STEPDOWNS); cd fuzz && $(CARGO) fmt -- --check && $(CARGO) clippy --bins -- -D warnings
 
 # Unit tests and the integration tests (skopeo, umoci, podman+runc, the
 # distribution registry on 127.0.0.1), as root.
@@ -33,21 +36,23 @@ test: deps lint
 	./scripts/test-image
 	$(MAKE) fuzz-smoke
 
+# Builds of the fuzz crate are handed the step-downs of the workspace's latest
+# build (build.rs's HARDEN_STEPDOWN_<ARCH>; its fixed flags make the same bytes
+# in any profile) rather than compiling them and `core` again (one build each
+# way here: 5m56s against 7m56s).
+STEPDOWNS = amd64=$$(ls -t target/*/build/harden-*/out/harden-stepdown-amd64 \
+	  target/*/*/build/harden-*/out/harden-stepdown-amd64 2>/dev/null | head -1); \
+	for f in $${amd64:+$${amd64%amd64}*}; do arch=$${f\#\#*-}; \
+	  case $$arch in *[!a-z0-9]*) continue;; esac; \
+	  export HARDEN_STEPDOWN_$$(echo $$arch | tr a-z A-Z)=$$PWD/$$f; done
+
 # cargo fuzz needs nightly features: RUSTC_BOOTSTRAP lets the stable
-# toolchain (the only one these machines have) build with them. The fuzz
-# build is handed the step-downs of the workspace's latest build (build.rs's
-# HARDEN_STEPDOWN_<ARCH>; its fixed flags make the same bytes in any profile)
-# rather than compiling them and `core` again (one build each way here:
-# 5m56s against 7m56s).
+# toolchain (the only one these machines have) build with them.
 FUZZ_TARGETS = reference manifest archive layer
 fuzz-smoke: FUZZ_SECONDS = 5
 fuzz fuzz-smoke:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
-	amd64=$$(ls -t target/*/build/harden-*/out/harden-stepdown-amd64 \
-	  target/*/*/build/harden-*/out/harden-stepdown-amd64 2>/dev/null | head -1); \
-	for f in $${amd64:+$${amd64%amd64}*}; do arch=$${f##*-}; \
-	  case $$arch in *[!a-z0-9]*) continue;; esac; \
-	  export HARDEN_STEPDOWN_$$(echo $$arch | tr a-z A-Z)=$$PWD/$$f; done; \
+	$(STEPDOWNS); \
 	cd fuzz && for t in $(FUZZ_TARGETS); do mkdir -p corpus/$$t && \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t corpus/$$t seeds/$$t -- \
 	    -max_total_time=$(or $(FUZZ_SECONDS),300) || exit 1; done
