@@ -879,7 +879,8 @@ async fn ensure_blob(
     let uploaded = repo.upload(digest, blob, &bar).await;
     bar.done();
     uploaded?;
-    progress.say(&format!("blob {short}: uploaded {} bytes", blob.len()));
+    let size = indicatif::HumanBytes(blob.len());
+    progress.say(&format!("blob {short}: uploaded {size}"));
     Ok(Outcome::Uploaded(blob.len()))
 }
 
