@@ -39,9 +39,19 @@ pub struct Run {
 
 /// `pull-rewrite-push` arguments as registry references (DEST defaulted).
 pub fn registry_pair(source: &str, dest: Option<&str>) -> Result<(ImageRef, ImageRef)> {
-    let src = transport::parse_reference(source.trim_start_matches("docker://"))?;
+    let reference = |r: &str| {
+        // `oci:dir` would parse as image "oci", tag "dir" of Docker Hub.
+        if ["docker-archive:", "oci-archive:", "oci:"]
+            .iter()
+            .any(|t| r.starts_with(t))
+        {
+            bail!("{r:?}: pull-rewrite-push reads and writes registries; for files use harden rewrite SRC DEST");
+        }
+        transport::parse_reference(r.trim_start_matches("docker://"))
+    };
+    let src = reference(source)?;
     let dest = match dest {
-        Some(d) => transport::parse_reference(d.trim_start_matches("docker://"))?,
+        Some(d) => reference(d)?,
         None => {
             let dest = transport::default_destination(&src);
             if dest.tag() == src.tag() && src.digest().is_none() {
@@ -154,7 +164,7 @@ pub fn harden_one(
         registries,
         ..
     } = run;
-    sink::check_not_source(src, dst)?;
+    sink::check_destination(src, dst)?;
     let content = source::read(src, registries)?;
     // A registry gets compressed layers (as from docker push, skopeo, crane),
     // each pushed as soon as it is made; a dry run only says so.

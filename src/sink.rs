@@ -45,8 +45,17 @@ pub struct BlobSummary {
     pub uploaded_bytes: u64,
 }
 
-/// Refuses a destination that would overwrite the source.
-pub fn check_not_source(src: &ImageRef, dest: &ImageRef) -> Result<()> {
+/// Refuses, before anything is read, a destination that cannot be written
+/// (`@INDEX`) or would overwrite the source.
+pub fn check_destination(src: &ImageRef, dest: &ImageRef) -> Result<()> {
+    let output_name = match dest {
+        ImageRef::Docker(_) => Ok(None),
+        ImageRef::DockerArchive { select, .. } => select.output_name(":NAME:TAG"),
+        ImageRef::Oci { select, .. } | ImageRef::OciArchive { select, .. } => {
+            select.output_name(":TAG")
+        }
+    };
+    output_name.with_context(|| format!("the destination {dest}"))?;
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,

@@ -89,6 +89,10 @@ impl ImageRef {
                 select: select(ref_name)?,
             }),
             "docker" => bail!("{s:?}: write docker://REF"),
+            // `alpine:3.19`, `localhost:5000/app`: a registry image without docker://.
+            other if parse_reference(s).is_ok() => {
+                bail!("{s:?}: unknown transport {other:?}; a registry image is docker://{s}")
+            }
             other => bail!(
                 "{s:?}: unknown transport {other:?} (docker, docker-archive, oci, oci-archive)"
             ),

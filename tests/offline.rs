@@ -719,11 +719,32 @@ fn bad_options_are_refused_before_anything_is_read() {
     let e = rewrite_err(&src, &dest, &nine);
     assert!(e.contains("at most 8 paths"), "{e}");
     for (s, want) in [
-        ("nope:x", "unknown transport"),
+        ("nope:x/y", "unknown transport"),
+        ("alpine:3.19", "a registry image is docker://alpine:3.19"),
         ("docker-archive:/does/not/exist.tar", "/does/not/exist.tar"),
     ] {
         let e = rewrite_err(s, &dest, &[]);
         assert!(e.contains(want), "{s}: {e}");
+    }
+    // A destination that cannot be written is refused before the source is
+    // read (this one is a registry that is not there).
+    let e = rewrite_err(
+        "docker://127.0.0.1:1/app:1",
+        &format!("oci:{}:@0", dir.join("out").display()),
+        &[],
+    );
+    assert!(e.contains("the destination oci:"), "{e}");
+    assert!(e.contains("@INDEX selects a source image"), "{e}");
+    // pull-rewrite-push takes registry references only: `oci:dir` would be
+    // Docker Hub's image "oci", tag "dir".
+    for args in [
+        &["oci:layout"][..],
+        &["localhost:1/app:1", "oci-archive:x.tar"],
+    ] {
+        let out = harden(&[&["pull-rewrite-push"][..], args].concat());
+        assert!(!out.status.success());
+        let e = text(&out).1;
+        assert!(e.contains("for files use harden rewrite"), "{args:?}: {e}");
     }
     // The default DEST of a -hardened tag would be the tag itself.
     let out = harden(&["pull-rewrite-push", "localhost:1/app:1-hardened"]);
