@@ -147,6 +147,49 @@ fn fails_closed_without_setuid_capability() {
     assert!(!o.contains("RAN"));
 }
 
+/// `docker run --user app` of an image whose entrypoint is `stepdown app CMD`:
+/// already that user, there is nothing to drop (gosu fails here, wanting
+/// CAP_SETGID for setgroups); COMMAND runs with the runtime's groups and
+/// no_new_privs, and HOME and USER of the target.
+#[test]
+fn started_as_the_target_user_runs_the_command() {
+    let as_nobody = ["--reuid", "65534", "--regid", "65534", "--groups", "100"];
+    let script = "id -u; id -g; id -G; echo $HOME $USER; grep NoNewPrivs /proc/self/status";
+    for (spec, new_privs, want) in [
+        (
+            "nobody",
+            "",
+            "65534\n65534\n65534 100\n/nonexistent nobody\nNoNewPrivs:\t1\n",
+        ),
+        (
+            "65534:65534",
+            "",
+            "65534\n65534\n65534 100\n/nonexistent nobody\nNoNewPrivs:\t1\n",
+        ),
+        (
+            "nobody",
+            "--allow-new-privs",
+            "65534\n65534\n65534 100\n/nonexistent nobody\nNoNewPrivs:\t0\n",
+        ),
+    ] {
+        let args: Vec<&str> = [new_privs, spec, "sh", "-c", script]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        let out = under_setpriv(&as_nobody, true, &args);
+        let (o, e) = text(&out);
+        assert!(out.status.success(), "{spec}: {o}{e}");
+        assert_eq!(o, want, "{spec} {new_privs}");
+    }
+    // Another group, or another user, still needs the capabilities.
+    for spec in ["nobody:100", "65534:0", "1000"] {
+        let out = under_setpriv(&as_nobody, true, &[spec, "echo", "RAN"]);
+        let (o, e) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{spec}: {o}{e}");
+        assert!(e.contains("CAP_SETUID is missing"), "{spec}: {e}");
+    }
+}
+
 /// A copy of the step-down in `dir`, named for and given the file capabilities `caps`.
 fn copy_with_file_caps(dir: &std::path::Path, caps: &str) -> PathBuf {
     let bin = dir.join(caps);

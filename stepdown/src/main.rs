@@ -157,8 +157,9 @@ fn run(args: Args, env: &Env, secure: bool) -> report::Result<()> {
 /// sets it too, with nothing gained; and the capabilities of `podman run
 /// --user N --cap-add ...` come through the ambient set, which the kernel
 /// empties whenever it execs a program with file capabilities.
-/// Returns the caller's (real) UID, read here once for the whole start.
-fn refuse_secure_exec(secure: bool) -> report::Result<u32> {
+/// Returns the caller's UID and GID, read here once for the whole start (after
+/// execve the saved IDs are the effective ones, which this makes the real ones).
+fn refuse_secure_exec(secure: bool) -> report::Result<Caller> {
     // Two calls for the four IDs; an ID that cannot be read counts as raised.
     let ([uid, euid, _], [gid, egid, _]) = (
         sys::resuid().unwrap_or([0, u32::MAX, 0]),
@@ -175,7 +176,13 @@ fn refuse_secure_exec(secure: bool) -> report::Result<u32> {
             b"refusing to run: started setuid, setgid or with file capabilities",
         ));
     }
-    Ok(uid)
+    Ok(Caller { uid, gid })
+}
+
+#[derive(Clone, Copy)]
+struct Caller {
+    uid: u32,
+    gid: u32,
 }
 
 /// Whether a non-root process holds capabilities (`caps`) that came from the
@@ -344,11 +351,11 @@ fn read_group() -> report::Result<Option<&'static [u8]>> {
     files::read_bounded(GROUP, unsafe { GROUP_BUF.take() })
 }
 
-fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: u32) -> report::Result<()> {
+fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> report::Result<()> {
     if command.is_empty() {
         return Err(error(b"no COMMAND after \"--\""));
     }
-    if caller != 0 {
+    if caller.uid != 0 {
         // Started as a user already (docker run --user): nothing to drop.
         run_command(command, env, None, opts.init);
     }
@@ -436,7 +443,7 @@ fn gosu_form(
     opts: &Options,
     command: Args,
     env: &Env,
-    caller: u32,
+    caller: Caller,
 ) -> report::Result<()> {
     if command.is_empty() {
         return Err(error_q(b"no COMMAND after %q", spec));
@@ -444,18 +451,28 @@ fn gosu_form(
     let passwd = read_passwd()?.unwrap_or(b"");
     // /etc/group only when the spec needs it: `uid:gid` does not (~15 µs).
     let group = || Ok(read_group()?.unwrap_or(b""));
-    let target = resolve_spec(spec, passwd, group, caller)?;
-    if target.uid != 0 {
-        require_setid_caps()?;
+    let target = resolve_spec(spec, passwd, group, caller.uid)?;
+    let no_new_privs = !opts.allow_new_privs;
+    if caller.uid != 0 && (caller.uid, caller.gid) == (target.uid, target.gid) {
+        // Started as that user already (`docker run --user`, Kubernetes'
+        // runAsUser): nothing to drop, and without CAP_SETGID the groups
+        // could not be set (where gosu fails). The runtime's groups stay.
+        if no_new_privs {
+            set_no_new_privs()?;
+        }
+    } else {
+        if target.uid != 0 {
+            require_setid_caps()?;
+        }
+        let groups = &target.groups[..target.ngroups];
+        drop_privileges(
+            caller.uid == 0 && target.uid != 0,
+            target.uid,
+            target.gid,
+            groups,
+            no_new_privs,
+        )?;
     }
-    let groups = &target.groups[..target.ngroups];
-    drop_privileges(
-        caller == 0 && target.uid != 0,
-        target.uid,
-        target.gid,
-        groups,
-        !opts.allow_new_privs,
-    )?;
     let vars = [target.home, target.name.as_bytes()];
     run_command(command, env, Some(vars), opts.init)
 }
@@ -690,13 +707,18 @@ fn drop_privileges(
         return Err(error(b"privilege drop did not stick: root regained"));
     }
     if no_new_privs {
-        sys::prctl(sys::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| error_e(b"no_new_privs%e", e))?;
-        if sys::prctl(sys::PR_GET_NO_NEW_PRIVS, 0, 0) != Ok(1) {
-            return Err(error(b"privilege drop did not stick: no_new_privs"));
-        }
+        set_no_new_privs()?;
     }
     if uid != 0 && sys::capget() != Ok(sys::Caps::default()) {
         return Err(error(b"privilege drop did not stick: capabilities"));
+    }
+    Ok(())
+}
+
+fn set_no_new_privs() -> report::Result<()> {
+    sys::prctl(sys::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| error_e(b"no_new_privs%e", e))?;
+    if sys::prctl(sys::PR_GET_NO_NEW_PRIVS, 0, 0) != Ok(1) {
+        return Err(error(b"privilege drop did not stick: no_new_privs"));
     }
     Ok(())
 }
