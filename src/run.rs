@@ -45,7 +45,7 @@ pub fn registry_pair(source: &str, dest: Option<&str>) -> Result<(ImageRef, Imag
             .iter()
             .any(|t| r.starts_with(t))
         {
-            bail!("{r:?}: pull-rewrite-push reads and writes registries; for files use harden rewrite SRC DEST");
+            bail!("{r:?}: pull-rewrite-push reads and writes registries; for files use harden rewrite SOURCE DEST");
         }
         transport::parse_reference(r.trim_start_matches("docker://"))
     };
