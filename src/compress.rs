@@ -36,9 +36,9 @@ pub fn gzip_layers(
     }
     let total: u64 = todo.iter().map(|(_, b)| b.len()).sum();
     progress.say(&format!(
-        "gzip-compressing {} uncompressed layer(s), {} MiB, for the registry",
+        "gzip-compressing {} uncompressed layer(s), {}, for the registry",
         todo.len(),
-        total >> 20
+        indicatif::HumanBytes(total)
     ));
     let mut by_digest = HashMap::new();
     // One layer after the other: each uses every core.
