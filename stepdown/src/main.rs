@@ -691,7 +691,7 @@ fn drop_privileges(
 
     let stuck = sys::resuid() == Ok([uid; 3]) && sys::resgid() == Ok([gid; 3]);
     if !stuck {
-        return Err(error(b"privilege drop did not stick"));
+        return Err(not_stuck(b""));
     }
     let mut buf = [0u32; MAX_GROUPS + 1];
     let len = sys::groups(&mut buf)
@@ -699,26 +699,32 @@ fn drop_privileges(
         .len();
     let len = sort_unique(&mut buf[..len]);
     if buf[..len] != *groups {
-        return Err(error(b"privilege drop did not stick: groups"));
+        return Err(not_stuck(b": groups"));
     }
     // GID 0 asked for (`1000:0`, OpenShift's convention; or a passwd entry's
     // primary group) is no privilege regained: only a GID that was given up counts.
     if uid != 0 && (sys::set_all_uids(0).is_ok() || gid != 0 && sys::set_all_gids(0).is_ok()) {
-        return Err(error(b"privilege drop did not stick: root regained"));
+        return Err(not_stuck(b": root regained"));
     }
     if no_new_privs {
         set_no_new_privs()?;
     }
     if uid != 0 && sys::capget() != Ok(sys::Caps::default()) {
-        return Err(error(b"privilege drop did not stick: capabilities"));
+        return Err(not_stuck(b": capabilities"));
     }
     Ok(())
+}
+
+/// "privilege drop did not stick" and what did not: one copy of the words.
+#[inline(never)]
+fn not_stuck(what: &[u8]) -> Failed {
+    error_with(b"privilege drop did not stick%s", Vals { s: what, ..NO })
 }
 
 fn set_no_new_privs() -> report::Result<()> {
     sys::prctl(sys::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| error_e(b"no_new_privs%e", e))?;
     if sys::prctl(sys::PR_GET_NO_NEW_PRIVS, 0, 0) != Ok(1) {
-        return Err(error(b"privilege drop did not stick: no_new_privs"));
+        return Err(not_stuck(b": no_new_privs"));
     }
     Ok(())
 }
@@ -836,6 +842,16 @@ mod tests {
         line.trim_start_matches("harden-stepdown: ")
             .trim_end()
             .to_string()
+    }
+
+    #[test]
+    fn failed_checks_say_what_did_not_stick() {
+        for (what, text) in [
+            (&b""[..], "privilege drop did not stick"),
+            (b": groups", "privilege drop did not stick: groups"),
+        ] {
+            assert_eq!(err_text::<()>(Err(not_stuck(what))), text);
+        }
     }
 
     #[test]
