@@ -136,6 +136,8 @@ fn started_as_a_user_passes_through() {
     );
     assert!(out.starts_with("1001\n"), "{out}");
     assert_eq!(status_field(&out, "Uid"), "1001\t1001\t1001\t1001");
+    // no_new_privs as after a drop: a setuid program gains nothing.
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1");
 }
 
 #[test]

@@ -356,7 +356,11 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
         return Err(error(b"no COMMAND after \"--\""));
     }
     if caller.uid != 0 {
-        // Started as a user already (docker run --user): nothing to drop.
+        // Started as a user already (docker run --user): nothing to drop;
+        // no_new_privs all the same, as after a drop.
+        if !opts.allow_new_privs {
+            set_no_new_privs()?;
+        }
         run_command(command, env, None, opts.init);
     }
     let (passwd, group) = (read_passwd()?, read_group()?);
