@@ -60,15 +60,10 @@ fn outputs_are_accepted_by_skopeo_and_umoci() {
             da.display()
         )
     );
-    sh(cmd(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            &format!("docker-archive:{}", da.display()),
-            &format!("oci:{}/check:a", dir.display()),
-        ],
-    ));
+    skopeo_copy(
+        &format!("docker-archive:{}", da.display()),
+        &format!("oci:{}/check:a", dir.display()),
+    );
     // oci → oci, read back by umoci.
     let layout = dir.join("layout");
     let r = rewrite_ok(
@@ -108,15 +103,10 @@ fn outputs_are_accepted_by_skopeo_and_umoci() {
         &format!("oci-archive:{}:v1", oa.display()),
         &[],
     );
-    sh(cmd(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            &format!("oci-archive:{}:v1", oa.display()),
-            &format!("oci:{}/check:b", dir.display()),
-        ],
-    ));
+    skopeo_copy(
+        &format!("oci-archive:{}:v1", oa.display()),
+        &format!("oci:{}/check:b", dir.display()),
+    );
     // docker-archive → oci converts to OCI media types, as skopeo does.
     rewrite_ok(
         &f.archive("busybox"),
@@ -494,15 +484,10 @@ fn the_wrong_transport_for_a_file_is_named() {
     let f = fixtures();
     let out = format!("docker-archive:{}", dir.join("o.tar").display());
     let oci_archive = dir.join("oa.tar");
-    sh(cmd(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            &f.oci("busybox"),
-            &format!("oci-archive:{}", oci_archive.display()),
-        ],
-    ));
+    skopeo_copy(
+        &f.oci("busybox"),
+        &format!("oci-archive:{}", oci_archive.display()),
+    );
     let docker_archive = f.archive_path("busybox");
     for (src, says) in [
         (
@@ -547,15 +532,10 @@ fn compressed_archives_are_read_as_the_plain_one() {
         &[],
     );
     let oci_plain = dir.join("oci.tar");
-    sh(cmd(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            &f.oci("busybox"),
-            &format!("oci-archive:{}", oci_plain.display()),
-        ],
-    ));
+    skopeo_copy(
+        &f.oci("busybox"),
+        &format!("oci-archive:{}", oci_plain.display()),
+    );
     let oci_result = |src: &Path, tag: &str| {
         let r = rewrite_ok(
             &format!("oci-archive:{}", src.display()),

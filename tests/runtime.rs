@@ -641,15 +641,7 @@ fn compressed_layers_in_a_docker_archive_are_read() {
     // skopeo (umoci 0.4 has no zstd) carries the layout, zstd kept, into an
     // oci-archive; podman runs it.
     let back = dir.join("back.tar");
-    sh(cmd(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            &layout,
-            &format!("oci-archive:{}:v1", back.display()),
-        ],
-    ));
+    skopeo_copy(&layout, &format!("oci-archive:{}:v1", back.display()));
     let image = podman().load(&back);
     assert_eq!(podman().run_ok(&[], &image, &["id", "-u"]), "1000\n");
 

@@ -162,10 +162,7 @@ pub fn fixtures() -> &'static Fixtures {
                 "docker-archive:{}:example/{tag}:latest",
                 dir.join(format!("{tag}.tar")).display()
             );
-            sh(cmd(
-                "skopeo",
-                &["copy", "-q", &format!("oci:{l}:{tag}"), &dest],
-            ));
+            skopeo_copy(&format!("oci:{l}:{tag}"), &dest);
         }
         Fixtures { layout, dir }
     })
@@ -327,8 +324,13 @@ impl Podman {
 /// Copies fixture `tag` into a new OCI layout at `layout` as `new_tag`, with skopeo.
 pub fn copy_fixture(tag: &str, layout: &Path, new_tag: &str) -> String {
     let dest = format!("oci:{}:{new_tag}", layout.display());
-    sh(cmd("skopeo", &["copy", "-q", &fixtures().oci(tag), &dest]));
+    skopeo_copy(&fixtures().oci(tag), &dest);
     dest
+}
+
+/// `skopeo copy` from one transport reference to another.
+pub fn skopeo_copy(from: &str, to: &str) {
+    sh(cmd("skopeo", &["copy", "-q", from, to]));
 }
 
 /// The docker-archive of fixture `tag` unpacked into `dir/unpacked`, with its
