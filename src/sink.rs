@@ -48,14 +48,8 @@ pub struct BlobSummary {
 /// Refuses, before anything is read, a destination that cannot be written
 /// (`@INDEX`) or would overwrite the source.
 pub fn check_destination(src: &ImageRef, dest: &ImageRef) -> Result<()> {
-    let output_name = match dest {
-        ImageRef::Docker(_) => Ok(None),
-        ImageRef::DockerArchive { select, .. } => select.output_name(":NAME:TAG"),
-        ImageRef::Oci { select, .. } | ImageRef::OciArchive { select, .. } => {
-            select.output_name(":TAG")
-        }
-    };
-    output_name.with_context(|| format!("the destination {dest}"))?;
+    dest.output_name()
+        .with_context(|| format!("the destination {dest}"))?;
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -116,9 +110,10 @@ fn write_to(
         Content::Image(i) => Content::Image(i.clone().into_oci()),
         Content::Index(i) => Content::Index(i.clone().into_oci()),
     };
+    let name = dest.output_name()?;
     match dest {
         ImageRef::Docker(r) => registry::write(content, r, registries, progress, early),
-        ImageRef::DockerArchive { path, select } => {
+        ImageRef::DockerArchive { path, .. } => {
             let image = match content {
                 Content::Image(image) => image,
                 Content::Index(index) => match index.entries.as_slice() {
@@ -133,19 +128,14 @@ fn write_to(
                     }
                 },
             };
-            let name = match select.output_name(":NAME:TAG")? {
-                Some(n) => Some(n.to_string()),
-                None => image.name.as_deref().and_then(hardened_name),
-            };
+            let name = name
+                .map(str::to_string)
+                .or_else(|| image.name.as_deref().and_then(hardened_name));
             write_docker_archive(image, path, name, sync)
         }
-        ImageRef::Oci { dir, select } => {
-            let tag = select.output_name(":TAG")?;
-            write_oci(&oci(), Layout::open_dir(dir, sync)?, tag)
-        }
-        ImageRef::OciArchive { path, select } => {
-            let tag = select.output_name(":TAG")?;
-            write_oci(&oci(), Layout::new_archive(path, sync)?, tag)
+        ImageRef::Oci { dir, .. } => write_oci(&oci(), Layout::open_dir(dir, sync)?, name),
+        ImageRef::OciArchive { path, .. } => {
+            write_oci(&oci(), Layout::new_archive(path, sync)?, name)
         }
     }
 }

@@ -40,7 +40,7 @@ impl Select {
 
     /// The name of a destination, which `@INDEX` cannot be (`what` says
     /// what to write instead).
-    pub fn output_name(&self, what: &str) -> Result<Option<&str>> {
+    fn output_name(&self, what: &str) -> Result<Option<&str>> {
         match self {
             Select::Only => Ok(None),
             Select::Name(n) => Ok(Some(n)),
@@ -50,6 +50,18 @@ impl Select {
 }
 
 impl ImageRef {
+    /// The name a file destination is written under (`:NAME:TAG`, `:TAG`);
+    /// none for a registry, whose reference is the name.
+    pub fn output_name(&self) -> Result<Option<&str>> {
+        match self {
+            ImageRef::Docker(_) => Ok(None),
+            ImageRef::DockerArchive { select, .. } => select.output_name(":NAME:TAG"),
+            ImageRef::Oci { select, .. } | ImageRef::OciArchive { select, .. } => {
+                select.output_name(":TAG")
+            }
+        }
+    }
+
     pub fn parse(s: &str) -> Result<ImageRef> {
         if let Some(r) = s.strip_prefix("docker://") {
             return Ok(ImageRef::Docker(parse_reference(r)?));
