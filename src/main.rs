@@ -190,6 +190,15 @@ struct RegistryArgs {
     /// Credentials for the destination registry
     #[arg(long, value_name = "USER:PASSWORD")]
     dest_creds: Option<String>,
+    /// The auth.json to read instead of podman's (docker's config.json is still read after it)
+    #[arg(long, value_name = "PATH")]
+    authfile: Option<PathBuf>,
+    /// --authfile for the source registry only
+    #[arg(long, value_name = "PATH")]
+    src_authfile: Option<PathBuf>,
+    /// --authfile for the destination registry only
+    #[arg(long, value_name = "PATH")]
+    dest_authfile: Option<PathBuf>,
     /// Verify TLS certificates; false also allows plain HTTP (as skopeo)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     tls_verify: Option<bool>,
@@ -209,28 +218,52 @@ struct RegistryArgs {
 }
 
 impl RegistryArgs {
+    /// One side's access: its own flags (`--src-…`/`--dest-…`) over the shared ones.
     fn access(
         &self,
-        creds: &Option<String>,
-        creds_flag: &str,
+        (creds, creds_flag): (&Option<String>, &str),
+        (authfile, authfile_flag): (&Option<PathBuf>, &str),
+        shared_auth_file: &Option<registry::AuthFile>,
         tls_verify: Option<bool>,
     ) -> Result<registry::Access> {
         let credential = match creds.as_ref().or(self.creds.as_ref()) {
             Some(c) => Some(registry::Credential::parse(c, creds_flag)?),
             None => None,
         };
+        let auth_file = match authfile {
+            Some(path) => Some(registry::AuthFile::read(path, authfile_flag)?),
+            None => shared_auth_file.clone(),
+        };
         Ok(registry::Access {
             tls_verify: tls_verify.or(self.tls_verify).unwrap_or(true),
             plain_http: self.plain_http,
             cert_dir: self.cert_dir.clone(),
             credential,
+            auth_file,
         })
     }
 
     /// The registries of a run whose destinations are `dests`.
     fn registries(&self, dests: &[&ImageRef]) -> Result<registry::Registries> {
-        let source = self.access(&self.src_creds, "--src-creds", self.src_tls_verify)?;
-        let dest = self.access(&self.dest_creds, "--dest-creds", self.dest_tls_verify)?;
+        // A typo would otherwise only show as an untrusted certificate.
+        if let Some(dir) = self.cert_dir.as_ref().filter(|d| !d.is_dir()) {
+            bail!("--cert-dir {}: not a directory", dir.display());
+        }
+        let auth_file = (self.authfile.as_ref())
+            .map(|path| registry::AuthFile::read(path, "--authfile"))
+            .transpose()?;
+        let source = self.access(
+            (&self.src_creds, "--src-creds"),
+            (&self.src_authfile, "--src-authfile"),
+            &auth_file,
+            self.src_tls_verify,
+        )?;
+        let dest = self.access(
+            (&self.dest_creds, "--dest-creds"),
+            (&self.dest_authfile, "--dest-authfile"),
+            &auth_file,
+            self.dest_tls_verify,
+        )?;
         let dests: Vec<_> = dests
             .iter()
             .filter_map(|d| match d {

@@ -355,6 +355,32 @@ fn authenticated_tls_registry_with_docker_config() {
         skopeo_digest(&secure, "app/busybox:1-hardened")
     );
 
+    // The same entry from --authfile (skopeo's and podman's flag), with no
+    // other file to fall back on. A path that cannot be read is an error
+    // naming the flag, not an anonymous pull that ends in a 401 (exit 3).
+    let authfile = config.join("auth.json");
+    std::fs::copy(config.join("config.json"), &authfile).unwrap();
+    let authfile = authfile.to_str().unwrap();
+    let no_files = [
+        ("DOCKER_CONFIG", empty.as_path()),
+        ("REGISTRY_AUTH_FILE", &empty.join("none.json")),
+    ];
+    let to = format!("{}/app/busybox:authfile", secure.addr);
+    let out = run_json(
+        &["pull-rewrite-push", &src, &to, "--authfile", authfile],
+        &no_files,
+    );
+    assert_eq!(
+        out["manifest_digest"].as_str().unwrap(),
+        skopeo_digest(&secure, "app/busybox:authfile")
+    );
+    let missing = format!("{authfile}.missing");
+    for flag in ["--authfile", "--src-authfile"] {
+        let (code, _, e) = run(&["pull-rewrite-push", &src, flag, &missing], &no_files);
+        assert_eq!(code, 1, "{e}");
+        assert!(e.contains(&format!("{flag} {missing}")), "{e}");
+    }
+
     // Wrong password: exit 3, and no tag was created.
     let dest = format!("{}/app/busybox:wrong", secure.addr);
     let (code, _, e) = run(

@@ -6,6 +6,8 @@ use anyhow::{bail, Context, Result};
 use docker_credential::{CredentialRetrievalError as CredErr, DockerCredential};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub enum Credential {
@@ -58,15 +60,58 @@ fn config_keys(host: &str) -> Vec<String> {
     ]
 }
 
-/// Looks `host` up as podman does (auth.json: `$REGISTRY_AUTH_FILE`,
-/// `$XDG_RUNTIME_DIR/containers/auth.json`), then as docker does
-/// (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, with credHelpers
-/// and credsStore). No entry anywhere means anonymous access.
-pub fn lookup(host: &str) -> Result<Option<Credential>> {
-    type Lookup = fn(&str) -> std::result::Result<DockerCredential, CredErr>;
+/// An auth file named on the command line (`--authfile`, as skopeo and
+/// podman take it): read and checked once at start, so that a wrong path
+/// fails before anything is pulled instead of silently going anonymous.
+#[derive(Clone)]
+pub struct AuthFile {
+    path: PathBuf,
+    contents: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for AuthFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthFile({})", self.path.display())
+    }
+}
+
+impl AuthFile {
+    pub fn read(path: &Path, flag: &str) -> Result<AuthFile> {
+        let contents = std::fs::read(path)
+            .with_context(|| format!("{flag} {}: cannot read it", path.display()))?;
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&contents)
+            .with_context(|| {
+                format!(
+                    "{flag} {}: not an auth.json (a JSON object)",
+                    path.display()
+                )
+            })?;
+        Ok(AuthFile {
+            path: path.to_path_buf(),
+            contents: contents.into(),
+        })
+    }
+}
+
+/// Looks `host` up in `auth_file` when one was given, else as podman does
+/// (auth.json: `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`);
+/// then as docker does (`$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json`, with credHelpers and credsStore), as
+/// containers/image does after an `--authfile` too. No entry anywhere means
+/// anonymous access.
+pub fn lookup(host: &str, auth_file: Option<&AuthFile>) -> Result<Option<Credential>> {
+    type Lookup<'a> = &'a dyn Fn(&str) -> std::result::Result<DockerCredential, CredErr>;
+    let podman = |key: &str| match auth_file {
+        Some(f) => docker_credential::get_credential_from_reader(&f.contents[..], key),
+        None => docker_credential::get_podman_credential(key),
+    };
+    let podman_name = match auth_file {
+        Some(f) => f.path.display().to_string(),
+        None => "auth.json".into(),
+    };
     let files: [(&str, Lookup); 2] = [
-        ("auth.json", docker_credential::get_podman_credential),
-        ("docker config.json", docker_credential::get_credential),
+        (&podman_name, &podman),
+        ("docker config.json", &docker_credential::get_credential),
     ];
     for (file, get) in files {
         for key in config_keys(host) {

@@ -1,7 +1,7 @@
 //! One registry host: its HTTP client (TLS as configured), credentials and
 //! tokens, and requests with bounded retries.
 
-use super::auth::{self, Challenge, Credential};
+use super::auth::{self, AuthFile, Challenge, Credential};
 use super::{AuthError, NotFound};
 use crate::progress::trace;
 use anyhow::{bail, Context, Result};
@@ -23,6 +23,8 @@ pub struct Access {
     pub plain_http: bool,
     pub cert_dir: Option<PathBuf>,
     pub credential: Option<Credential>,
+    /// Where to look for credentials when `credential` is none.
+    pub auth_file: Option<AuthFile>,
 }
 
 impl Default for Access {
@@ -32,6 +34,7 @@ impl Default for Access {
             plain_http: false,
             cert_dir: None,
             credential: None,
+            auth_file: None,
         }
     }
 }
@@ -108,7 +111,7 @@ fn add_certs(mut builder: reqwest::ClientBuilder, dir: &Path) -> Result<reqwest:
 impl Registry {
     pub fn new(host: &str, mut access: Access) -> Result<Registry> {
         if access.credential.is_none() {
-            access.credential = auth::lookup(host)?;
+            access.credential = auth::lookup(host, access.auth_file.as_ref())?;
         }
         let api_host = match host {
             "docker.io" => "registry-1.docker.io",

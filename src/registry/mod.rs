@@ -9,7 +9,7 @@
 mod auth;
 mod client;
 
-pub use auth::Credential;
+pub use auth::{AuthFile, Credential};
 pub use client::Access;
 
 use crate::digest::{Digest, Hasher};
