@@ -58,7 +58,7 @@ pub fn gzip_layers(
         let family = image.family;
         for l in image.layers.iter_mut().filter(|l| !l.is_compressed()) {
             let (digest, blob) = &by_digest[&l.digest];
-            l.media_type = image::layer_media_type(family, true).to_string();
+            l.media_type = image::gzip_layer_media_type(family).to_string();
             l.digest = digest.clone();
             l.blob = blob.clone();
         }

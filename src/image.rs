@@ -270,13 +270,12 @@ pub fn descriptor(media_type: &str, digest: &Digest, size: u64) -> Value {
     serde_json::json!({"mediaType": media_type, "digest": digest.as_str(), "size": size})
 }
 
-/// The layer media type of `family` for a plain or gzip layer.
-pub fn layer_media_type(family: Family, gzip: bool) -> &'static str {
-    match (family, gzip) {
-        (Family::Docker, true) => DOCKER_LAYER_GZIP,
-        (Family::Docker, false) => DOCKER_LAYER,
-        (Family::Oci, true) => OCI_LAYER_GZIP,
-        (Family::Oci, false) => OCI_LAYER,
+/// The gzip layer media type of `family` (harden's own layer, and plain
+/// layers it gzips for a registry).
+pub fn gzip_layer_media_type(family: Family) -> &'static str {
+    match family {
+        Family::Docker => DOCKER_LAYER_GZIP,
+        Family::Oci => OCI_LAYER_GZIP,
     }
 }
 

@@ -130,7 +130,7 @@ pub fn harden(
     let mut layers = base.layers;
     rewrite_config(&mut config, settings, account, &layer.diff_id, ctx)?;
 
-    let media_type = image::layer_media_type(src.family, true);
+    let media_type = image::gzip_layer_media_type(src.family);
     layers.push(Layer::new(
         media_type,
         layer.digest.clone(),

@@ -114,8 +114,8 @@ fn read_docker_archive(store: &Store, select: &Select) -> Result<Image> {
         // docker save writes plain tar; docker load also takes compressed layers.
         let compression = blob.compression()?;
         let media_type = match compression {
-            Compression::Plain => image::layer_media_type(Family::Docker, false),
-            Compression::Gzip => image::layer_media_type(Family::Docker, true),
+            Compression::Plain => image::DOCKER_LAYER,
+            Compression::Gzip => image::DOCKER_LAYER_GZIP,
             Compression::Zstd => {
                 zstd = true;
                 image::OCI_LAYER_ZSTD
