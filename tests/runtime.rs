@@ -140,6 +140,69 @@ fn started_as_a_user_passes_through() {
     assert_eq!(status_field(&out, "NoNewPrivs"), "1");
 }
 
+/// The groups a runtime was asked to add (Kubernetes' fsGroup and
+/// supplementalGroups, `--group-add`) stay with the user, as for a container
+/// started as the user: a volume given to fsGroup stays writable. The groups
+/// the image's /etc/group lists root in (podman adds them because the
+/// container starts as root) do not.
+#[test]
+fn added_groups_stay_and_roots_image_groups_go() {
+    let dir = scratch("groups");
+    let rootfs = dir.join("rootfs");
+    sh(cmd(
+        "cp",
+        &[
+            "-a",
+            fixtures().dir.join("rootfs").to_str().unwrap(),
+            rootfs.to_str().unwrap(),
+        ],
+    ));
+    std::fs::create_dir(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(
+        rootfs.join("etc/group"),
+        "root:x:0:root\ndisk:x:6:root\nwheel:x:10:root\nstaff:x:50:\n",
+    )
+    .unwrap();
+    let src = umoci_image(
+        &dir.join("layout"),
+        "groups",
+        &rootfs,
+        &["--config.cmd", "sh"],
+    );
+    let original = {
+        let out = dir.join("original.tar");
+        skopeo_copy(
+            &src,
+            &format!(
+                "docker-archive:{}:localhost/groups-original:1",
+                out.display()
+            ),
+        );
+        podman().load(&out)
+    };
+    let image = harden_and_load(&src, &dir, "groups", &[]);
+    let add = [
+        "--group-add",
+        "2000",
+        "--group-add",
+        "50",
+        "--group-add",
+        "10",
+    ];
+    // What podman gives the container's root: root's image groups and the added ones.
+    assert_eq!(
+        podman().run_ok(&add, &original, &["id", "-G"]),
+        "0 6 10 50 2000\n"
+    );
+    // 10 was added too, but the image gives it to root: it goes, with 0 and 6.
+    assert_eq!(
+        podman().run_ok(&add, &image, &["id", "-G"]),
+        "1000 50 2000\n"
+    );
+    assert_eq!(podman().run_ok(&[], &image, &["id", "-G"]), "1000\n");
+}
+
 #[test]
 fn fails_closed_without_capabilities() {
     let dir = scratch("capdrop");

@@ -104,6 +104,16 @@ pub fn groups(group: &[u8]) -> impl Iterator<Item = Group<'_>> {
     })
 }
 
+/// The passwd entry of `uid`, if any.
+pub fn user_by_uid(passwd: &[u8], uid: u32) -> Option<User<'_>> {
+    users(passwd).find(|u| u.uid == uid)
+}
+
+/// The groups that list `name` as a member.
+pub fn member_of<'a>(group: &'a [u8], name: &'a [u8]) -> impl Iterator<Item = Group<'a>> {
+    groups(group).filter(move |g| g.has_member(name))
+}
+
 /// Longest user name accepted (useradd's limit).
 pub const MAX_NAME: usize = 32;
 /// Longest --home accepted.

@@ -416,8 +416,15 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
     for path in &opts.chown[..opts.chowns] {
         chown_path(path, uid, gid);
     }
+    let mut groups = [0u32; MAX_GROUPS + 1];
+    groups[0] = gid;
+    let given = sys::groups(&mut groups[1..])
+        .map_err(|e| error_e(b"getgroups failed%e", e))?
+        .len();
+    let kept = keep_runtime_groups(&mut groups[..=given], passwd, group);
+    let groups = &groups[..kept];
     // Root (checked above) to a user (choose_target never picks 0).
-    drop_privileges(true, uid, gid, &[gid], !opts.allow_new_privs)?;
+    drop_privileges(true, uid, gid, groups, !opts.allow_new_privs)?;
     let vars = [plan.home.as_bytes(), plan.name.as_bytes()];
     run_command(command, env, Some(vars), opts.init)
 }
@@ -512,7 +519,7 @@ fn resolve_spec<'a, 'g>(
     let entry = if accounts::is_decimal(user_part) {
         let uid =
             parse_id(user_part).map_err(|_| error_q(b"%q is larger than 2147483647", user_part))?;
-        accounts::users(passwd).find(|u| u.uid == uid).ok_or(uid)
+        accounts::user_by_uid(passwd, uid).ok_or(uid)
     } else {
         Ok(accounts::users(passwd)
             .find(|u| u.name == user_part)
@@ -553,7 +560,7 @@ fn resolve_spec<'a, 'g>(
         }
         None if entry.is_ok() => {
             // Like initgroups(3): the primary group plus every group listing the user.
-            for g in accounts::groups(group()?).filter(|g| g.has_member(t.name.as_bytes())) {
+            for g in accounts::member_of(group()?, t.name.as_bytes()) {
                 if t.ngroups == MAX_GROUPS {
                     return Err(error_q(
                         b"user %q is in more than 256 groups",
@@ -569,6 +576,30 @@ fn resolve_spec<'a, 'g>(
     t.groups[0] = t.gid;
     t.ngroups = sort_unique(&mut t.groups[..t.ngroups]);
     Ok(t)
+}
+
+/// The groups the command runs with, in `ids` (the user's GID, then the
+/// supplementary groups the container started with): the GID and the groups
+/// the runtime was asked to give the container — Kubernetes' fsGroup and
+/// supplementalGroups, `--group-add` — as a container started as the user has
+/// them. Never GID 0, and none that the image's /etc/group lists root in: the
+/// runtime adds those only because the container starts as root. Sorted,
+/// without duplicates; returns how many.
+fn keep_runtime_groups(ids: &mut [u32], passwd: Option<&[u8]>, group: Option<&[u8]>) -> usize {
+    let root = passwd
+        .and_then(|p| accounts::user_by_uid(p, 0))
+        .map_or(&b"root"[..], |u| u.name);
+    let for_root = |id: u32| {
+        group.is_some_and(|g| accounts::groups(g).any(|e| e.gid == id && e.has_member(root)))
+    };
+    let mut kept = 1;
+    for i in 1..ids.len() {
+        if ids[i] != 0 && !for_root(ids[i]) {
+            ids[kept] = ids[i];
+            kept += 1;
+        }
+    }
+    sort_unique(&mut ids[..kept])
 }
 
 /// Sorts `ids` and moves duplicates past the returned length. Insertion sort:
@@ -837,6 +868,33 @@ mod tests {
 
     fn opts(list: &[&'static CStr]) -> Options {
         parse_options(args(list)).ok().unwrap().0
+    }
+
+    #[test]
+    fn keeps_the_groups_the_runtime_was_asked_for() {
+        let kept = |ids: &[u32], passwd: Option<&'static [u8]>, group: Option<&'static [u8]>| {
+            let mut ids = ids.to_vec();
+            let n = keep_runtime_groups(&mut ids, passwd, group);
+            ids[..n].to_vec()
+        };
+        // podman on an alpine-like image with --group-add 2000 --group-add 27:
+        // root's own groups (and 0) go, the added ones stay; 27 is root's too.
+        let group: &[u8] =
+            b"root:x:0:root\nwheel:x:10:root,other\ndisk:x:6:root\nvideo:x:27:root\nstaff:x:50:\n";
+        assert_eq!(
+            kept(&[1000, 0, 6, 10, 27, 2000], None, Some(group)),
+            [1000, 2000]
+        );
+        // Root under another name in /etc/passwd: that name's groups go.
+        let passwd: &[u8] = b"toor:x:0:0::/root:/bin/sh\n";
+        let group: &[u8] = b"wheel:x:10:toor\nstaff:x:50:root\n";
+        assert_eq!(kept(&[1000, 10, 50], Some(passwd), Some(group)), [50, 1000]);
+        // No /etc/group (scratch): everything the runtime gave but 0; sorted, once.
+        assert_eq!(
+            kept(&[1000, 3000, 0, 1000, 2000], None, None),
+            [1000, 2000, 3000]
+        );
+        assert_eq!(kept(&[1000], None, None), [1000]);
     }
 
     /// The message of a failure, without prefix and newline.
