@@ -9,8 +9,10 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {
-    let gzip = data.starts_with(&[0x1f, 0x8b]);
-    let media_type = harden::image::layer_media_type(Family::Oci, gzip);
+    let media_type = match data.starts_with(&[0x1f, 0x8b]) {
+        true => harden::image::OCI_LAYER_GZIP,
+        false => harden::image::OCI_LAYER,
+    };
     let digest = Digest::of(data);
     let layer = Layer::new(
         media_type,
