@@ -148,15 +148,7 @@ fn started_as_a_user_passes_through() {
 #[test]
 fn added_groups_stay_and_roots_image_groups_go() {
     let dir = scratch("groups");
-    let rootfs = dir.join("rootfs");
-    sh(cmd(
-        "cp",
-        &[
-            "-a",
-            fixtures().dir.join("rootfs").to_str().unwrap(),
-            rootfs.to_str().unwrap(),
-        ],
-    ));
+    let rootfs = busybox_rootfs(&dir);
     std::fs::create_dir(rootfs.join("etc")).unwrap();
     std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(
@@ -337,15 +329,7 @@ fn setuid_fixture(dir: &std::path::Path) -> String {
         "#include <stdio.h>\n#include <unistd.h>\nint main(void){printf(\"%d\\n\",(int)geteuid());return 0;}\n",
     )
     .unwrap();
-    let rootfs = dir.join("rootfs");
-    sh(cmd(
-        "cp",
-        &[
-            "-a",
-            fixtures().dir.join("rootfs").to_str().unwrap(),
-            rootfs.to_str().unwrap(),
-        ],
-    ));
+    let rootfs = busybox_rootfs(dir);
     let euid = rootfs.join("bin/euid");
     sh(cmd(
         "gcc",
@@ -664,6 +648,10 @@ fn past_its_bounds_the_step_down_refuses_clearly() {
         &["--env-file", env_file.to_str().unwrap()],
         "more than 4096 environment variables",
     );
+    // More supplementary groups than the step-down keeps.
+    let groups: Vec<String> = (2000..2257).map(|g| g.to_string()).collect();
+    let add: Vec<&str> = groups.iter().flat_map(|g| ["--group-add", g]).collect();
+    refused(&add, "more than 256 supplementary groups");
 }
 
 /// docker load takes gzip and zstd layers in a docker-archive (docker save

@@ -419,7 +419,7 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
     let mut groups = [0u32; MAX_GROUPS + 1];
     groups[0] = gid;
     let given = sys::groups(&mut groups[1..])
-        .map_err(|e| error_e(b"getgroups failed%e", e))?
+        .map_err(|_| error(b"the container has more than 256 supplementary groups"))?
         .len();
     let kept = keep_runtime_groups(&mut groups[..=given], passwd, group);
     let groups = &groups[..kept];

@@ -168,6 +168,18 @@ pub fn fixtures() -> &'static Fixtures {
     })
 }
 
+/// A copy of the busybox fixture's root filesystem at `dir/rootfs`, for a
+/// test to add files to before `umoci_image`.
+pub fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    let fixture = fixtures().dir.join("rootfs");
+    sh(cmd(
+        "cp",
+        &["-a", fixture.to_str().unwrap(), rootfs.to_str().unwrap()],
+    ));
+    rootfs
+}
+
 /// A debootstrap'd Debian bookworm minbase image in an OCI layout (`tag` debian),
 /// and its root filesystem on the host for comparisons. Built once (about 30 s).
 pub fn debian() -> &'static (String, PathBuf) {
