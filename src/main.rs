@@ -222,17 +222,12 @@ impl RegistryArgs {
     fn access(
         &self,
         (creds, creds_flag): (&Option<String>, &str),
-        (authfile, authfile_flag): (&Option<PathBuf>, &str),
-        shared_auth_file: &Option<registry::AuthFile>,
+        auth_file: Option<registry::AuthFile>,
         tls_verify: Option<bool>,
     ) -> Result<registry::Access> {
         let credential = match creds.as_ref().or(self.creds.as_ref()) {
             Some(c) => Some(registry::Credential::parse(c, creds_flag)?),
             None => None,
-        };
-        let auth_file = match authfile {
-            Some(path) => Some(registry::AuthFile::read(path, authfile_flag)?),
-            None => shared_auth_file.clone(),
         };
         Ok(registry::Access {
             tls_verify: tls_verify.or(self.tls_verify).unwrap_or(true),
@@ -249,19 +244,21 @@ impl RegistryArgs {
         if let Some(dir) = self.cert_dir.as_ref().filter(|d| !d.is_dir()) {
             bail!("--cert-dir {}: not a directory", dir.display());
         }
-        let auth_file = (self.authfile.as_ref())
-            .map(|path| registry::AuthFile::read(path, "--authfile"))
-            .transpose()?;
+        // Each file is read once, at start: a wrong path fails before any pull.
+        let read = |path: &Option<PathBuf>, flag| {
+            (path.as_ref())
+                .map(|p| registry::AuthFile::read(p, flag))
+                .transpose()
+        };
+        let shared = read(&self.authfile, "--authfile")?;
         let source = self.access(
             (&self.src_creds, "--src-creds"),
-            (&self.src_authfile, "--src-authfile"),
-            &auth_file,
+            read(&self.src_authfile, "--src-authfile")?.or(shared.clone()),
             self.src_tls_verify,
         )?;
         let dest = self.access(
             (&self.dest_creds, "--dest-creds"),
-            (&self.dest_authfile, "--dest-authfile"),
-            &auth_file,
+            read(&self.dest_authfile, "--dest-authfile")?.or(shared),
             self.dest_tls_verify,
         )?;
         let dests: Vec<_> = dests
