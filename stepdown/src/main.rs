@@ -589,9 +589,8 @@ fn keep_runtime_groups(ids: &mut [u32], passwd: Option<&[u8]>, group: Option<&[u
     let root = passwd
         .and_then(|p| accounts::user_by_uid(p, 0))
         .map_or(&b"root"[..], |u| u.name);
-    let for_root = |id: u32| {
-        group.is_some_and(|g| accounts::groups(g).any(|e| e.gid == id && e.has_member(root)))
-    };
+    let for_root =
+        |id: u32| group.is_some_and(|g| accounts::member_of(g, root).any(|e| e.gid == id));
     let mut kept = 1;
     for i in 1..ids.len() {
         if ids[i] != 0 && !for_root(ids[i]) {
