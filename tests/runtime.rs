@@ -214,6 +214,31 @@ fn fails_closed_without_capabilities() {
     }
 }
 
+/// A pod that drops every capability and adds back what the step-down
+/// needs: SETUID and SETGID for the drop, CHOWN for HOME, SETPCAP to empty
+/// the bounding set. That is enough for a start without warnings; without
+/// CHOWN, HOME stays root's and a warning says so.
+#[test]
+fn the_capabilities_it_needs_are_enough() {
+    let dir = scratch("mincaps");
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "mincaps", &[]);
+    let script = "id -u; stat -c %u $HOME; grep CapBnd /proc/self/status";
+    let caps = |add: &[&str]| {
+        let mut options = vec!["--cap-drop", "ALL"];
+        options.extend(add.iter().flat_map(|c| ["--cap-add", *c]));
+        let out = podman().run(&options, &image, &["sh", "-c", script]);
+        let (o, e) = text(&out);
+        assert!(out.status.success(), "{add:?}: {o}{e}");
+        (o, e)
+    };
+    let (o, e) = caps(&["SETUID", "SETGID", "CHOWN", "SETPCAP"]);
+    assert_eq!(o, "1000\n1000\nCapBnd:\t0000000000000000\n");
+    assert_eq!(e, "", "no warning");
+    let (o, e) = caps(&["SETUID", "SETGID"]);
+    assert!(o.starts_with("1000\n0\n"), "{o}");
+    assert!(e.contains("warning: cannot prepare HOME"), "{e}");
+}
+
 #[test]
 fn read_only_root_filesystem_still_runs() {
     let dir = scratch("readonly");
