@@ -238,7 +238,7 @@ impl AccountPlan {
     ) {
         let passwd = passwd.unwrap_or(DEFAULT_PASSWD);
         let group = group.unwrap_or(DEFAULT_GROUP);
-        match users(passwd).find(|u| u.uid == uid) {
+        match user_by_uid(passwd, uid) {
             Some(u) => {
                 self.name.push(u.name);
                 self.home.push(home.unwrap_or(u.home));
