@@ -4,24 +4,28 @@
 //! them on the way, and so does harden: each uncompressed layer is verified
 //! against its diff_id and gzipped (deterministically: same layer, same
 //! digest, so a second push finds it already there) into a temp file, on
-//! every core. Compressed layers are never touched.
+//! every core, which an upload can follow as it grows (`Growing`).
+//! Compressed layers are never touched.
 
 use crate::digest::{self, Digest, HashingReader, HashingWriter};
 use crate::image::{self, Blob, BlobFile, Content, Image};
 use crate::progress::Progress;
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use flate2::{Compression, FlushCompress};
 use std::collections::HashMap;
-use std::io::{BufWriter, Read, Write};
-use tempfile::TempPath;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
 
 /// `content` with every uncompressed layer gzipped into a temp file, which
-/// goes when the last blob that uses it does. `ready` gets each gzip as soon
-/// as it is made (to start its upload while the next is compressed).
+/// goes when the last blob that uses it does. `started` gets each gzip as it
+/// starts, so that its upload can follow the bytes as they are written.
 pub fn gzip_layers(
     mut content: Content,
     progress: &Progress,
-    mut ready: impl FnMut(&Digest, &Blob) -> Result<()>,
+    mut started: impl FnMut(&Arc<Growing>) -> Result<()>,
 ) -> Result<Content> {
     let mut todo: Vec<(Digest, Blob)> = Vec::new();
     for image in images(&mut content) {
@@ -43,15 +47,25 @@ pub fn gzip_layers(
     let mut by_digest = HashMap::new();
     // One layer after the other: each uses every core.
     for (plain, blob) in &todo {
+        let tmp = crate::interrupt::temp_file("harden-gzip-")?;
+        let growing = Arc::new(Growing::new(plain, blob.len(), tmp.as_file().try_clone()?));
+        started(&growing)?;
         let bar = progress.bar(&format!("gzip {}", &plain.hex()[..12]), blob.len());
-        let (digest, len, path) = gzip(plain, blob, &bar)?;
+        let gzipped = gzip(plain, blob, Feed(&growing), &bar);
         bar.done();
+        let (digest, len) = match gzipped {
+            Ok(done) => done,
+            Err(e) => {
+                growing.end_with(Err(format!("{e:#}")));
+                return Err(e);
+            }
+        };
         let file = Blob::File {
-            path: BlobFile::temp(path),
+            path: BlobFile::temp(tmp.into_temp_path()),
             offset: 0,
             len,
         };
-        ready(&digest, &file)?;
+        growing.end_with(Ok((digest.clone(), file.clone())));
         by_digest.insert(plain.clone(), (digest, file));
     }
     for image in images(&mut content) {
@@ -66,6 +80,107 @@ pub fn gzip_layers(
     Ok(content)
 }
 
+/// A layer's gzip while it is being made: the bytes already in its temp file
+/// can be read (an upload streams them as they come), and when it ends, the
+/// blob it became (or why it failed).
+pub struct Growing {
+    /// The plain layer's digest (its diff_id) and size.
+    pub plain: Digest,
+    pub plain_len: u64,
+    /// The temp file; read with `pread`, so the writer's position is untouched.
+    file: File,
+    state: Mutex<GrowState>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct GrowState {
+    written: u64,
+    end: Option<std::result::Result<(Digest, Blob), String>>,
+}
+
+impl Growing {
+    fn new(plain: &Digest, plain_len: u64, file: File) -> Growing {
+        Growing {
+            plain: plain.clone(),
+            plain_len,
+            file,
+            state: Mutex::default(),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, GrowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn end_with(&self, end: std::result::Result<(Digest, Blob), String>) {
+        self.state().end = Some(end);
+        self.changed.notify_waiters();
+    }
+
+    /// Up to `max` bytes from offset `at`, waiting until some are written;
+    /// None once the gzip has ended at `at`; an error when it failed.
+    pub async fn read_at(&self, at: u64, max: usize) -> io::Result<Option<Bytes>> {
+        loop {
+            // Registered before the state is looked at: no wake-up is lost.
+            let mut changed = std::pin::pin!(self.changed.notified());
+            changed.as_mut().enable();
+            let (written, end) = {
+                let s = self.state();
+                (s.written, s.end.as_ref().map(|e| e.as_ref().err().cloned()))
+            };
+            if at < written {
+                let mut buf = vec![0; max.min((written - at) as usize)];
+                // The page cache has them: a short read, not worth a thread.
+                self.file.read_exact_at(&mut buf, at)?;
+                return Ok(Some(buf.into()));
+            }
+            match end {
+                Some(None) => return Ok(None),
+                Some(Some(e)) => return Err(io::Error::other(e)),
+                None => changed.await,
+            }
+        }
+    }
+
+    /// The digest and blob the gzip ended as, once it has.
+    pub async fn end(&self) -> Result<(Digest, Blob)> {
+        loop {
+            let mut changed = std::pin::pin!(self.changed.notified());
+            changed.as_mut().enable();
+            if let Some(end) = &self.state().end {
+                return end.clone().map_err(anyhow::Error::msg);
+            }
+            changed.await;
+        }
+    }
+
+    /// The gzip's digest, when it has ended well.
+    pub fn digest(&self) -> Option<Digest> {
+        match &self.state().end {
+            Some(Ok((d, _))) => Some(d.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Writes into a `Growing`'s file and tells its readers.
+struct Feed<'a>(&'a Growing);
+
+impl Write for Feed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = (&self.0.file).write(buf)?;
+        self.0.state().written += n as u64;
+        self.0.changed.notify_waiters();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn images(content: &mut Content) -> Vec<&mut Image> {
     match content {
         Content::Image(i) => vec![i],
@@ -73,8 +188,8 @@ fn images(content: &mut Content) -> Vec<&mut Image> {
     }
 }
 
-/// Gzips one layer into a temp file, checking the plain bytes against the
-/// diff_id they are named by; returns the gzip's digest, size and file.
+/// Gzips one layer into `out`, checking the plain bytes against the diff_id
+/// they are named by; returns the gzip's digest and size.
 ///
 /// As pigz does: the layer is cut into 1 MiB blocks, each deflated on its own
 /// (on all cores, while the next blocks are read and hashed) and ended
@@ -85,10 +200,10 @@ fn images(content: &mut Content) -> Vec<&mut Image> {
 fn gzip(
     diff_id: &Digest,
     blob: &Blob,
+    out: impl Write,
     bar: &crate::progress::Bar,
-) -> Result<(Digest, u64, TempPath)> {
-    let tmp = crate::interrupt::temp_file("harden-gzip-")?;
-    let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
+) -> Result<(Digest, u64)> {
+    let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, out));
     let what = || format!("compressing layer {diff_id}");
     let mut plain = HashingReader::new(blob.open()?);
     let mut crc = flate2::Crc::new();
@@ -128,8 +243,7 @@ fn gzip(
     out.write_all(&crc.amount().to_le_bytes())?;
     let (mut file, digest, len) = out.finish();
     file.flush()?;
-    drop(file);
-    Ok((digest, len, tmp.into_temp_path()))
+    Ok((digest, len))
 }
 
 const BLOCK: usize = 1 << 20;
@@ -235,7 +349,7 @@ mod tests {
         );
         let quiet = Progress::new(true);
         let content = image(vec![plain(&tar), gz.clone(), plain(&tar)]);
-        let Content::Image(first) = gzip_layers(content.clone(), &quiet, |_, _| Ok(())).unwrap()
+        let Content::Image(first) = gzip_layers(content.clone(), &quiet, |_| Ok(())).unwrap()
         else {
             panic!()
         };
@@ -263,7 +377,7 @@ mod tests {
         assert!(file.exists());
         drop(first);
         assert!(!file.exists());
-        let Content::Image(second) = gzip_layers(content, &quiet, |_, _| Ok(())).unwrap() else {
+        let Content::Image(second) = gzip_layers(content, &quiet, |_| Ok(())).unwrap() else {
             panic!()
         };
         assert_eq!(second.layers[0].digest, gz_digest);
@@ -291,7 +405,7 @@ mod tests {
         let mixed = [&random[..], &text[..]].concat();
         let quiet = Progress::new(true);
         for (data, max_percent) in [(random, 101), (text, 2), (mixed, 60), (Vec::new(), 100)] {
-            let out = gzip_layers(image(vec![plain(&data)]), &quiet, |_, _| Ok(())).unwrap();
+            let out = gzip_layers(image(vec![plain(&data)]), &quiet, |_| Ok(())).unwrap();
             let Content::Image(out) = out else { panic!() };
             let blob = &out.layers[0].blob;
             assert!(gunzip(blob) == data, "{} bytes read back", data.len());
@@ -303,7 +417,7 @@ mod tests {
     fn a_layer_that_does_not_match_its_diff_id_is_refused() {
         let mut bad = plain(b"layer bytes");
         bad.blob = Blob::Bytes(Arc::new(b"other bytes".to_vec()));
-        let e = gzip_layers(image(vec![bad]), &Progress::new(true), |_, _| Ok(())).unwrap_err();
+        let e = gzip_layers(image(vec![bad]), &Progress::new(true), |_| Ok(())).unwrap_err();
         assert!(
             format!("{e:#}").contains("does not match its digest"),
             "{e:#}"

@@ -172,7 +172,7 @@ pub fn harden_one(
     let content = match dst {
         ImageRef::Docker(r) if !run.dry_run => {
             let uploads = early.insert(registry::EarlyUploads::new(r, registries, progress)?);
-            compress::gzip_layers(content, progress, |digest, blob| uploads.push(digest, blob))?
+            compress::gzip_layers(content, progress, |growing| uploads.push(growing))?
         }
         _ => content,
     };

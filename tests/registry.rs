@@ -813,3 +813,54 @@ fn a_blob_corrupted_on_the_way_from_a_registry_is_caught() {
         "no tag over a corrupt blob"
     );
 }
+
+/// A plain layer's gzip is streamed into the registry while it is made, and
+/// committed only once the layer has been checked against its digest: a layer
+/// that does not match leaves no blob and no tag, though its upload was under
+/// way when the mismatch showed (at the end of the layer).
+#[test]
+fn plain_layers_stream_while_gzipped_and_a_bad_one_is_never_committed() {
+    let reg = Registry::plain("stream");
+    let dir = scratch("stream");
+    let layout = dir.join("layout");
+    write_big_layout(&layout, 32 << 20, "t");
+    let src = format!("oci:{}:t", layout.display());
+    let push = |repo: &str| {
+        let dest = format!("docker://{}/{repo}:1", reg.addr);
+        run(&["rewrite", &src, &dest, "--plain-http", "-v"], &[])
+    };
+    let (code, o, e) = push("stream/good");
+    assert_eq!(code, 0, "{o}\n{e}");
+    assert!(e.contains("while compressed"), "{e}");
+    skopeo_verifies(&reg, "stream/good:1", &dir);
+
+    let blobs = layout.join("blobs/sha256");
+    let layer = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| p.metadata().unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let n = bytes.len();
+    bytes[n - 2000..n - 1024].fill(b'x'); // inside the file's data, before the tar's end blocks
+    std::fs::write(&layer, bytes).unwrap();
+    let (code, o, e) = push("stream/bad");
+    assert_eq!(code, 1, "{o}\n{e}");
+    assert!(e.contains("does not match its digest"), "{e}");
+    assert!(e.contains("start upload to stream/bad -> 202"), "{e}");
+    assert!(reg.inspect("stream/bad:1", false).is_err());
+    let repo = reg
+        .dir
+        .join("data/docker/registry/v2/repositories/stream/bad");
+    let committed = sh(cmd(
+        "find",
+        &[
+            repo.to_str().unwrap(),
+            "-path",
+            "*/_layers/*",
+            "-name",
+            "link",
+        ],
+    ));
+    assert_eq!(committed, "", "blobs committed to stream/bad");
+}

@@ -3,8 +3,8 @@
 //! Reading fetches the manifest and the config; layers stay references to the
 //! registry (`RemoteBlob`) until a sink needs them. Writing to a registry
 //! HEADs each blob, mounts it across repositories of the same registry, and
-//! uploads only what is missing (streamed, verified); the manifest (the tag)
-//! goes last.
+//! uploads only what is missing (streamed, verified; a layer harden gzips is
+//! streamed while it is compressed); the manifest (the tag) goes last.
 
 mod auth;
 mod client;
@@ -12,13 +12,15 @@ mod client;
 pub use auth::{AuthFile, Credential};
 pub use client::Access;
 
+use crate::compress::Growing;
 use crate::digest::{Digest, Hasher};
 use crate::image::{Blob, Content, Image, MAX_MANIFEST};
-use crate::progress::{Bar, Progress};
+use crate::progress::{trace, Bar, Progress};
 use crate::sink::{BlobSummary, Written};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use client::{backoff, check, transient, Registry, RETRIES};
+use futures_util::future::{self, Either};
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use oci_spec::distribution::Reference;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
@@ -304,6 +306,65 @@ impl Repo {
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
         }
+    }
+
+    /// `ensure_growing`'s stream: an upload session fed from the growing file
+    /// (`PATCH` without a length, so chunked), raced against a `HEAD` of the
+    /// digest once the gzip ends; then the commit (`PUT ?digest=`). A session
+    /// that is not committed is cancelled.
+    async fn stream_upload(&self, g: &Arc<Growing>, bar: &Bar) -> Result<Outcome> {
+        let location = self.start_upload().await?;
+        let outcome = self.stream_into(&location, g, bar).await;
+        if !matches!(outcome, Ok(Outcome::Uploaded(_))) {
+            self.cancel_upload(&location).await;
+        }
+        outcome
+    }
+
+    async fn stream_into(&self, session: &str, g: &Arc<Growing>, bar: &Bar) -> Result<Outcome> {
+        const CHUNK: usize = 256 << 10;
+        let body = stream::try_unfold((g.clone(), 0), |(g, at)| async move {
+            let chunk = g.read_at(at, CHUNK).await?;
+            Ok::<_, io::Error>(chunk.map(|c| {
+                let next = at + c.len() as u64;
+                (c, (g, next))
+            }))
+        });
+        let bar = bar.clone();
+        let body = body.inspect_ok(move |c| bar.inc(c.len() as u64));
+        let patch = self.registry.send_once(|http| {
+            http.patch(session)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(reqwest::Body::wrap_stream(body))
+        });
+        let present = async {
+            let (digest, _) = g.end().await?;
+            self.has_blob(&digest).await
+        };
+        let (patch, present) = (std::pin::pin!(patch), std::pin::pin!(present));
+        let (response, present) = match future::select(patch, present).await {
+            Either::Left((r, present)) => (r?, present.await?),
+            Either::Right((p, patch)) => match p? {
+                true => return Ok(Outcome::Skipped),
+                false => (patch.await?, false),
+            },
+        };
+        let response = check(response?, self.host(), "streamed upload").await?;
+        if present {
+            return Ok(Outcome::Skipped);
+        }
+        let (digest, blob) = g.end().await?;
+        let next = location(&response).unwrap_or_else(|| session.to_string());
+        let url = with_query(&next, "digest", digest.as_str());
+        let what = format!("commit upload {digest}");
+        let r = self
+            .registry
+            .send(&what, true, |http, _| {
+                http.put(&url).header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        check(r, self.host(), &what).await?;
+        Ok(Outcome::Uploaded(blob.len()))
     }
 
     /// PUT a manifest under `reference` (a tag, or its own digest).
@@ -606,14 +667,14 @@ enum Outcome {
 }
 
 /// Blobs whose push starts before the image is complete: the layers harden
-/// gzips for a registry, each sent as soon as it is compressed while the next
-/// one is (skopeo overlaps the two as well). `write` waits for them instead of
-/// pushing them again. With `write`'s own, at most PARALLEL_BLOBS run at once.
+/// gzips for a registry, each streamed into an upload while it is compressed
+/// (as skopeo does). `write` waits for them instead of pushing them again.
+/// With `write`'s own, at most PARALLEL_BLOBS run at once.
 pub struct EarlyUploads {
     repo: Repo,
     limit: Arc<tokio::sync::Semaphore>,
     progress: Progress,
-    running: Vec<(Digest, tokio::task::JoinHandle<Result<Outcome>>)>,
+    running: Vec<(Arc<Growing>, tokio::task::JoinHandle<Result<Outcome>>)>,
     done: Vec<(Digest, Outcome)>,
 }
 
@@ -628,35 +689,38 @@ impl EarlyUploads {
         })
     }
 
-    /// Starts pushing `blob`; fails with the error of an earlier push, if one failed.
-    pub fn push(&mut self, digest: &Digest, blob: &Blob) -> Result<()> {
+    /// Starts pushing the gzip `growing` as it is made; fails with the error
+    /// of an earlier push, if one failed.
+    pub fn push(&mut self, growing: &Arc<Growing>) -> Result<()> {
         let (ended, running) = std::mem::take(&mut self.running)
             .into_iter()
             .partition(|(_, task)| task.is_finished());
         self.running = running;
-        for (d, task) in ended {
+        for (g, task) in ended {
             let outcome = runtime()
                 .block_on(task)
                 .context("a blob upload panicked")??;
-            self.done.push((d, outcome));
+            let digest = g.digest().context("a pushed gzip did not end")?;
+            self.done.push((digest, outcome));
         }
         let (repo, limit, progress) =
             (self.repo.clone(), self.limit.clone(), self.progress.clone());
-        let (d, blob) = (digest.clone(), blob.clone());
+        let g = growing.clone();
         let task = runtime().spawn(async move {
             let _turn = limit.acquire_owned().await.expect("never closed");
             repo.registry.want(&repo.name, &["pull", "push"]).await;
-            ensure_blob(&repo, &d, &blob, &progress).await
+            ensure_growing(&repo, &g, &progress).await
         });
-        self.running.push((digest.clone(), task));
+        self.running.push((growing.clone(), task));
         Ok(())
     }
 
-    fn digests(&self) -> impl Iterator<Item = &Digest> {
+    /// The digests of the blobs pushed here (all known once the gzips end).
+    fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
         self.done
             .iter()
-            .map(|(d, _)| d)
-            .chain(self.running.iter().map(|(d, _)| d))
+            .map(|(d, _)| d.clone())
+            .chain(self.running.iter().filter_map(|(g, _)| g.digest()))
     }
 
     /// Every outcome, once every push has ended; the first error stops the
@@ -727,8 +791,8 @@ pub fn write(
         }
     }
     if let Some(early) = &early {
-        let sent: Vec<&Digest> = early.digests().collect();
-        blobs.retain(|(d, _)| !sent.contains(&d));
+        let sent: Vec<Digest> = early.digests().collect();
+        blobs.retain(|(d, _)| !sent.contains(d));
     }
     let outcomes = runtime().block_on(async {
         repo.registry.want(&repo.name, &["pull", "push"]).await;
@@ -882,6 +946,36 @@ async fn ensure_blob(
     let size = indicatif::HumanBytes(blob.len());
     progress.say(&format!("blob {short}: uploaded {size}"));
     Ok(Outcome::Uploaded(blob.len()))
+}
+
+/// Pushes a layer's gzip while it is made: its bytes go into one streamed
+/// `PATCH` as they are written, committed under the digest once the gzip has
+/// ended — unless the registry has that blob already (harden's gzip is
+/// deterministic: the same layer pushed again), which ends the stream at
+/// once. When the stream fails, the finished file is pushed as any other blob
+/// (with retries); when the gzip fails, nothing is committed.
+async fn ensure_growing(repo: &Repo, g: &Arc<Growing>, progress: &Progress) -> Result<Outcome> {
+    let label = format!("push gzip {}", &g.plain.hex()[..12]);
+    let bar = progress.bar(&label, g.plain_len);
+    let streamed = repo.stream_upload(g, &bar).await;
+    bar.done();
+    let (digest, blob) = g.end().await?;
+    let short = &digest.hex()[..12];
+    match streamed {
+        Ok(Outcome::Skipped) => {
+            progress.say(&format!("blob {short}: already in {}", repo.name));
+            Ok(Outcome::Skipped)
+        }
+        Ok(outcome) => {
+            let size = indicatif::HumanBytes(blob.len());
+            progress.say(&format!("blob {short}: uploaded {size} while compressed"));
+            Ok(outcome)
+        }
+        Err(e) => {
+            trace(|| format!("streamed upload of {digest} failed, pushing the file: {e:#}"));
+            ensure_blob(repo, &digest, &blob, progress).await
+        }
+    }
 }
 
 #[cfg(test)]
