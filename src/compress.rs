@@ -156,6 +156,11 @@ impl Growing {
         }
     }
 
+    /// Whether the gzip has ended in an error.
+    pub fn failed(&self) -> bool {
+        matches!(self.state().end, Some(Err(_)))
+    }
+
     /// The gzip's digest, when it has ended well.
     pub fn digest(&self) -> Option<Digest> {
         match &self.state().end {

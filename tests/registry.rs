@@ -848,6 +848,10 @@ fn plain_layers_stream_while_gzipped_and_a_bad_one_is_never_committed() {
     assert_eq!(code, 1, "{o}\n{e}");
     assert!(e.contains("does not match its digest"), "{e}");
     assert!(e.contains("start upload to stream/bad -> 202"), "{e}");
+    assert!(
+        e.contains("cancel upload -> "),
+        "the session is not cancelled:\n{e}"
+    );
     assert!(reg.inspect("stream/bad:1", false).is_err());
     let repo = reg
         .dir

@@ -30,6 +30,7 @@ use std::io::{self, Read};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 /// Blob transfers at once to a registry.
 const PARALLEL_BLOBS: usize = 4;
@@ -746,9 +747,17 @@ impl EarlyUploads {
 impl Drop for EarlyUploads {
     /// Not finished (harden failed before the push): the uploads stop, and
     /// the temp files of their blobs go now rather than stay behind at exit.
+    /// An upload whose gzip failed is given a moment to cancel its session
+    /// (its stream has failed), so that the registry can drop the bytes sent.
     fn drop(&mut self) {
         let in_runtime = tokio::runtime::Handle::try_current().is_ok();
-        for (_, task) in self.running.drain(..) {
+        for (g, mut task) in self.running.drain(..) {
+            if !in_runtime && g.failed() {
+                let wait = async { tokio::time::timeout(Duration::from_secs(2), &mut task).await };
+                if runtime().block_on(wait).is_ok() {
+                    continue; // ended
+                }
+            }
             task.abort();
             if !in_runtime {
                 let _ = runtime().block_on(task);
