@@ -276,10 +276,12 @@ pub fn write_file(dest: &Path, bytes: &[u8], mode: u32, sync: bool) -> Result<()
     out.finish(&file)
 }
 
-/// Appends a blob as a tar member, checking digest and size as it streams.
-/// A file-backed blob is copied by the kernel; its digest comes from `ahead`
-/// when it was queued there, else from a thread of its own. `writeback`:
-/// the output will be synced (see `kernel_copy`).
+/// Appends a blob as a tar member, checking digest and size. A file-backed
+/// blob is copied by the kernel while its digest is computed on another
+/// thread (from `ahead` when it was queued there, else on a thread of its
+/// own): that check is pushed to `checks`, so that the next copy need not wait
+/// for this hash. Other blobs are checked as they stream. `writeback`: the
+/// output will be synced (see `kernel_copy`).
 fn append_verified(
     tar: &mut tar::Builder<BufWriter<File>>,
     name: &str,
@@ -287,9 +289,10 @@ fn append_verified(
     expected: &Digest,
     ahead: &mut HashAhead,
     writeback: bool,
+    checks: &mut Checks,
 ) -> Result<()> {
     let mut h = header(EntryType::Regular, 0o644, blob.len());
-    let got = if let Blob::File { path, offset, len } = blob {
+    if let Blob::File { path, offset, len } = blob {
         let hashed = ahead
             .take(expected)
             .unwrap_or_else(|| hash_in_background(path.clone(), *offset, *len));
@@ -302,17 +305,20 @@ fn append_verified(
         out.write_all(h.as_bytes())?;
         out.flush()?;
         let file = out.get_mut();
-        let got = copy_while_hashed(path.as_path(), *offset, *len, file, hashed, writeback)
+        let check = copy_checked(blob, expected, file, hashed, writeback)
             .with_context(|| format!("copying {name}"))?;
         file.write_all(&[0; 512][..((512 - len % 512) % 512) as usize])?;
-        got
-    } else {
-        let mut reader = HashingReader::new(blob.open()?);
-        tar.append_data(&mut h, name, &mut reader)
-            .with_context(|| format!("copying {name}"))?;
-        reader.finish()
-    };
-    digest::verify(&format!("blob {expected}"), expected, blob.len(), got)
+        return checks.push(check);
+    }
+    let mut reader = HashingReader::new(blob.open()?);
+    tar.append_data(&mut h, name, &mut reader)
+        .with_context(|| format!("copying {name}"))?;
+    digest::verify(
+        &format!("blob {expected}"),
+        expected,
+        blob.len(),
+        reader.finish(),
+    )
 }
 
 type Hashed = mpsc::Receiver<io::Result<(Digest, u64)>>;
@@ -382,23 +388,77 @@ impl Drop for HashAhead {
     }
 }
 
-/// Copies a file region by the kernel (`kernel_copy`) while `hashed`, the
-/// digest of the same bytes from another thread, comes in; returns that
-/// digest and the size both sides saw (a short copy shows as truncation).
-fn copy_while_hashed(
-    path: &Path,
-    offset: u64,
-    len: u64,
+/// Copies a file-backed blob by the kernel (`kernel_copy`) while `hashed`, the
+/// digest of the same bytes from another thread, comes in; the returned check
+/// compares the two once it has.
+fn copy_checked(
+    blob: &Blob,
+    expected: &Digest,
     out: &mut File,
     hashed: Hashed,
     writeback: bool,
-) -> Result<(Digest, u64)> {
-    let copied = kernel_copy(path, offset, len, out, writeback)?;
-    let (digest, size) = hashed
-        .recv()
-        .map_err(|_| anyhow::anyhow!("the hashing thread failed"))?
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok((digest, size.min(copied)))
+) -> Result<CopyCheck> {
+    let Blob::File { path, offset, len } = blob else {
+        unreachable!("only file-backed blobs are copied by the kernel")
+    };
+    let copied = kernel_copy(path.as_path(), *offset, *len, out, writeback)?;
+    Ok(CopyCheck {
+        expected: expected.clone(),
+        len: *len,
+        copied,
+        path: path.as_path().to_path_buf(),
+        hashed,
+    })
+}
+
+/// A blob the kernel copied, whose digest from another thread is still to
+/// be compared with the one it is named by.
+struct CopyCheck {
+    expected: Digest,
+    len: u64,
+    copied: u64,
+    path: PathBuf,
+    hashed: Hashed,
+}
+
+impl CopyCheck {
+    /// The digest both sides saw, and the size (a short copy shows as truncation).
+    fn verify(self) -> Result<()> {
+        let (digest, size) = self
+            .hashed
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the hashing thread failed"))?
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        let got = (digest, size.min(self.copied));
+        digest::verify(
+            &format!("blob {}", self.expected),
+            &self.expected,
+            self.len,
+            got,
+        )
+    }
+}
+
+/// The checks of an output's copies, made before it is renamed into place:
+/// a mismatch still leaves nothing behind, and the copies do not wait for the
+/// hashes. At most a few wait at once (each may hold a hashing thread).
+#[derive(Default)]
+struct Checks(std::collections::VecDeque<CopyCheck>);
+
+impl Checks {
+    const MAX_PENDING: usize = 8;
+
+    fn push(&mut self, check: CopyCheck) -> Result<()> {
+        self.0.push_back(check);
+        if self.0.len() > Self::MAX_PENDING {
+            self.0.pop_front().expect("not empty").verify()?;
+        }
+        Ok(())
+    }
+
+    fn verify_all(self) -> Result<()> {
+        self.0.into_iter().try_for_each(CopyCheck::verify)
+    }
 }
 
 /// Copies `len` bytes of `path` from `offset` to the end of `out` by the
@@ -460,6 +520,7 @@ fn write_docker_archive(
     let mut tar = tar::Builder::new(BufWriter::new(file));
     let mut layer_names = Vec::new();
     let mut written = HashSet::new();
+    let mut checks = Checks::default();
     let mut ahead = HashAhead::start(
         image
             .layers
@@ -480,7 +541,8 @@ fn write_docker_archive(
                 append_decompressed(&mut tar, &name, layer, &out.scratch_dir())?;
             } else {
                 let (blob, digest) = (&layer.blob, &layer.diff_id);
-                append_verified(&mut tar, &name, blob, digest, &mut ahead, writeback)?;
+                let checks = &mut checks;
+                append_verified(&mut tar, &name, blob, digest, &mut ahead, writeback, checks)?;
             }
         }
         layer_names.push(name);
@@ -494,6 +556,7 @@ fn write_docker_archive(
         "Layers": layer_names,
     }]);
     append_bytes(&mut tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
+    checks.verify_all()?;
     out.finish_tar(tar)?;
     Ok(Written {
         destination: format!(
@@ -589,6 +652,7 @@ enum Layout {
         out: OutFile,
         dest: PathBuf,
         written: HashSet<Digest>,
+        checks: Checks,
     },
 }
 
@@ -640,6 +704,7 @@ impl Layout {
             out,
             dest: path.to_path_buf(),
             written: HashSet::new(),
+            checks: Checks::default(),
         })
     }
 
@@ -663,12 +728,16 @@ impl Layout {
     fn put_blob(&mut self, digest: &Digest, blob: &Blob) -> Result<()> {
         match self {
             Layout::Tar {
-                tar, written, out, ..
+                tar,
+                written,
+                out,
+                checks,
+                ..
             } => {
                 if written.insert(digest.clone()) {
                     let name = format!("blobs/sha256/{}", digest.hex());
                     let (ahead, writeback) = (&mut HashAhead::none(), out.syncs());
-                    append_verified(tar, &name, blob, digest, ahead, writeback)?;
+                    append_verified(tar, &name, blob, digest, ahead, writeback, checks)?;
                 }
                 Ok(())
             }
@@ -684,26 +753,19 @@ impl Layout {
                 }
                 if !hard_link_whole_file(blob, &dest) {
                     let mut tmp = temp_beside(&dest)?;
-                    let got = match blob {
+                    match blob {
                         Blob::File { path, offset, len } => {
                             let hashed = hash_in_background(path.clone(), *offset, *len);
-                            copy_while_hashed(
-                                path.as_path(),
-                                *offset,
-                                *len,
-                                tmp.as_file_mut(),
-                                hashed,
-                                *sync,
-                            )?
+                            copy_checked(blob, digest, tmp.as_file_mut(), hashed, *sync)?
+                                .verify()?
                         }
                         _ => {
                             let mut out = BufWriter::new(tmp.as_file_mut());
                             let got = digest::copy_hashed(&mut blob.open()?, &mut out)?;
                             out.flush()?;
-                            got
+                            digest::verify(&format!("blob {digest}"), digest, blob.len(), got)?
                         }
-                    };
-                    digest::verify(&format!("blob {digest}"), digest, blob.len(), got)?;
+                    }
                     if *sync {
                         tmp.as_file().sync_all()?;
                     }
@@ -725,9 +787,15 @@ impl Layout {
         let index = serde_json::to_vec(index)?;
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
         match self {
-            Layout::Tar { mut tar, out, .. } => {
+            Layout::Tar {
+                mut tar,
+                out,
+                checks,
+                ..
+            } => {
                 append_bytes(&mut tar, "oci-layout", layout)?;
                 append_bytes(&mut tar, "index.json", &index)?;
+                checks.verify_all()?;
                 out.finish_tar(tar)
             }
             Layout::Dir {
