@@ -305,7 +305,8 @@ fn append_verified(
         out.write_all(h.as_bytes())?;
         out.flush()?;
         let file = out.get_mut();
-        let check = copy_checked(blob, expected, file, hashed, writeback)
+        let region = (path.as_path(), *offset, *len);
+        let check = copy_checked(region, expected, file, hashed, writeback)
             .with_context(|| format!("copying {name}"))?;
         file.write_all(&[0; 512][..((512 - len % 512) % 512) as usize])?;
         return checks.push(check);
@@ -388,25 +389,22 @@ impl Drop for HashAhead {
     }
 }
 
-/// Copies a file-backed blob by the kernel (`kernel_copy`) while `hashed`, the
-/// digest of the same bytes from another thread, comes in; the returned check
-/// compares the two once it has.
+/// Copies `len` bytes of `path` from `offset` by the kernel (`kernel_copy`)
+/// while `hashed`, the digest of the same bytes from another thread, comes
+/// in; the returned check compares it with `expected` once it has.
 fn copy_checked(
-    blob: &Blob,
+    (path, offset, len): (&Path, u64, u64),
     expected: &Digest,
     out: &mut File,
     hashed: Hashed,
     writeback: bool,
 ) -> Result<CopyCheck> {
-    let Blob::File { path, offset, len } = blob else {
-        unreachable!("only file-backed blobs are copied by the kernel")
-    };
-    let copied = kernel_copy(path.as_path(), *offset, *len, out, writeback)?;
+    let copied = kernel_copy(path, offset, len, out, writeback)?;
     Ok(CopyCheck {
         expected: expected.clone(),
-        len: *len,
+        len,
         copied,
-        path: path.as_path().to_path_buf(),
+        path: path.to_path_buf(),
         hashed,
     })
 }
@@ -756,7 +754,8 @@ impl Layout {
                     match blob {
                         Blob::File { path, offset, len } => {
                             let hashed = hash_in_background(path.clone(), *offset, *len);
-                            copy_checked(blob, digest, tmp.as_file_mut(), hashed, *sync)?
+                            let region = (path.as_path(), *offset, *len);
+                            copy_checked(region, digest, tmp.as_file_mut(), hashed, *sync)?
                                 .verify()?
                         }
                         _ => {
