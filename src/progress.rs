@@ -91,6 +91,13 @@ impl Bar {
         }
     }
 
+    /// A new total, once the size is known.
+    pub fn set_length(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(n)
+        }
+    }
+
     /// Back to zero, for a transfer that starts over.
     pub fn restart(&self) {
         if let Some(b) = &self.0 {

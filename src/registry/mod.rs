@@ -331,15 +331,16 @@ impl Repo {
                 (c, (g, next))
             }))
         });
-        let bar = bar.clone();
-        let body = body.inspect_ok(move |c| bar.inc(c.len() as u64));
+        let counter = bar.clone();
+        let body = body.inspect_ok(move |c| counter.inc(c.len() as u64));
         let patch = self.registry.send_once(|http| {
             http.patch(session)
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(reqwest::Body::wrap_stream(body))
         });
         let present = async {
-            let (digest, _) = g.end().await?;
+            let (digest, blob) = g.end().await?;
+            bar.set_length(blob.len()); // the plain size until now
             self.has_blob(&digest).await
         };
         let (patch, present) = (std::pin::pin!(patch), std::pin::pin!(present));
