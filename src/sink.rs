@@ -539,8 +539,8 @@ fn write_docker_archive(
                 append_decompressed(&mut tar, &name, layer, &out.scratch_dir())?;
             } else {
                 let (blob, digest) = (&layer.blob, &layer.diff_id);
-                let checks = &mut checks;
-                append_verified(&mut tar, &name, blob, digest, &mut ahead, writeback, checks)?;
+                let (ahead, checks) = (&mut ahead, &mut checks);
+                append_verified(&mut tar, &name, blob, digest, ahead, writeback, checks)?;
             }
         }
         layer_names.push(name);

@@ -338,24 +338,25 @@ impl Repo {
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(reqwest::Body::wrap_stream(body))
         });
-        let present = async {
+        // The gzip's digest and size once it has ended, unless the registry has it.
+        let missing = async {
             let (digest, blob) = g.end().await?;
             bar.set_length(blob.len()); // the plain size until now
-            self.has_blob(&digest).await
+            let present = self.has_blob(&digest).await?;
+            anyhow::Ok((!present).then_some((digest, blob.len())))
         };
-        let (patch, present) = (std::pin::pin!(patch), std::pin::pin!(present));
-        let (response, present) = match future::select(patch, present).await {
-            Either::Left((r, present)) => (r?, present.await?),
-            Either::Right((p, patch)) => match p? {
-                true => return Ok(Outcome::Skipped),
-                false => (patch.await?, false),
+        let (patch, missing) = (std::pin::pin!(patch), std::pin::pin!(missing));
+        let (response, missing) = match future::select(patch, missing).await {
+            Either::Left((r, missing)) => (r?, missing.await?),
+            Either::Right((m, patch)) => match m? {
+                None => return Ok(Outcome::Skipped),
+                some => (patch.await?, some),
             },
         };
         let response = check(response?, self.host(), "streamed upload").await?;
-        if present {
+        let Some((digest, len)) = missing else {
             return Ok(Outcome::Skipped);
-        }
-        let (digest, blob) = g.end().await?;
+        };
         let next = location(&response).unwrap_or_else(|| session.to_string());
         let url = with_query(&next, "digest", digest.as_str());
         let what = format!("commit upload {digest}");
@@ -366,7 +367,7 @@ impl Repo {
             })
             .await?;
         check(r, self.host(), &what).await?;
-        Ok(Outcome::Uploaded(blob.len()))
+        Ok(Outcome::Uploaded(len))
     }
 
     /// PUT a manifest under `reference` (a tag, or its own digest).
@@ -677,7 +678,7 @@ pub struct EarlyUploads {
     limit: Arc<tokio::sync::Semaphore>,
     progress: Progress,
     running: Vec<(Arc<Growing>, tokio::task::JoinHandle<Result<Outcome>>)>,
-    done: Vec<(Digest, Outcome)>,
+    done: Vec<(Arc<Growing>, Outcome)>,
 }
 
 impl EarlyUploads {
@@ -702,8 +703,7 @@ impl EarlyUploads {
             let outcome = runtime()
                 .block_on(task)
                 .context("a blob upload panicked")??;
-            let digest = g.digest().context("a pushed gzip did not end")?;
-            self.done.push((digest, outcome));
+            self.done.push((g, outcome));
         }
         let (repo, limit, progress) =
             (self.repo.clone(), self.limit.clone(), self.progress.clone());
@@ -719,10 +719,9 @@ impl EarlyUploads {
 
     /// The digests of the blobs pushed here (all known once the gzips end).
     fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
-        self.done
-            .iter()
-            .map(|(d, _)| d.clone())
-            .chain(self.running.iter().filter_map(|(g, _)| g.digest()))
+        let done = self.done.iter().map(|(g, _)| g);
+        done.chain(self.running.iter().map(|(g, _)| g))
+            .filter_map(|g| g.digest())
     }
 
     /// Every outcome, once every push has ended; the first error stops the
