@@ -3,9 +3,7 @@
 use anyhow::{bail, Result};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::io::{self, Read, Write};
 
 /// A validated `sha256:<64 lowercase hex>` digest.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,24 +168,6 @@ pub fn verify(
         );
     }
     Ok(())
-}
-
-/// Digest and size of `len` bytes of the file at `path` from `offset`,
-/// read in large chunks (the page cache is the usual source).
-pub fn hash_file_range(path: &Path, offset: u64, len: u64) -> io::Result<(Digest, u64)> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    let mut reader = file.take(len);
-    let mut hasher = Hasher::default();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok(hasher.finish()),
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// Copies `reader` into `writer`, returning the digest and size of what passed.

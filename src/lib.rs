@@ -4,6 +4,7 @@
 //! library so that the fuzz targets (fuzz/) reach the parsers.
 
 pub mod compress;
+pub mod copies;
 pub mod decompress;
 pub mod digest;
 pub mod image;
@@ -11,6 +12,7 @@ pub mod inspect;
 pub mod interrupt;
 pub mod layer;
 pub mod limits;
+pub mod mapping;
 pub mod platform;
 pub mod progress;
 pub mod registry;

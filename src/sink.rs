@@ -3,8 +3,9 @@
 //! Every output is built aside and renamed into place at the end, so a failure
 //! leaves nothing half-written; every blob copied is checked against its digest.
 
+use crate::copies::{Copies, Region};
 use crate::digest::{self, Digest, HashingReader};
-use crate::image::{Blob, BlobFile, Content, Image};
+use crate::image::{Blob, Content, Image};
 use crate::layer::header;
 use crate::progress::Progress;
 use crate::registry::{self, Registries};
@@ -15,10 +16,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use tar::EntryType;
 use tempfile::NamedTempFile;
 
@@ -258,11 +259,6 @@ impl OutFile {
             OutFile::Stream => Ok(()),
         }
     }
-
-    fn finish_tar(self, tar: tar::Builder<BufWriter<File>>) -> Result<()> {
-        let file = tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
-        self.finish(&file)
-    }
 }
 
 /// Writes a small file (temp file beside it, synced if `sync`, renamed; or
@@ -276,233 +272,87 @@ pub fn write_file(dest: &Path, bytes: &[u8], mode: u32, sync: bool) -> Result<()
     out.finish(&file)
 }
 
-/// Appends a blob as a tar member, checking digest and size. A file-backed
-/// blob is copied by the kernel while its digest is computed on another
-/// thread (from `ahead` when it was queued there, else on a thread of its
-/// own): that check is pushed to `checks`, so that the next copy need not wait
-/// for this hash. Other blobs are checked as they stream. `writeback`: the
-/// output will be synced (see `kernel_copy`).
-fn append_verified(
-    tar: &mut tar::Builder<BufWriter<File>>,
-    name: &str,
-    blob: &Blob,
-    expected: &Digest,
-    ahead: &mut HashAhead,
-    writeback: bool,
-    checks: &mut Checks,
-) -> Result<()> {
-    let mut h = header(EntryType::Regular, 0o644, blob.len());
-    if let Blob::File { path, offset, len } = blob {
-        let hashed = ahead
-            .take(expected)
-            .unwrap_or_else(|| hash_in_background(path.clone(), *offset, *len));
-        // The member by hand (header, kernel copy, padding): tar::Builder
-        // keeps no state between members, only 512-byte alignment. Names
-        // here are digests, well under the 100 bytes of a plain header.
-        h.set_path(name)?;
-        h.set_cksum();
-        let out = tar.get_mut();
-        out.write_all(h.as_bytes())?;
-        out.flush()?;
-        let file = out.get_mut();
-        let region = (path.as_path(), *offset, *len);
-        let check = copy_checked(region, expected, file, hashed, writeback)
+/// A tar output being written (docker-archive, oci-archive). A file-backed
+/// blob's member is laid out at once — its header, then room for its bytes,
+/// which `copies` fills on other threads — so the next member follows
+/// without waiting. Into a pipe, which has no places, every member is
+/// written in order and checked as it streams.
+struct TarOutput {
+    tar: tar::Builder<BufWriter<File>>,
+    out: OutFile,
+    /// The output once more, for the copies to write at their places (none
+    /// for a pipe).
+    placed: Option<Arc<File>>,
+    copies: Copies,
+}
+
+impl TarOutput {
+    fn create(dest: &Path, sync: bool) -> Result<TarOutput> {
+        let (file, out) = OutFile::create(dest, sync)?;
+        let placed = match out {
+            OutFile::Temp { .. } => Some(Arc::new(file.try_clone()?)),
+            OutFile::Stream => None,
+        };
+        Ok(TarOutput {
+            tar: tar::Builder::new(BufWriter::with_capacity(1 << 20, file)),
+            copies: Copies::new(out.syncs()),
+            out,
+            placed,
+        })
+    }
+
+    /// Appends a blob as a member named `name`, checking it against
+    /// `expected` (and its size) before the output is finished.
+    fn append_blob(&mut self, name: &str, blob: &Blob, expected: &Digest) -> Result<()> {
+        let what = format!("blob {expected}");
+        let mut h = header(EntryType::Regular, 0o644, blob.len());
+        if let (Blob::File { path, offset, len }, Some(placed)) = (blob, &self.placed) {
+            // The member by hand: tar::Builder keeps no state between
+            // members, only 512-byte alignment, which the room skipped keeps
+            // (the padding is a hole, read as zeros). Names here are digests,
+            // well under the 100 bytes of a plain header.
+            h.set_path(name)?;
+            h.set_cksum();
+            let buffered = self.tar.get_mut();
+            buffered.write_all(h.as_bytes())?;
+            buffered.flush()?;
+            let file = buffered.get_mut();
+            let out_at = file.stream_position()?;
+            file.seek(io::SeekFrom::Current(len.next_multiple_of(512) as i64))?;
+            let (src, offset, len, out) = (path.clone(), *offset, *len, placed.clone());
+            let region = Region {
+                src,
+                offset,
+                len,
+                out,
+                out_at,
+            };
+            self.copies.start(what, region, expected);
+            return Ok(());
+        }
+        let mut reader = HashingReader::new(blob.open()?);
+        self.tar
+            .append_data(&mut h, name, &mut reader)
             .with_context(|| format!("copying {name}"))?;
-        file.write_all(&[0; 512][..((512 - len % 512) % 512) as usize])?;
-        return checks.push(check);
-    }
-    let mut reader = HashingReader::new(blob.open()?);
-    tar.append_data(&mut h, name, &mut reader)
-        .with_context(|| format!("copying {name}"))?;
-    digest::verify(
-        &format!("blob {expected}"),
-        expected,
-        blob.len(),
-        reader.finish(),
-    )
-}
-
-type Hashed = mpsc::Receiver<io::Result<(Digest, u64)>>;
-
-/// The digest of a file region, computed on a thread of its own from the
-/// page cache while the kernel copies the same bytes.
-fn hash_in_background(path: Arc<BlobFile>, offset: u64, len: u64) -> Hashed {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(digest::hash_file_range(path.as_path(), offset, len));
-    });
-    rx
-}
-
-/// Digests of the file-backed blobs an output will copy, computed in order
-/// by one thread per core ahead of the copies: while the kernel copies one
-/// layer, the next ones are being hashed, so both cores stay busy (hashing,
-/// not copying, is the long part). Dropping it stops the threads after the
-/// blob each is on.
-struct HashAhead {
-    pending: Vec<(Digest, Hashed)>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl HashAhead {
-    fn start(blobs: Vec<(Digest, Arc<BlobFile>, u64, u64)>) -> HashAhead {
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-        let stop = Arc::new(AtomicBool::new(false));
-        let (senders, pending): (Vec<_>, Vec<_>) = blobs
-            .iter()
-            .map(|(digest, ..)| {
-                let (tx, rx) = mpsc::channel();
-                (tx, (digest.clone(), rx))
-            })
-            .unzip();
-        let jobs = Arc::new((blobs, senders, AtomicUsize::new(0)));
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for _ in 0..workers.min(jobs.0.len()) {
-            let (jobs, stop) = (jobs.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let (blobs, senders, next) = &*jobs;
-                while !stop.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((_, path, offset, len)) = blobs.get(i) else {
-                        break;
-                    };
-                    let _ = senders[i].send(digest::hash_file_range(path.as_path(), *offset, *len));
-                }
-            });
-        }
-        HashAhead { pending, stop }
+        digest::verify(&what, expected, blob.len(), reader.finish())
     }
 
-    fn none() -> HashAhead {
-        HashAhead::start(Vec::new())
-    }
-
-    fn take(&mut self, digest: &Digest) -> Option<Hashed> {
-        let i = self.pending.iter().position(|(d, _)| d == digest)?;
-        Some(self.pending.swap_remove(i).1)
-    }
-}
-
-impl Drop for HashAhead {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Copies `len` bytes of `path` from `offset` by the kernel (`kernel_copy`)
-/// while `hashed`, the digest of the same bytes from another thread, comes
-/// in; the returned check compares it with `expected` once it has.
-fn copy_checked(
-    (path, offset, len): (&Path, u64, u64),
-    expected: &Digest,
-    out: &mut File,
-    hashed: Hashed,
-    writeback: bool,
-) -> Result<CopyCheck> {
-    let copied = kernel_copy(path, offset, len, out, writeback)?;
-    Ok(CopyCheck {
-        expected: expected.clone(),
-        len,
-        copied,
-        path: path.to_path_buf(),
-        hashed,
-    })
-}
-
-/// A blob the kernel copied, whose digest from another thread is still to
-/// be compared with the one it is named by.
-struct CopyCheck {
-    expected: Digest,
-    len: u64,
-    copied: u64,
-    path: PathBuf,
-    hashed: Hashed,
-}
-
-impl CopyCheck {
-    /// The digest both sides saw, and the size (a short copy shows as truncation).
-    fn verify(self) -> Result<()> {
-        let (digest, size) = self
-            .hashed
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the hashing thread failed"))?
-            .with_context(|| format!("reading {}", self.path.display()))?;
-        let got = (digest, size.min(self.copied));
-        digest::verify(
-            &format!("blob {}", self.expected),
-            &self.expected,
-            self.len,
-            got,
-        )
-    }
-}
-
-/// The checks of an output's copies, made before it is renamed into place:
-/// a mismatch still leaves nothing behind, and the copies do not wait for the
-/// hashes. At most a few wait at once (each may hold a hashing thread).
-#[derive(Default)]
-struct Checks(std::collections::VecDeque<CopyCheck>);
-
-impl Checks {
-    const MAX_PENDING: usize = 8;
-
-    fn push(&mut self, check: CopyCheck) -> Result<()> {
-        self.0.push_back(check);
-        if self.0.len() > Self::MAX_PENDING {
-            self.0.pop_front().expect("not empty").verify()?;
-        }
+    fn append_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let mut h = header(EntryType::Regular, 0o644, bytes.len() as u64);
+        self.tar.append_data(&mut h, name, bytes)?;
         Ok(())
     }
 
-    fn verify_all(self) -> Result<()> {
-        self.0.into_iter().try_for_each(CopyCheck::verify)
+    /// Checks every copy, then ends the tar and renames it into place.
+    fn finish(mut self) -> Result<()> {
+        self.copies.check_all()?;
+        let file = self
+            .tar
+            .into_inner()?
+            .into_inner()
+            .map_err(|e| e.into_error())?;
+        self.out.finish(&file)
     }
-}
-
-/// Copies `len` bytes of `path` from `offset` to the end of `out` by the
-/// kernel (copy_file_range: no trip through user space, a reflink where the
-/// filesystem can): base layers never pass through harden's buffers.
-/// Returns how many bytes were copied.
-fn kernel_copy(path: &Path, offset: u64, len: u64, out: &mut File, writeback: bool) -> Result<u64> {
-    // With `writeback` (the output is synced at the end), writeback of each
-    // piece starts as soon as it is copied, so the disk writes while the next
-    // piece is copied and the layers hashed: the fsync at the end finds little
-    // left. Per layer instead of per piece it was 0.46-0.51 s against
-    // 0.40-0.48 s (400 MiB archive, 16 MiB pieces). Without a sync to follow
-    // it only costs: 0.51 s against 0.36 s.
-    const PIECE: u64 = 16 << 20;
-    let mut src = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    src.seek(io::SeekFrom::Start(offset))?;
-    // A pipe has no position: nothing to write back then.
-    let mut at = out.stream_position().ok().filter(|_| writeback);
-    let mut copied = 0;
-    while copied < len {
-        let n = io::copy(&mut (&mut src).take(PIECE.min(len - copied)), out)?;
-        if n == 0 {
-            break; // the source is shorter: the caller sees the size
-        }
-        if let Some(start) = at {
-            // Safety: a plain syscall on a descriptor we own; an error only
-            // loses the head start.
-            unsafe {
-                libc::sync_file_range(
-                    std::os::fd::AsRawFd::as_raw_fd(out),
-                    start as i64,
-                    n as i64,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                )
-            };
-            at = Some(start + n);
-        }
-        copied += n;
-    }
-    Ok(copied)
-}
-
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<()> {
-    let mut h = header(EntryType::Regular, 0o644, bytes.len() as u64);
-    tar.append_data(&mut h, name, bytes)?;
-    Ok(())
 }
 
 /// The `docker save` format: uncompressed layers named by diff_id, the config
@@ -513,49 +363,30 @@ fn write_docker_archive(
     repo_tag: Option<String>,
     sync: bool,
 ) -> Result<Written> {
-    let (file, out) = OutFile::create(path, sync)?;
-    let writeback = out.syncs();
-    let mut tar = tar::Builder::new(BufWriter::new(file));
+    let mut out = TarOutput::create(path, sync)?;
     let mut layer_names = Vec::new();
     let mut written = HashSet::new();
-    let mut checks = Checks::default();
-    let mut ahead = HashAhead::start(
-        image
-            .layers
-            .iter()
-            .filter(|layer| !layer.is_compressed())
-            .filter_map(|layer| match &layer.blob {
-                Blob::File { path, offset, len } => {
-                    Some((layer.diff_id.clone(), path.clone(), *offset, *len))
-                }
-                _ => None,
-            })
-            .collect(),
-    );
     for layer in &image.layers {
         let name = format!("{}.tar", layer.diff_id.hex());
         if written.insert(name.clone()) {
             if layer.is_compressed() {
-                append_decompressed(&mut tar, &name, layer, &out.scratch_dir())?;
+                append_decompressed(&mut out.tar, &name, layer, &out.out.scratch_dir())?;
             } else {
-                let (blob, digest) = (&layer.blob, &layer.diff_id);
-                let (ahead, checks) = (&mut ahead, &mut checks);
-                append_verified(&mut tar, &name, blob, digest, ahead, writeback, checks)?;
+                out.append_blob(&name, &layer.blob, &layer.diff_id)?;
             }
         }
         layer_names.push(name);
     }
     let config_digest = image.config_digest();
     let config_name = format!("{}.json", config_digest.hex());
-    append_bytes(&mut tar, &config_name, &image.config)?;
+    out.append_bytes(&config_name, &image.config)?;
     let manifest = json!([{
         "Config": config_name,
         "RepoTags": repo_tag.iter().collect::<Vec<_>>(),
         "Layers": layer_names,
     }]);
-    append_bytes(&mut tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
-    checks.verify_all()?;
-    out.finish_tar(tar)?;
+    out.append_bytes("manifest.json", &serde_json::to_vec(&manifest)?)?;
+    out.finish()?;
     Ok(Written {
         destination: format!(
             "docker-archive:{}{}",
@@ -643,14 +474,16 @@ enum Layout {
         fresh: Option<(tempfile::TempDir, PathBuf)>,
         /// Blobs this run added to an existing layout, removed on failure.
         added: Vec<PathBuf>,
+        /// Blobs being copied into temp files, renamed into place once
+        /// `copies` has checked them.
+        copying: Vec<(NamedTempFile, PathBuf)>,
+        copies: Copies,
         sync: bool,
     },
     Tar {
-        tar: tar::Builder<BufWriter<File>>,
-        out: OutFile,
+        tar: TarOutput,
         dest: PathBuf,
         written: HashSet<Digest>,
-        checks: Checks,
     },
 }
 
@@ -664,12 +497,7 @@ impl Layout {
                 bail!("{} exists and is not an OCI image layout", dir.display());
             }
             fs::create_dir_all(dir.join("blobs/sha256"))?;
-            return Ok(Layout::Dir {
-                root: dir.to_path_buf(),
-                fresh: None,
-                added: Vec::new(),
-                sync,
-            });
+            return Ok(Layout::dir(dir.to_path_buf(), None, sync));
         }
         let parent = dir
             .parent()
@@ -682,27 +510,34 @@ impl Layout {
         crate::interrupt::track(tmp.path());
         fs::create_dir_all(tmp.path().join("blobs/sha256"))?;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))?;
-        Ok(Layout::Dir {
-            root: tmp.path().to_path_buf(),
-            fresh: Some((tmp, dir.to_path_buf())),
-            added: Vec::new(),
+        Ok(Layout::dir(
+            tmp.path().to_path_buf(),
+            Some((tmp, dir.to_path_buf())),
             sync,
-        })
+        ))
+    }
+
+    fn dir(root: PathBuf, fresh: Option<(tempfile::TempDir, PathBuf)>, sync: bool) -> Layout {
+        Layout::Dir {
+            root,
+            fresh,
+            added: Vec::new(),
+            copying: Vec::new(),
+            copies: Copies::new(sync),
+            sync,
+        }
     }
 
     fn new_archive(path: &Path, sync: bool) -> Result<Layout> {
-        let (file, out) = OutFile::create(path, sync)?;
-        let mut tar = tar::Builder::new(BufWriter::new(file));
+        let mut tar = TarOutput::create(path, sync)?;
         for dir in ["blobs/", "blobs/sha256/"] {
             let mut h = header(EntryType::Directory, 0o755, 0);
-            tar.append_data(&mut h, dir, io::empty())?;
+            tar.tar.append_data(&mut h, dir, io::empty())?;
         }
         Ok(Layout::Tar {
             tar,
-            out,
             dest: path.to_path_buf(),
             written: HashSet::new(),
-            checks: Checks::default(),
         })
     }
 
@@ -725,55 +560,80 @@ impl Layout {
 
     fn put_blob(&mut self, digest: &Digest, blob: &Blob) -> Result<()> {
         match self {
-            Layout::Tar {
-                tar,
-                written,
-                out,
-                checks,
-                ..
-            } => {
+            Layout::Tar { tar, written, .. } => {
                 if written.insert(digest.clone()) {
-                    let name = format!("blobs/sha256/{}", digest.hex());
-                    let (ahead, writeback) = (&mut HashAhead::none(), out.syncs());
-                    append_verified(tar, &name, blob, digest, ahead, writeback, checks)?;
+                    tar.append_blob(&format!("blobs/sha256/{}", digest.hex()), blob, digest)?;
                 }
                 Ok(())
             }
             Layout::Dir {
-                root, added, sync, ..
+                root,
+                added,
+                copying,
+                copies,
+                sync,
+                ..
             } => {
                 let dest = root.join("blobs/sha256").join(digest.hex());
-                if fs::metadata(&dest)
-                    .map(|m| m.len() == blob.len())
-                    .unwrap_or(false)
-                {
+                let there = fs::metadata(&dest).is_ok_and(|m| m.len() == blob.len());
+                if there || copying.iter().any(|(_, d)| *d == dest) {
                     return Ok(()); // content-addressed: already there
                 }
-                if !hard_link_whole_file(blob, &dest) {
-                    let mut tmp = temp_beside(&dest)?;
-                    match blob {
-                        Blob::File { path, offset, len } => {
-                            let hashed = hash_in_background(path.clone(), *offset, *len);
-                            let region = (path.as_path(), *offset, *len);
-                            copy_checked(region, digest, tmp.as_file_mut(), hashed, *sync)?
-                                .verify()?
-                        }
-                        _ => {
-                            let mut out = BufWriter::new(tmp.as_file_mut());
-                            let got = digest::copy_hashed(&mut blob.open()?, &mut out)?;
-                            out.flush()?;
-                            digest::verify(&format!("blob {digest}"), digest, blob.len(), got)?
-                        }
-                    }
-                    if *sync {
-                        tmp.as_file().sync_all()?;
-                    }
-                    persist(tmp, &dest)?;
+                if hard_link_whole_file(blob, &dest) {
+                    added.push(dest);
+                    return Ok(());
                 }
+                let mut tmp = temp_beside(&dest)?;
+                if let Blob::File { path, offset, len } = blob {
+                    let (src, offset, len) = (path.clone(), *offset, *len);
+                    let out = Arc::new(tmp.as_file().try_clone()?);
+                    let region = Region {
+                        src,
+                        offset,
+                        len,
+                        out,
+                        out_at: 0,
+                    };
+                    copies.start(format!("blob {digest}"), region, digest);
+                    copying.push((tmp, dest));
+                    return Ok(());
+                }
+                let mut out = BufWriter::new(tmp.as_file_mut());
+                let got = digest::copy_hashed(&mut blob.open()?, &mut out)?;
+                out.flush()?;
+                drop(out);
+                digest::verify(&format!("blob {digest}"), digest, blob.len(), got)?;
+                if *sync {
+                    tmp.as_file().sync_all()?;
+                }
+                persist(tmp, &dest)?;
                 added.push(dest);
                 Ok(())
             }
         }
+    }
+
+    /// Waits for the blobs being copied, checks them and renames them into
+    /// place (a tar output checks its copies when it is finished).
+    fn settle(&mut self) -> Result<()> {
+        if let Layout::Dir {
+            added,
+            copying,
+            copies,
+            sync,
+            ..
+        } = self
+        {
+            copies.check_all()?;
+            for (tmp, dest) in copying.drain(..) {
+                if *sync {
+                    tmp.as_file().sync_all()?;
+                }
+                persist(tmp, &dest)?;
+                added.push(dest);
+            }
+        }
+        Ok(())
     }
 
     fn put_bytes(&mut self, bytes: &[u8]) -> Result<Digest> {
@@ -786,16 +646,10 @@ impl Layout {
         let index = serde_json::to_vec(index)?;
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
         match self {
-            Layout::Tar {
-                mut tar,
-                out,
-                checks,
-                ..
-            } => {
-                append_bytes(&mut tar, "oci-layout", layout)?;
-                append_bytes(&mut tar, "index.json", &index)?;
-                checks.verify_all()?;
-                out.finish_tar(tar)
+            Layout::Tar { mut tar, .. } => {
+                tar.append_bytes("oci-layout", layout)?;
+                tar.append_bytes("index.json", &index)?;
+                tar.finish()
             }
             Layout::Dir {
                 root, fresh, sync, ..
@@ -892,6 +746,7 @@ fn write_oci(content: &Content, mut layout: Layout, tag: Option<&str>) -> Result
                 )
             }
         };
+        layout.settle()?;
         let mut entry = json!({"mediaType": media_type, "digest": digest.as_str(), "size": size});
         if let Some(t) = tag {
             entry["annotations"] = json!({ REF_NAME: t });
