@@ -9,7 +9,7 @@
 //! every byte of the source once instead of twice (see BENCHMARKS.md).
 
 use crate::digest::{self, Digest, Hasher};
-use crate::image::BlobFile;
+use crate::image::{Blob, BlobFile};
 use crate::mapping::Mapping;
 use anyhow::{Context, Result};
 use std::fs::File;
@@ -25,6 +25,23 @@ pub struct Region {
     pub len: u64,
     pub out: Arc<File>,
     pub out_at: u64,
+}
+
+impl Region {
+    /// The region a file-backed blob's bytes are, to be copied to `out` at
+    /// `out_at` (none for a blob that is not in a file).
+    pub fn of(blob: &Blob, out: &Arc<File>, out_at: u64) -> Option<Region> {
+        let Blob::File { path, offset, len } = blob else {
+            return None;
+        };
+        Some(Region {
+            src: path.clone(),
+            offset: *offset,
+            len: *len,
+            out: out.clone(),
+            out_at,
+        })
+    }
 }
 
 /// What a copy found: the digest and size of the bytes it copied.
@@ -43,7 +60,7 @@ pub struct Copies {
     /// Writeback of each written piece starts at once (the output is synced
     /// at the end, and the fsync then finds little left to write).
     writeback: bool,
-    pending: Vec<(String, Digest, u64, mpsc::Receiver<Found>)>,
+    pending: Vec<(Digest, u64, mpsc::Receiver<Found>)>,
 }
 
 impl Copies {
@@ -64,9 +81,8 @@ impl Copies {
         }
     }
 
-    /// Starts copying `region`, which must hash to `expected`; `what` names
-    /// it in an error.
-    pub fn start(&mut self, what: String, region: Region, expected: &Digest) {
+    /// Starts copying `region`, which must hash to `expected`.
+    pub fn start(&mut self, region: Region, expected: &Digest) {
         if self.workers < self.pool.cores.min(self.pending.len() + 1) {
             self.workers += 1;
             let (jobs, pool, writeback) = (self.jobs.clone(), self.pool.clone(), self.writeback);
@@ -81,12 +97,13 @@ impl Copies {
         self.queue
             .send((region, done))
             .expect("the workers hold the receiver");
-        self.pending.push((what, expected.clone(), len, copied));
+        self.pending.push((expected.clone(), len, copied));
     }
 
     /// Waits for every copy started and checks each against its digest and size.
     pub fn check_all(&mut self) -> Result<()> {
-        for (what, expected, len, copied) in std::mem::take(&mut self.pending) {
+        for (expected, len, copied) in std::mem::take(&mut self.pending) {
+            let what = format!("blob {expected}");
             let got = copied
                 .recv()
                 .map_err(|_| anyhow::anyhow!("the copying thread failed"))?

@@ -304,9 +304,12 @@ impl TarOutput {
     /// Appends a blob as a member named `name`, checking it against
     /// `expected` (and its size) before the output is finished.
     fn append_blob(&mut self, name: &str, blob: &Blob, expected: &Digest) -> Result<()> {
-        let what = format!("blob {expected}");
         let mut h = header(EntryType::Regular, 0o644, blob.len());
-        if let (Blob::File { path, offset, len }, Some(placed)) = (blob, &self.placed) {
+        let placed = self
+            .placed
+            .as_ref()
+            .filter(|_| matches!(blob, Blob::File { .. }));
+        if let Some(placed) = placed {
             // The member by hand: tar::Builder keeps no state between
             // members, only 512-byte alignment, which the room skipped keeps
             // (the padding is a hole, read as zeros). Names here are digests,
@@ -318,23 +321,23 @@ impl TarOutput {
             buffered.flush()?;
             let file = buffered.get_mut();
             let out_at = file.stream_position()?;
-            file.seek(io::SeekFrom::Current(len.next_multiple_of(512) as i64))?;
-            let (src, offset, len, out) = (path.clone(), *offset, *len, placed.clone());
-            let region = Region {
-                src,
-                offset,
-                len,
-                out,
-                out_at,
-            };
-            self.copies.start(what, region, expected);
+            file.seek(io::SeekFrom::Current(
+                blob.len().next_multiple_of(512) as i64
+            ))?;
+            let region = Region::of(blob, placed, out_at).expect("a file-backed blob");
+            self.copies.start(region, expected);
             return Ok(());
         }
         let mut reader = HashingReader::new(blob.open()?);
         self.tar
             .append_data(&mut h, name, &mut reader)
             .with_context(|| format!("copying {name}"))?;
-        digest::verify(&what, expected, blob.len(), reader.finish())
+        digest::verify(
+            &format!("blob {expected}"),
+            expected,
+            blob.len(),
+            reader.finish(),
+        )
     }
 
     fn append_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
@@ -584,17 +587,9 @@ impl Layout {
                     return Ok(());
                 }
                 let mut tmp = temp_beside(&dest)?;
-                if let Blob::File { path, offset, len } = blob {
-                    let (src, offset, len) = (path.clone(), *offset, *len);
-                    let out = Arc::new(tmp.as_file().try_clone()?);
-                    let region = Region {
-                        src,
-                        offset,
-                        len,
-                        out,
-                        out_at: 0,
-                    };
-                    copies.start(format!("blob {digest}"), region, digest);
+                let out = Arc::new(tmp.as_file().try_clone()?);
+                if let Some(region) = Region::of(blob, &out, 0) {
+                    copies.start(region, digest);
                     copying.push((tmp, dest));
                     return Ok(());
                 }
