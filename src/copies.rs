@@ -136,6 +136,9 @@ struct Pool {
 /// slower). Up to 8 are on their way to a helper thread.
 const CHUNK: usize = 256 << 10;
 const IN_FLIGHT: usize = 8;
+/// Pages copied leave the resident set 4 MiB at a time (see
+/// `Mapping::release`); the munmap at the end drops the rest.
+const RELEASE: usize = 4 << 20;
 
 /// Copies one region chunk by chunk: hash, then write at the same place in
 /// the output, both from a mapping of the source (no copy into harden's
@@ -167,7 +170,7 @@ fn copy(r: &Region, pool: &Pool, writeback: bool) -> io::Result<(Digest, u64)> {
     let result = std::thread::scope(|s| {
         let helper = s.spawn(|| chunks.into_iter().try_for_each(|(at, n)| write(at, n)));
         let mut hasher = Hasher::default();
-        let (mut done, mut flushed) = (0, 0);
+        let (mut done, mut flushed, mut released) = (0, 0, 0);
         let hashed = (|| {
             while done < data.len() && !pool.stop.load(Ordering::Relaxed) {
                 let n = (data.len() - done).min(CHUNK);
@@ -181,6 +184,12 @@ fn copy(r: &Region, pool: &Pool, writeback: bool) -> io::Result<(Digest, u64)> {
                     write(done, n)?;
                 }
                 done += n;
+                // Chunks still queued for the helper, or being written.
+                let behind = done.saturating_sub((IN_FLIGHT + 1) * CHUNK);
+                if behind - released >= RELEASE {
+                    mapping.release(released..behind);
+                    released = behind;
+                }
                 if writeback && (done - flushed >= PIECE || done == data.len()) {
                     // Safety: a plain syscall on a descriptor we hold; an
                     // error only loses the head start.

@@ -105,6 +105,19 @@ impl Mapping {
         unsafe { std::slice::from_raw_parts((self.ptr as *const u8).add(self.skip), self.len) }
     }
 
+    /// Drops the pages wholly inside `range` (of `bytes()`) from harden's
+    /// resident set: they stay in the page cache, and a later read maps them
+    /// again. Without it a copy's RSS grows to the size of its layer.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        let from = (self.skip + range.start).next_multiple_of(PAGE);
+        let to = (self.skip + range.end.min(self.len)) / PAGE * PAGE;
+        if from < to {
+            // Safety: pages of our own read-only shared file mapping; what
+            // they read afterwards is the file's, as before.
+            unsafe { libc::madvise(self.ptr.add(from), to - from, libc::MADV_DONTNEED) };
+        }
+    }
+
     /// Whether the file shrank under the mapping (some bytes read as zeros).
     pub fn shrank(&self) -> bool {
         self.slot.shrank.load(Ordering::Acquire)
