@@ -356,6 +356,16 @@ impl SettingsArgs {
                 bail!("{flag} {p:?} must be an absolute path without ':'");
             }
         }
+        if let Some(h) = self
+            .home
+            .as_ref()
+            .filter(|h| accounts::home_refused(h.as_bytes()))
+        {
+            bail!(
+                "--home {h:?}: not a normalised absolute path, or a system directory \
+                 (/etc, /usr, /run, /dev, ...): the step-down would refuse it"
+            );
+        }
         if let Some(p) = self
             .chown
             .iter()

@@ -508,7 +508,8 @@ pub fn plan_static(
             });
         }
     }
-    if plan.passwd_line().is_some() && home.len() > 1 {
+    // HOME only where the step-down would make it (accounts::HOME_ROOTS).
+    if plan.passwd_line().is_some() && accounts::home_preparable(home.as_bytes()) {
         entries.push(LayerEntry {
             path: home.trim_start_matches('/').to_string(),
             content: None,

@@ -4,7 +4,8 @@
 use crate::image::{self, Content, Image, Index, IndexEntry};
 use crate::transport::{self, ImageRef};
 use crate::{
-    compress, digest, inspect, layer, platform, progress, registry, rewrite, rootfs, sink, source,
+    accounts, compress, digest, inspect, layer, platform, progress, registry, rewrite, rootfs,
+    sink, source,
 };
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -165,6 +166,19 @@ pub fn harden_one(
         ..
     } = run;
     sink::check_destination(src, dst)?;
+    if let Some(home) = settings.home.as_deref() {
+        if !accounts::home_preparable(home.as_bytes()) {
+            let roots: Vec<_> = accounts::HOME_ROOTS
+                .iter()
+                .map(|r| String::from_utf8_lossy(r))
+                .collect();
+            progress.say(&format!(
+                "note: --home {home} is not below {}: the step-down uses it as it is, \
+                 never creates it or gives it to the user",
+                roots.join(", ")
+            ));
+        }
+    }
     let content = source::read(src, registries)?;
     // A registry gets compressed layers (as from docker push, skopeo, crane),
     // each pushed as soon as it is made; a dry run only says so.

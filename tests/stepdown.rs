@@ -82,14 +82,25 @@ fn names_from_passwd_and_group() {
     assert_eq!(ok(&["nobody:1234", "id", "-g"]), "1234\n");
 }
 
+/// `USER:` with nothing after the colon is the user's own group, as gosu and
+/// runc read it (gosu's test suite runs `gosu 0: CMD`).
+#[test]
+fn an_empty_group_is_the_users_own() {
+    let ids = ["sh", "-c", "id -u; id -g; id -G"];
+    assert_eq!(
+        ok(&[&["nobody:"][..], &ids].concat()),
+        "65534\n65534\n65534\n"
+    );
+    assert_eq!(
+        ok(&[&["nobody:"][..], &ids].concat()),
+        ok(&[&["nobody"][..], &ids].concat())
+    );
+    assert_eq!(ok(&["0:", "id", "-u"]), "0\n");
+}
+
 #[test]
 fn unknown_names_are_errors_never_root() {
-    for spec in [
-        "no-such-user",
-        "nobody:no-such-group",
-        "99999999999",
-        "nobody:",
-    ] {
+    for spec in ["no-such-user", "nobody:no-such-group", "99999999999"] {
         let out = run(&[spec, "echo", "RAN"]);
         let (o, e) = text(&out);
         assert_eq!(out.status.code(), Some(1), "{spec}: {o}{e}");

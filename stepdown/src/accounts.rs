@@ -64,44 +64,164 @@ impl Group<'_> {
     }
 }
 
-/// The first `K` colon-separated fields of an entry; None for comments,
-/// empty names and short lines, which libc skips too.
-fn fields<const K: usize>(line: &[u8]) -> Option<[&[u8]; K]> {
-    let mut out = [&line[..0]; K];
-    let mut it = line.split(|b| *b == b':');
-    for f in out.iter_mut() {
-        *f = it.next()?;
+// The account files are read as the runtimes read them (runc, podman and
+// docker all use github.com/moby/sys/user): each line trimmed as Go's
+// strings.TrimSpace trims, fields split at ':', numbers as strconv.Atoi
+// takes them (`+6` is 6). Where that parser would silently read a number it
+// cannot parse as 0, the step-down says so instead (`user_named`), or
+// assumes the worst (`is_root_group`).
+
+/// How many bytes of white space (Go's unicode.IsSpace) `s` starts with
+/// (`at_end`: ends with), for one character.
+fn space_len(s: &[u8], at_end: bool) -> usize {
+    let pick = |n: usize| match s.len().checked_sub(n) {
+        None => &[][..],
+        Some(rest) if at_end => &s[rest..],
+        Some(_) => &s[..n],
+    };
+    if let [b'\t'..=b'\r' | b' '] = pick(1) {
+        1
+    } else if let [0xc2, 0x85 | 0xa0] = pick(2) {
+        2
+    } else if let [0xe1, 0x9a, 0x80]
+    | [0xe2, 0x80, 0x80..=0x8a | 0xa8 | 0xa9 | 0xaf]
+    | [0xe2, 0x81, 0x9f]
+    | [0xe3, 0x80, 0x80] = pick(3)
+    {
+        3
+    } else {
+        0
     }
-    (!out[0].is_empty() && out[0][0] != b'#').then_some(out)
 }
 
-fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// Go's bytes.TrimSpace.
+pub fn trim(mut s: &[u8]) -> &[u8] {
+    loop {
+        let n = space_len(s, false);
+        if n == 0 {
+            break;
+        }
+        s = &s[n..];
+    }
+    loop {
+        let n = space_len(s, true);
+        if n == 0 {
+            return s;
+        }
+        s = &s[..s.len() - n];
+    }
+}
+
+/// The lines of an account file, trimmed, with their numbers (from 1);
+/// blank lines are skipped.
+fn lines(text: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
     text.split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i as u32 + 1, trim(l)))
+        .filter(|(_, l)| !l.is_empty())
 }
 
-/// Entries of a passwd file; malformed lines and comments are skipped, as libc does.
+/// The lines that are entries: not comments (libc and runc skip those in
+/// /etc/group; in /etc/passwd runc reads them as entries, see `is_root_name`).
+fn entries(text: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    lines(text).filter(|(_, l)| l[0] != b'#')
+}
+
+/// The first `K` colon-separated fields of a line (missing ones empty) and
+/// how many the line has.
+fn fields<const K: usize>(line: &[u8]) -> ([&[u8]; K], usize) {
+    let mut out = [&line[..0]; K];
+    let mut n = 0;
+    for (f, part) in out.iter_mut().zip(line.split(|b| *b == b':')) {
+        *f = part;
+        n += 1;
+    }
+    (out, n)
+}
+
+/// A UID or GID field: strconv.Atoi's syntax, which takes a `+`, and at most
+/// `MAX_ID`.
+pub fn file_id(s: &[u8]) -> Result<u32, IdError> {
+    parse_id(s.strip_prefix(b"+").unwrap_or(s))
+}
+
+/// strconv.Atoi as runc uses it: (negative, magnitude saturated at
+/// u64::MAX); None where it fails, which runc reads as 0.
+fn atoi(s: &[u8]) -> Option<(bool, u64)> {
+    let (negative, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !is_decimal(digits) {
+        return None;
+    }
+    let n = digits.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add((d - b'0') as u64)
+    });
+    Some((negative, n))
+}
+
+/// A passwd line as an entry: at least name, password, UID and GID.
+fn user(line: &[u8]) -> Option<User<'_>> {
+    let ([name, _, uid, gid, _, home], n) = fields::<6>(line);
+    (n >= 4 && !name.is_empty()).then_some(())?;
+    Some(User {
+        name,
+        uid: file_id(uid).ok()?,
+        gid: file_id(gid).ok()?,
+        home,
+    })
+}
+
+/// A group line as an entry: at least name, password and GID.
+fn group_entry(line: &[u8]) -> Option<Group<'_>> {
+    let ([name, _, gid, members], n) = fields::<4>(line);
+    (n >= 3 && !name.is_empty()).then_some(())?;
+    Some(Group {
+        name,
+        gid: file_id(gid).ok()?,
+        members,
+    })
+}
+
+/// Entries of a passwd file; lines that are not are skipped (`user_named`
+/// tells when that matters).
 pub fn users(passwd: &[u8]) -> impl Iterator<Item = User<'_>> {
-    lines(passwd).filter_map(|line| {
-        let [name, _, uid, gid, _, home, _] = fields::<7>(line)?;
-        Some(User {
-            name,
-            uid: parse_id(uid).ok()?,
-            gid: parse_id(gid).ok()?,
-            home,
-        })
-    })
+    entries(passwd).filter_map(|(_, l)| user(l))
 }
 
-/// Entries of a group file; malformed lines are skipped.
+/// Entries of a group file; lines that are not are skipped.
 pub fn groups(group: &[u8]) -> impl Iterator<Item = Group<'_>> {
-    lines(group).filter_map(|line| {
-        let [name, _, gid, members] = fields::<4>(line)?;
-        Some(Group {
-            name,
-            gid: parse_id(gid).ok()?,
-            members,
-        })
-    })
+    entries(group).filter_map(|(_, l)| group_entry(l))
+}
+
+/// The names of a passwd or group file, entries or not: a new entry must not
+/// take any of them.
+fn names(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    entries(text).map(|(_, l)| fields::<1>(l).0[0])
+}
+
+/// The number of a line that names what was looked up but cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadLine(pub u32);
+
+/// The first passwd entry named `name`. A line of that name whose IDs do not
+/// parse is an error, not skipped: runc would run that user as UID 0.
+pub fn user_named<'a>(passwd: &'a [u8], name: &[u8]) -> Result<Option<User<'a>>, BadLine> {
+    match entries(passwd).find(|(_, l)| fields::<1>(l).0[0] == name) {
+        None => Ok(None),
+        Some((n, line)) => user(line).map(Some).ok_or(BadLine(n)),
+    }
+}
+
+/// The first group entry named `name`; a line of that name that does not
+/// parse is an error.
+pub fn group_named<'a>(group: &'a [u8], name: &[u8]) -> Result<Option<Group<'a>>, BadLine> {
+    match entries(group).find(|(_, l)| fields::<1>(l).0[0] == name) {
+        None => Ok(None),
+        Some((n, line)) => group_entry(line).map(Some).ok_or(BadLine(n)),
+    }
 }
 
 /// The passwd entry of `uid`, if any.
@@ -112,6 +232,38 @@ pub fn user_by_uid(passwd: &[u8], uid: u32) -> Option<User<'_>> {
 /// The groups that list `name` as a member.
 pub fn member_of<'a>(group: &'a [u8], name: &'a [u8]) -> impl Iterator<Item = Group<'a>> {
     groups(group).filter(move |g| g.has_member(name))
+}
+
+/// May a runtime have given GID `gid` to a container because it starts as
+/// root? It does for the groups /etc/group lists root's name in: the name of
+/// the first line of /etc/passwd that runc reads as UID 0. Every name that
+/// any line may give UID 0 counts here, so that no reading of the file
+/// leaves one of root's groups to the user.
+pub fn is_root_group(passwd: Option<&[u8]>, group: &[u8], gid: u32) -> bool {
+    entries(group).any(|(_, line)| {
+        let ([_, _, id, members], n) = fields::<4>(line);
+        n >= 3
+            && atoi(id) == Some((false, gid as u64))
+            && members
+                .split(|b| *b == b',')
+                .any(|m| is_root_name(passwd, m))
+    })
+}
+
+/// Is `name` one that a passwd line may give UID 0? runc reads every line
+/// (comments too) and takes a UID it cannot parse, or a missing one, as 0.
+fn is_root_name(passwd: Option<&[u8]>, name: &[u8]) -> bool {
+    match passwd {
+        // No /etc/passwd: a runtime that makes one names root `root`.
+        None => name == b"root",
+        Some(p) => {
+            !name.is_empty()
+                && lines(p).any(|(_, l)| {
+                    let ([n, _, uid], _) = fields::<3>(l);
+                    n == name && atoi(uid).is_none_or(|(_, v)| v == 0)
+                })
+        }
+    }
 }
 
 /// Longest user name accepted (useradd's limit).
@@ -129,11 +281,67 @@ pub fn valid_name(name: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Is `home` safe to write into a passwd line?
-pub fn valid_home(home: &[u8]) -> bool {
-    home.first() == Some(&b'/')
-        && home.len() <= MAX_HOME
-        && !home.iter().any(|b| matches!(b, b':' | b'\n' | b'\0'))
+/// Is `path` safe to write into a passwd line, as an option's value?
+pub fn valid_home(path: &[u8]) -> bool {
+    path.first() == Some(&b'/')
+        && path.len() <= MAX_HOME
+        && !path.iter().any(|b| matches!(b, b':' | b'\n' | b'\0'))
+}
+
+/// Is `path` absolute and normalised: no empty, `.` or `..` component, no
+/// `/` at the end (`/` itself is not)?
+pub fn normalised(path: &[u8]) -> bool {
+    path.len() > 1
+        && path[0] == b'/'
+        && path[1..]
+            .split(|b| *b == b'/')
+            .all(|c| !matches!(c, b"" | b"." | b".."))
+}
+
+/// The directories below which the step-down makes HOME and gives it to the
+/// user (never one of these itself): where images keep their users' homes
+/// and data. Any other HOME is used as it is.
+pub const HOME_ROOTS: [&[u8]; 7] = [
+    b"/home",
+    b"/var/lib",
+    b"/var/cache",
+    b"/srv",
+    b"/opt",
+    b"/data",
+    b"/app",
+];
+
+/// May the step-down create HOME and give it to the user? Only a normalised
+/// path strictly below one of `HOME_ROOTS` (the walk then refuses symbolic
+/// links and other mounts on the way).
+pub fn home_preparable(home: &[u8]) -> bool {
+    normalised(home)
+        && HOME_ROOTS
+            .iter()
+            .any(|r| home.len() > r.len() + 1 && home.starts_with(r) && home[r.len()] == b'/')
+}
+
+/// Is `home` refused as `--home`: not a normalised absolute path, or the
+/// step-down's own directory, a kernel filesystem or a system directory
+/// (`/etc`, `/usr`, `/lib*`, ...), or below one?
+pub fn home_refused(home: &[u8]) -> bool {
+    if !normalised(home) {
+        return true;
+    }
+    let top = home[1..].split(|b| *b == b'/').next().unwrap_or(b"");
+    matches!(
+        top,
+        b".harden"
+            | b"etc"
+            | b"dev"
+            | b"proc"
+            | b"sys"
+            | b"run"
+            | b"usr"
+            | b"bin"
+            | b"sbin"
+            | b"boot"
+    ) || top.starts_with(b"lib")
 }
 
 /// May `--chown` give `path` to the user? Not `/` nor a kernel filesystem
@@ -244,7 +452,7 @@ impl AccountPlan {
                 self.home.push(home.unwrap_or(u.home));
             }
             None => {
-                self.name = free_name(wanted, uid, |n| users(passwd).any(|u| u.name == n));
+                self.name = free_name(wanted, uid, |n| names(passwd).any(|m| m == n));
                 match home {
                     Some(h) => self.home.push(h),
                     None => {
@@ -264,9 +472,7 @@ impl AccountPlan {
             }
         }
         if !groups(group).any(|g| g.gid == gid) {
-            let gname = free_name(self.name.as_bytes(), gid, |n| {
-                groups(group).any(|g| g.name == n)
-            });
+            let gname = free_name(self.name.as_bytes(), gid, |n| names(group).any(|m| m == n));
             let line = &mut self.group_line;
             line.push(gname.as_bytes());
             line.push(b":x:");
@@ -369,6 +575,133 @@ mod tests {
             "/a/../proc",
         ] {
             assert!(!chown_allowed(p.as_bytes()), "{p}");
+        }
+    }
+
+    /// Line shapes runc's parser (moby/sys/user) accepts, read the same way.
+    #[test]
+    fn lines_are_read_as_runc_reads_them() {
+        let passwd: &[u8] =
+            b"root:x:0:0:root:/root:/bin/sh\r\n  app:x:+1000:1000::/home/app:/bin/sh \n\
+            short:x:1001:1001\n\t\n";
+        let app = user_named(passwd, b"app").unwrap().unwrap();
+        assert_eq!(
+            (app.uid, app.gid, app.home),
+            (1000, 1000, &b"/home/app"[..])
+        );
+        assert_eq!(user_named(passwd, b"root").unwrap().unwrap().uid, 0);
+        let short = user_named(passwd, b"short").unwrap().unwrap();
+        assert_eq!((short.uid, short.home), (1001, &b""[..]));
+        assert_eq!(user_by_uid(passwd, 1000).map(|u| u.name), Some(&b"app"[..]));
+        // What runc would read as UID 0 is an error when it is the user asked for.
+        let bad: &[u8] = b"root:x:0:0::/root:/bin/sh\napp:x:abc:1000::/home/app:/bin/sh\n\
+            big:x:3000000000:1::/:/bin/sh\nneg:x:-5:1::/:/bin/sh\nnogid:x:7\n";
+        for (name, line) in [("app", 2), ("big", 3), ("neg", 4), ("nogid", 5)] {
+            assert_eq!(
+                user_named(bad, name.as_bytes()),
+                Err(BadLine(line)),
+                "{name}"
+            );
+        }
+        assert_eq!(user_named(bad, b"nobody"), Ok(None));
+        // Go's TrimSpace: CR, tabs, and Unicode spaces such as NBSP and U+3000.
+        assert_eq!(trim(b"\t x \r"), b"x");
+        assert_eq!(trim("\u{a0}x\u{3000}\u{85}".as_bytes()), b"x");
+        assert_eq!(trim("x\u{2009}y".as_bytes()), "x\u{2009}y".as_bytes());
+        let group: &[u8] = "staff:x:+50:app\u{a0}\r\n#wheel:x:10:app\n".as_bytes();
+        assert!(member_of(group, b"app").any(|g| g.gid == 50));
+        assert_eq!(group_named(group, b"#wheel"), Ok(None), "a comment");
+        assert_eq!(group_named(b"g:x:1e3:\n", b"g"), Err(BadLine(1)));
+    }
+
+    #[test]
+    fn roots_groups_whatever_the_parser() {
+        let root = |passwd: &[u8], group: &[u8], gid| is_root_group(Some(passwd), group, gid);
+        let passwd: &[u8] = b"root:x:0:0::/root:/bin/sh\n";
+        for group in [
+            &b"wheel:x:10:root\r\n"[..],
+            b"wheel:x:10:root \n",
+            b"wheel:x:+10:root\n",
+            b"wheel:x:010:app,root\n",
+            b"  wheel:x:10:root:extra\n",
+        ] {
+            assert!(
+                root(passwd, group, 10),
+                "{:?}",
+                String::from_utf8_lossy(group)
+            );
+        }
+        assert!(!root(passwd, b"wheel:x:10:root,\n", 11));
+        assert!(
+            !root(passwd, b"wheel:x:10: root\n", 10),
+            "runc splits members as they are"
+        );
+        assert!(
+            !root(passwd, b"#wheel:x:10:root\n", 10),
+            "runc skips comments in group"
+        );
+        // Another name with UID 0 before root's; one runc reads as 0 because
+        // it cannot parse the UID; a comment line, which runc reads too.
+        for passwd in [
+            &b"toor:x:0:0::/:/bin/sh\nroot:x:0:0::/root:/bin/sh\n"[..],
+            b"toor:x:zero:0::/:/bin/sh\n",
+            b"toor\n",
+            b"toor:x:-0:0::/:/bin/sh\n",
+        ] {
+            assert!(root(passwd, b"wheel:x:10:toor\n", 10), "{passwd:?}");
+        }
+        assert!(!root(b"toor:x:5:0::/:/bin/sh\n", b"wheel:x:10:toor\n", 10));
+        assert!(is_root_group(None, b"wheel:x:10:root\n", 10));
+    }
+
+    #[test]
+    fn where_home_may_be_made() {
+        for ok in [
+            "/home/app",
+            "/var/lib/postgresql",
+            "/srv/x/y",
+            "/data/app",
+            "/opt/tool",
+        ] {
+            assert!(home_preparable(ok.as_bytes()), "{ok}");
+            assert!(!home_refused(ok.as_bytes()), "{ok}");
+        }
+        for no in [
+            "/",
+            "/.",
+            "//",
+            "/home",
+            "/home/",
+            "/home/..",
+            "/home/../etc",
+            "/home//app",
+            "/home/./app",
+            ".",
+            "home/app",
+            "/.harden",
+            "/etc",
+            "/etc/app",
+            "/dev/x",
+            "/proc/1",
+            "/sys/x",
+            "/run/x",
+            "/usr/local/app",
+            "/lib/x",
+            "/root",
+            "/tmp/x",
+            "/var/www",
+            "/homework/x",
+        ] {
+            assert!(!home_preparable(no.as_bytes()), "{no}");
+        }
+        for refused in [
+            "/", "/.", "//", "/home/..", "/.harden", "/etc", "/dev", "/proc/x", "/sys", "/run/app",
+            "/usr", "/bin", "/sbin", "/lib64", "/boot", "rel", "/x/",
+        ] {
+            assert!(home_refused(refused.as_bytes()), "{refused}");
+        }
+        for used_as_is in ["/root", "/tmp/app", "/var/www", "/config"] {
+            assert!(!home_refused(used_as_is.as_bytes()), "{used_as_is}");
         }
     }
 

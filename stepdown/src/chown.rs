@@ -1,15 +1,18 @@
 //! `--chown PATH`: give a data directory to the target user at start, as the
 //! postgres and redis entrypoints do with `find DIR \! -user U -exec chown`:
 //! only entries with another owner are changed (a recursive chown would copy
-//! every file up in overlayfs), symlinks are never followed (the link itself
-//! is changed), and directories on another mount are not entered.
+//! every file up in overlayfs). PATH is reached without a symbolic link on
+//! the way (it may be a volume: a mount itself); below it, symbolic links are
+//! never followed (the link itself is changed), mounts are neither changed
+//! nor entered, and a file with more than one hard link is left alone (its
+//! inode may be another file's too, /etc/shadow's say).
 
-use crate::files;
-use crate::sys::{self, Errno, Fd, Stat, AT_FDCWD, AT_SYMLINK_NOFOLLOW, ENOENT};
+use crate::files::Static;
+use crate::resolve::{self, CREATE, CROSS};
+use crate::sys::{self, Errno, Fd, Stat, AT_SYMLINK_NOFOLLOW, ELOOP, ENOENT, O_NOFOLLOW, O_PATH};
 use core::ffi::CStr;
 
-/// Deepest directory level entered below PATH: each level holds a 4 KiB
-/// getdents buffer and a descriptor on the stack.
+/// Deepest directory level entered below PATH.
 pub const MAX_DEPTH: usize = 128;
 
 #[derive(Debug, Default)]
@@ -19,6 +22,8 @@ pub struct Outcome {
     pub first_error: Option<Errno>,
     pub too_deep: bool,
     pub symlink: bool,
+    /// Files left alone for their hard links.
+    pub linked: u32,
 }
 
 impl Outcome {
@@ -28,108 +33,171 @@ impl Outcome {
     }
 }
 
+/// One open directory of the walk and what is left of its last getdents.
+struct Level {
+    /// None once the directory is done.
+    fd: Option<Fd>,
+    buf: [u8; 4096],
+    len: usize,
+    at: usize,
+}
+
+/// The walk's levels, in .bss rather than on the stack: 128 levels of 4 KiB
+/// would need more stack than a container may have (a 128 KiB limit), and
+/// only the levels a tree uses cost pages.
+static LEVELS: Static<[Level; MAX_DEPTH]> = Static::new(
+    [const {
+        Level {
+            fd: None,
+            buf: [0; 4096],
+            len: 0,
+            at: 0,
+        }
+    }; MAX_DEPTH],
+);
+
 struct Walk {
     uid: u32,
     gid: u32,
-    root: Stat,
+    mount: ([u32; 2], u64),
     out: Outcome,
 }
 
 /// Makes PATH (created when missing) and everything below it on the same
-/// mount owned by uid:gid.
+/// mount owned by uid:gid. Called at most once per --chown path, one at a
+/// time (the levels are shared).
 pub fn chown_tree(path: &CStr, uid: u32, gid: u32) -> Outcome {
-    let mut out = Outcome::default();
-    let root = match files::lstat(path) {
-        Err(ENOENT) => match files::mkdir_all(path.to_bytes()).and_then(|()| files::lstat(path)) {
-            Ok(st) => st,
-            Err(e) => {
-                out.fail(e);
-                return out;
-            }
-        },
-        Err(e) => {
-            out.fail(e);
-            return out;
-        }
-        Ok(st) => st,
-    };
-    if root.is_symlink() {
-        out.symlink = true;
-        return out;
-    }
     let mut walk = Walk {
         uid,
         gid,
-        root,
-        out,
+        mount: ([0; 2], 0),
+        out: Outcome::default(),
     };
-    walk.fix(AT_FDCWD, path, (walk.root.uid, walk.root.gid));
-    if walk.root.is_dir() {
-        match sys::openat(AT_FDCWD, path, DIR_FLAGS, 0) {
-            Ok(dir) => walk.dir(&dir, 0),
-            Err(e) => walk.out.fail(e),
+    match open_root(path) {
+        Ok((fd, st)) => {
+            walk.mount = st.mount;
+            walk.fix(&fd, &st);
+            if st.is_dir() {
+                match sys::openat(fd.0, c".", DIR_FLAGS, 0) {
+                    // Safety: the only user of LEVELS, and chown_tree calls never overlap.
+                    Ok(dir) => walk.tree(dir, unsafe { LEVELS.take() }),
+                    Err(e) => walk.out.fail(e),
+                }
+            }
         }
+        Err(ELOOP) => walk.out.symlink = true,
+        Err(e) => walk.out.fail(e),
     }
     walk.out
 }
 
-const DIR_FLAGS: usize = sys::O_RDONLY | sys::O_DIRECTORY | sys::O_NOFOLLOW;
+/// PATH as an O_PATH descriptor and what it is (ELOOP for a symbolic link).
+fn open_root(path: &CStr) -> sys::Result<(Fd, Stat)> {
+    let (dir, mut name) = resolve::parent(path.to_bytes(), CREATE | CROSS)?;
+    let name = resolve::name(&mut name);
+    if let Err(ENOENT) = sys::statx(dir.0, name, AT_SYMLINK_NOFOLLOW) {
+        resolve::step(&dir, name, CREATE | CROSS)?;
+    }
+    let fd = sys::openat(dir.0, name, O_PATH | O_NOFOLLOW, 0)?;
+    let st = sys::fstat(&fd)?;
+    if st.is_symlink() {
+        return Err(ELOOP);
+    }
+    Ok((fd, st))
+}
+
+const DIR_FLAGS: usize = sys::O_RDONLY | sys::O_DIRECTORY | O_NOFOLLOW;
 
 impl Walk {
-    fn fix(&mut self, dir: i32, name: &CStr, owner: (u32, u32)) {
-        if owner == (self.uid, self.gid) {
+    /// Changes the owner of `fd` (an O_PATH descriptor, described by `st`)
+    /// when it is another's: what was checked is the inode that changes.
+    fn fix(&mut self, fd: &Fd, st: &Stat) {
+        if (st.uid, st.gid) == (self.uid, self.gid) {
             return;
         }
-        match sys::fchownat(dir, name, self.uid, self.gid, AT_SYMLINK_NOFOLLOW) {
+        if !st.is_dir() && st.nlink > 1 {
+            self.out.linked += 1;
+            return;
+        }
+        match sys::fchown(fd, self.uid, self.gid) {
             Ok(()) => self.out.changed += 1,
             Err(e) => self.out.fail(e),
         }
     }
 
-    fn same_mount(&self, st: &Stat) -> bool {
-        st.mount == self.root.mount
+    /// `name` in `dir`: changed unless it is a mount; its descriptor when it
+    /// is a directory to enter.
+    fn entry(&mut self, dir: i32, name: &CStr) -> sys::Result<Option<Fd>> {
+        let st = sys::statx(dir, name, AT_SYMLINK_NOFOLLOW)?;
+        if st.mount != self.mount {
+            return Ok(None);
+        }
+        let owned = (st.uid, st.gid) == (self.uid, self.gid);
+        if !owned {
+            let fd = sys::openat(dir, name, O_PATH | O_NOFOLLOW, 0)?;
+            let st = sys::fstat(&fd)?;
+            if st.mount != self.mount {
+                return Ok(None);
+            }
+            self.fix(&fd, &st);
+            if !st.is_dir() {
+                return Ok(None);
+            }
+        } else if !st.is_dir() {
+            return Ok(None);
+        }
+        sys::openat(dir, name, DIR_FLAGS, 0).map(Some)
     }
 
-    fn dir(&mut self, dir: &Fd, depth: usize) {
-        let mut buf = [0u8; 4096];
+    /// Every entry below the open directory `top`, depth first, without
+    /// recursion.
+    fn tree(&mut self, top: Fd, levels: &mut [Level; MAX_DEPTH]) {
+        let mut depth = 0;
+        levels[0].open(top);
         loop {
-            let n = match sys::getdents64(dir, &mut buf) {
-                Ok(0) => return,
-                Ok(n) => n,
-                Err(e) => return self.out.fail(e),
-            };
-            let mut at = 0;
-            while at < n {
-                // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
-                let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
-                let record = &buf[at + 19..at + reclen];
-                at += reclen;
-                let Ok(name) = CStr::from_bytes_until_nul(record) else {
-                    continue;
-                };
-                if name.to_bytes() == b"." || name.to_bytes() == b".." {
-                    continue;
-                }
-                let st = match sys::statx(dir.0, name, AT_SYMLINK_NOFOLLOW) {
-                    Ok(st) => st,
-                    Err(e) => {
-                        self.out.fail(e);
-                        continue;
+            let level = &mut levels[depth];
+            let Some(dir) = &level.fd else { return };
+            if level.at == level.len {
+                match sys::getdents64(dir, &mut level.buf) {
+                    Ok(n) if n > 0 => (level.len, level.at) = (n, 0),
+                    r => {
+                        if let Err(e) = r {
+                            self.out.fail(e);
+                        }
+                        level.fd = None;
+                        if depth == 0 {
+                            return;
+                        }
+                        depth -= 1;
                     }
-                };
-                self.fix(dir.0, name, (st.uid, st.gid));
-                if !st.is_dir() || !self.same_mount(&st) {
-                    continue;
                 }
-                if depth + 1 >= MAX_DEPTH {
-                    self.out.too_deep = true;
-                    continue;
+                continue;
+            }
+            // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+            let at = level.at;
+            let reclen = u16::from_ne_bytes([level.buf[at + 16], level.buf[at + 17]]) as usize;
+            level.at += reclen;
+            let Ok(name) = CStr::from_bytes_until_nul(&level.buf[at + 19..at + reclen]) else {
+                continue;
+            };
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            match self.entry(dir.0, name) {
+                Ok(None) => {}
+                Ok(Some(_)) if depth + 1 >= MAX_DEPTH => self.out.too_deep = true,
+                Ok(Some(sub)) => {
+                    depth += 1;
+                    levels[depth].open(sub);
                 }
-                match sys::openat(dir.0, name, DIR_FLAGS, 0) {
-                    Ok(sub) => self.dir(&sub, depth + 1),
-                    Err(e) => self.out.fail(e),
-                }
+                Err(e) => self.out.fail(e),
             }
         }
+    }
+}
+
+impl Level {
+    fn open(&mut self, dir: Fd) {
+        (self.fd, self.len, self.at) = (Some(dir), 0, 0);
     }
 }

@@ -1,9 +1,14 @@
 //! The few files the step-down touches as root: /etc/passwd and /etc/group
-//! (read into fixed buffers, replaced atomically) and HOME.
+//! (read into fixed buffers, replaced atomically) and HOME, each reached
+//! through `resolve`, never through a symbolic link.
 
-use crate::accounts::PathText;
+use crate::accounts;
 use crate::report::{self, Vals, NO};
-use crate::sys::{self, Errno, Fd, Stat, AT_FDCWD, AT_SYMLINK_NOFOLLOW, EEXIST, EINTR, ENOENT};
+use crate::resolve::{self, CREATE, CROSS};
+use crate::sys::{
+    self, Errno, Fd, AT_SYMLINK_NOFOLLOW, EINTR, EINVAL, ELOOP, ENOENT, O_NOFOLLOW, O_NONBLOCK,
+    O_RDONLY,
+};
 use crate::text::Text;
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
@@ -29,7 +34,9 @@ impl<T> Static<T> {
     }
 }
 
-/// The whole file in `buf`; None when it does not exist.
+/// The whole of `/etc/NAME` in `buf`; None when it does not exist, or is a
+/// symbolic link (never followed: warned). Anything but a regular file is an
+/// error (a FIFO would block the start, a device could be opened).
 pub fn read_bounded(path: &CStr, buf: &'static mut [u8]) -> report::Result<Option<&'static [u8]>> {
     let fail = |e| {
         report::error_with(
@@ -41,9 +48,36 @@ pub fn read_bounded(path: &CStr, buf: &'static mut [u8]) -> report::Result<Optio
             },
         )
     };
-    let fd = match sys::openat(AT_FDCWD, path, sys::O_RDONLY, 0) {
+    let opened = resolve::parent(path.to_bytes(), CROSS).and_then(|(dir, mut name)| {
+        let name = resolve::name(&mut name);
+        let is_file = |st: sys::Stat| {
+            if st.is_file() {
+                Ok(())
+            } else {
+                Err(sys::EINVAL)
+            }
+        };
+        is_file(sys::statx(dir.0, name, AT_SYMLINK_NOFOLLOW)?)?;
+        let fd = sys::openat(dir.0, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0)?;
+        is_file(sys::fstat(&fd)?)?;
+        Ok(fd)
+    });
+    let fd = match opened {
         Ok(fd) => fd,
         Err(ENOENT) => return Ok(None),
+        Err(ELOOP) => {
+            symlink_left_alone(path);
+            return Ok(None);
+        }
+        Err(EINVAL) => {
+            return Err(report::error_with(
+                b"%s is not a regular file",
+                Vals {
+                    s: path.to_bytes(),
+                    ..NO
+                },
+            ))
+        }
         Err(e) => return Err(fail(e)),
     };
     let mut len = 0;
@@ -70,35 +104,46 @@ pub fn read_bounded(path: &CStr, buf: &'static mut [u8]) -> report::Result<Optio
     }
 }
 
-/// Replaces `path` (in /etc) by `pieces` atomically: temp file, fsync,
-/// rename. Keeps mode and owner and adds read bits (podman creates 0600 files).
-/// A symlink is left alone (ELOOP).
+/// "PATH: a symbolic link on the way; not followed".
+#[inline(never)]
+pub fn symlink_left_alone(path: &CStr) {
+    report::warn(
+        b"%s: a symbolic link on the way; not followed",
+        Vals {
+            s: path.to_bytes(),
+            ..NO
+        },
+    )
+}
+
+/// Replaces `/etc/NAME` by `pieces` atomically: temp file, fsync, rename,
+/// all in the descriptor of /etc (made when missing; on the root
+/// filesystem's mount, EXDEV otherwise). Keeps mode and owner and adds read
+/// bits (podman creates 0600 files). A symbolic link is left alone (ELOOP).
 pub fn replace(path: &CStr, pieces: &[&[u8]]) -> sys::Result<()> {
-    let (mode, owner) = match sys::statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW) {
-        Ok(st) if st.is_symlink() => return Err(sys::ELOOP),
+    let (etc, mut name) = resolve::parent(path.to_bytes(), CREATE)?;
+    let name = resolve::name(&mut name);
+    let (mode, owner) = match sys::statx(etc.0, name, AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.is_symlink() => return Err(ELOOP),
         Ok(st) => ((st.mode & 0o7777) as u32 | 0o444, Some((st.uid, st.gid))),
-        Err(ENOENT) => {
-            mkdir_all(b"/etc")?;
-            (0o644, None)
-        }
+        Err(ENOENT) => (0o644, None),
         Err(e) => return Err(e),
     };
-    let name = path.to_bytes().rsplit(|b| *b == b'/').next().unwrap_or(b"");
-    let mut tmp = Text::<80>::new(); // "/etc/.passwd.harden-PID"
-    tmp.push(b"/etc/.");
-    tmp.push(name);
+    let mut tmp = Text::<80>::new(); // ".passwd.harden-PID"
+    tmp.push(b".");
+    tmp.push(name.to_bytes());
     tmp.push(b".harden-");
     tmp.push_num(sys::pid());
     let tmp = tmp.c_str().ok_or(sys::ENAMETOOLONG)?;
     let fd = sys::openat(
-        AT_FDCWD,
+        etc.0,
         tmp,
-        sys::O_WRONLY | sys::O_CREAT | sys::O_EXCL | sys::O_NOFOLLOW,
+        sys::O_WRONLY | sys::O_CREAT | sys::O_EXCL | O_NOFOLLOW,
         mode,
     )?;
-    let result = write_new(&fd, pieces, mode, owner).and_then(|()| sys::rename(tmp, path));
+    let result = write_new(&fd, pieces, mode, owner).and_then(|()| sys::renameat(&etc, tmp, name));
     if result.is_err() {
-        let _ = sys::unlink(tmp);
+        let _ = sys::unlinkat(&etc, tmp);
     }
     result
 }
@@ -114,46 +159,31 @@ fn write_new(fd: &Fd, pieces: &[&[u8]], mode: u32, owner: Option<(u32, u32)>) ->
     sys::fsync(fd)
 }
 
-/// mkdir -p with mode 0755.
-pub fn mkdir_all(path: &[u8]) -> sys::Result<()> {
-    let mkdir = |p: &[u8]| {
-        let mut t = PathText::new();
-        t.push(p);
-        match sys::mkdir(t.c_str().ok_or(sys::ENAMETOOLONG)?, 0o755) {
-            Ok(()) | Err(EEXIST) => Ok(()),
-            Err(e) => Err(e),
-        }
-    };
-    for (i, b) in path.iter().enumerate().skip(1) {
-        if *b == b'/' {
-            mkdir(&path[..i])?;
-        }
-    }
-    mkdir(path)
-}
-
-/// lstat(2).
-pub fn lstat(path: &CStr) -> sys::Result<Stat> {
-    sys::statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW)
-}
-
-/// Creates HOME when missing and gives it to the user (never recursively).
-/// A root-owned HOME is taken over too: a bind mount below HOME makes the
-/// runtime create HOME as root.
-#[inline(never)] // its 4 KiB path stays off the frames of the other start paths
+/// Creates HOME when missing and gives it to the user (never recursively),
+/// when `accounts::home_preparable` allows it and every directory on the
+/// way, HOME included, is on the root filesystem's mount and no symbolic
+/// link (a bind-mounted HOME is used as it is: EXDEV). A root-owned HOME is
+/// taken over too: a bind mount below HOME makes the runtime create HOME as
+/// root.
 pub fn prepare_home(home: &[u8], uid: u32, gid: u32) -> sys::Result<()> {
-    if home == b"/" || home.starts_with(b"/nonexistent") || home.starts_with(b"/proc") {
+    if !accounts::home_preparable(home) {
         return Ok(());
     }
-    let mut path = PathText::new();
-    path.push(home);
-    let path = path.c_str().ok_or(sys::ENAMETOOLONG)?;
-    match lstat(path) {
+    let (dir, mut name) = resolve::parent(home, CREATE)?;
+    let name = resolve::name(&mut name);
+    match sys::statx(dir.0, name, AT_SYMLINK_NOFOLLOW) {
         Ok(st) if st.is_dir() && st.uid == 0 => {}
+        Ok(st) if st.is_symlink() => return Err(ELOOP),
         Ok(_) => return Ok(()),
-        Err(_) => mkdir_all(home)?,
+        Err(ENOENT) => {}
+        Err(e) => return Err(e),
     }
-    sys::fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW)
+    let home = resolve::step(&dir, name, CREATE)?;
+    // Checked again on the directory itself, which is what is changed.
+    if sys::fstat(&home)?.uid != 0 {
+        return Ok(());
+    }
+    sys::fchown(&home, uid, gid)
 }
 
 /// Whether a failed write is worth a warning: a read-only root filesystem

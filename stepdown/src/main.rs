@@ -21,10 +21,12 @@ mod chown;
 mod files;
 mod init;
 mod report;
+mod resolve;
 #[cfg(harden_stepdown_bin)]
 mod rt;
 mod sys;
 mod text;
+mod trust;
 
 use accounts::AccountPlan;
 use accounts::{parse_id, IdError, Name, PathText, User};
@@ -89,10 +91,10 @@ fn fail(template: &[u8], v: Vals) -> ! {
 }
 
 /// Called by rt.rs with the process's argv and envp, and the auxiliary
-/// vector's AT_SECURE.
-pub fn start(argv: Args, envp: Args, secure: bool) -> ! {
+/// vector's AT_SECURE and AT_EXECFN.
+pub fn start(argv: Args, envp: Args, secure: bool, execfn: Option<&CStr>) -> ! {
     let env = Env(envp);
-    match run(argv.get(1..).unwrap_or(&[]), &env, secure) {
+    match run(argv.get(1..).unwrap_or(&[]), &env, secure, execfn) {
         Ok(()) => sys::exit(0),
         Err(Failed) => sys::exit(1),
     }
@@ -123,7 +125,7 @@ fn after_prefix(p: *const c_char, prefix: &[u8]) -> Option<*const c_char> {
     Some(unsafe { p.add(prefix.len()) })
 }
 
-fn run(args: Args, env: &Env, secure: bool) -> report::Result<()> {
+fn run(args: Args, env: &Env, secure: bool, execfn: Option<&CStr>) -> report::Result<()> {
     let caller = refuse_secure_exec(secure)?;
     match args.first().map(|a| arg(*a)) {
         None => Err(error(b"missing arguments; see --help")),
@@ -139,6 +141,9 @@ fn run(args: Args, env: &Env, secure: bool) -> report::Result<()> {
         }
         Some(_) => {
             let (opts, command) = parse_options(args)?;
+            if caller.uid == 0 {
+                trust::check(execfn)?;
+            }
             match opts.spec {
                 Some(spec) => gosu_form(spec, &opts, command, env, caller),
                 None => entrypoint_form(&opts, command, env, caller),
@@ -272,6 +277,11 @@ fn parse_options(args: Args) -> report::Result<(Options, Args)> {
                 return Err(error_with(b"%s %q is not a valid user name", v));
             } else if path && !accounts::valid_home(v.q) {
                 return Err(error_with(b"%s %q is not an absolute path", v));
+            } else if k == HOME && accounts::home_refused(v.q) {
+                return Err(error_with(
+                    b"%s %q: not a normalised path, or a system directory",
+                    v,
+                ));
             } else if k == CHOWN && !accounts::chown_allowed(v.q) {
                 return Err(error_with(
                     b"%s %q: refusing to give / or a kernel filesystem to the user",
@@ -365,16 +375,24 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
     }
     let (passwd, group) = (read_passwd()?, read_group()?);
     let wanted = opts.get(USER).unwrap_or(b"app");
-    let named = passwd.and_then(|p| accounts::users(p).find(|u| u.name == wanted));
-    let owner = opts.values[MATCH_OWNER]
-        .and_then(|p| sys::statx(sys::AT_FDCWD, p, 0).ok())
-        .map(|st| (st.uid, st.gid));
+    let named = match passwd.map(|p| accounts::user_named(p, wanted)) {
+        Some(Err(bad)) => return Err(bad_line(PASSWD, bad, wanted)),
+        Some(Ok(user)) => user,
+        None => None,
+    };
+    let owner = match opts.values[MATCH_OWNER] {
+        Some(path) => owner_of(path)?,
+        None => None,
+    };
     let (uid, gid) = choose_target(opts, |n| env.get(n), owner, named.as_ref())?;
     require_setid_caps()?;
 
     // Safety: taken once (entrypoint_form runs once).
     let plan = unsafe { PLAN.take() };
     plan.fill(passwd, group, uid, gid, wanted, opts.get(HOME));
+    if !plan.home.whole() {
+        return Err(error(b"the user's HOME is longer than 4096 bytes"));
+    }
     for (path, old, default, line) in [
         (PASSWD, passwd, accounts::DEFAULT_PASSWD, plan.passwd_line()),
         (GROUP, group, accounts::DEFAULT_GROUP, plan.group_line()),
@@ -383,13 +401,7 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
             let pieces = accounts::appended(old, default, line);
             match files::replace(path, &pieces) {
                 Ok(()) => {}
-                Err(sys::ELOOP) => warn(
-                    b"%s is a symbolic link; left alone",
-                    Vals {
-                        s: path.to_bytes(),
-                        ..NO
-                    },
-                ),
+                Err(sys::ELOOP) => files::symlink_left_alone(path),
                 Err(e) if files::worth_a_warning(e) => warn(
                     b"cannot update %s%e",
                     Vals {
@@ -403,6 +415,15 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
         }
     }
     match files::prepare_home(plan.home.as_bytes(), uid, gid) {
+        // A HOME on a volume or bind mount is the user's business.
+        Err(sys::EXDEV) => {}
+        Err(sys::ELOOP) => warn(
+            b"HOME %q: a symbolic link on the way; not followed",
+            Vals {
+                q: plan.home.as_bytes(),
+                ..NO
+            },
+        ),
         Err(e) if files::worth_a_warning(e) => warn(
             b"cannot prepare HOME %q%e",
             Vals {
@@ -429,6 +450,52 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
     run_command(command, env, Some(vars), opts.init)
 }
 
+/// "/etc/passwd line N: the entry of NAME cannot be read".
+#[inline(never)]
+fn bad_line(file: &CStr, bad: accounts::BadLine, name: &[u8]) -> Failed {
+    error_with(
+        b"%s line %n: the entry of %q cannot be read (IDs must be decimal, at most 2147483647)",
+        Vals {
+            s: file.to_bytes(),
+            n: bad.0,
+            q: name,
+            ..NO
+        },
+    )
+}
+
+/// The owner of --match-owner's PATH, reached without a symbolic link (one
+/// is warned about and ignored); None when it does not exist.
+fn owner_of(path: &CStr) -> report::Result<Option<(u32, u32)>> {
+    let v = Vals {
+        q: path.to_bytes(),
+        ..NO
+    };
+    let st = resolve::parent(path.to_bytes(), resolve::CROSS).and_then(|(dir, mut name)| {
+        sys::statx(dir.0, resolve::name(&mut name), sys::AT_SYMLINK_NOFOLLOW)
+    });
+    let st = match st {
+        Ok(st) if !st.is_symlink() => st,
+        Ok(_) | Err(sys::ELOOP) => {
+            warn(
+                b"--match-owner %q: a symbolic link on the way; not followed",
+                v,
+            );
+            return Ok(None);
+        }
+        Err(_) => return Ok(None),
+    };
+    for n in [st.uid, st.gid] {
+        if n > accounts::MAX_ID {
+            return Err(error_with(
+                b"--match-owner %q is owned by ID %n, larger than 2147483647",
+                Vals { n, ..v },
+            ));
+        }
+    }
+    Ok(Some((st.uid, st.gid)))
+}
+
 fn chown_path(path: &CStr, uid: u32, gid: u32) {
     let out = chown::chown_tree(path, uid, gid);
     let v = Vals {
@@ -438,8 +505,16 @@ fn chown_path(path: &CStr, uid: u32, gid: u32) {
         ..NO
     };
     if out.symlink {
-        warn(b"--chown %q is a symbolic link; not followed", v);
-    } else if out.first_error.is_some() {
+        warn(b"--chown %q: a symbolic link on the way; not followed", v);
+        return;
+    }
+    if out.linked > 0 {
+        warn(
+            b"--chown %q: %n files with more than one hard link left alone",
+            Vals { n: out.linked, ..v },
+        );
+    }
+    if out.first_error.is_some() {
         warn(b"--chown %q: %n entries not changed%e", v);
     } else if out.too_deep {
         warn(
@@ -521,8 +596,8 @@ fn resolve_spec<'a, 'g>(
             parse_id(user_part).map_err(|_| error_q(b"%q is larger than 2147483647", user_part))?;
         accounts::user_by_uid(passwd, uid).ok_or(uid)
     } else {
-        Ok(accounts::users(passwd)
-            .find(|u| u.name == user_part)
+        Ok(accounts::user_named(passwd, user_part)
+            .map_err(|bad| bad_line(PASSWD, bad, user_part))?
             .ok_or_else(|| error_q(b"unknown user %q (not in /etc/passwd)", user_part))?)
     };
     let mut t = Target {
@@ -547,14 +622,14 @@ fn resolve_spec<'a, 'g>(
             t.name.push_num(uid);
         }
     }
-    match group_part {
-        Some(b"") => return Err(error_q(b"empty group in %q", spec)),
+    // `user:` is `user` (as gosu and runc read it): the user's own groups.
+    match group_part.filter(|g| !g.is_empty()) {
         Some(g) if accounts::is_decimal(g) => {
             t.gid = parse_id(g).map_err(|_| error_q(b"group %q is larger than 2147483647", g))?;
         }
         Some(g) => {
-            t.gid = accounts::groups(group()?)
-                .find(|e| e.name == g)
+            t.gid = accounts::group_named(group()?, g)
+                .map_err(|bad| bad_line(GROUP, bad, g))?
                 .map(|e| e.gid)
                 .ok_or_else(|| error_q(b"unknown group %q (not in /etc/group)", g))?;
         }
@@ -586,11 +661,7 @@ fn resolve_spec<'a, 'g>(
 /// runtime adds those only because the container starts as root. Sorted,
 /// without duplicates; returns how many.
 fn keep_runtime_groups(ids: &mut [u32], passwd: Option<&[u8]>, group: Option<&[u8]>) -> usize {
-    let root = passwd
-        .and_then(|p| accounts::user_by_uid(p, 0))
-        .map_or(&b"root"[..], |u| u.name);
-    let for_root =
-        |id: u32| group.is_some_and(|g| accounts::member_of(g, root).any(|e| e.gid == id));
+    let for_root = |id: u32| group.is_some_and(|g| accounts::is_root_group(passwd, g, id));
     let mut kept = 1;
     for i in 1..ids.len() {
         if ids[i] != 0 && !for_root(ids[i]) {
@@ -642,8 +713,9 @@ fn require_setid_caps() -> report::Result<()> {
 
 /// Before the drop: empties the bounding set (what a later execve of a
 /// setuid-root or file-capability program could regain) and the
-/// inheritable and ambient sets (what would pass through execve).
-fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
+/// inheritable and ambient sets (what would pass through execve). Returns
+/// whether the bounding set was emptied (it needs CAP_SETPCAP).
+fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<bool> {
     let caps = sys::capget().map_err(|e| error_e(b"capget failed%e", e))?;
     if has_cap(&caps, sys::CAP_SETPCAP) {
         // Root's execve made the permitted set the bounding set plus the
@@ -676,15 +748,17 @@ fn clear_inheritable_caps(no_new_privs: bool) -> report::Result<()> {
     // The ambient set is never more than permitted ∩ inheritable (the kernel
     // keeps it so), so with the inheritable set empty it is empty too: no
     // PR_CAP_AMBIENT_CLEAR_ALL, which would commit new credentials for nothing.
+    let bounding = has_cap(&caps, sys::CAP_SETPCAP);
     if caps.inheritable == 0 {
-        return Ok(()); // capset would commit new credentials for nothing too
+        return Ok(bounding); // capset would commit new credentials for nothing too
     }
     // Lowering the inheritable set lowers the ambient set with it.
     sys::capset(sys::Caps {
         inheritable: 0,
         ..caps
     })
-    .map_err(|e| error_e(b"cannot clear inheritable capabilities%e", e))
+    .map_err(|e| error_e(b"cannot clear inheritable capabilities%e", e))?;
+    Ok(bounding)
 }
 
 /// setgroups → setresgid → setresuid, then proves the result. Order matters:
@@ -698,9 +772,7 @@ fn drop_privileges(
     groups: &[u32],
     no_new_privs: bool,
 ) -> report::Result<()> {
-    if from_root {
-        clear_inheritable_caps(no_new_privs)?;
-    }
+    let bounding_cleared = from_root && clear_inheritable_caps(no_new_privs)?;
     sys::set_groups(groups).map_err(|e| error_e(b"setgroups failed%e", e))?;
     sys::set_all_gids(gid).map_err(|e| {
         error_with(
@@ -745,6 +817,21 @@ fn drop_privileges(
     }
     if uid != 0 && sys::capget() != Ok(sys::Caps::default()) {
         return Err(not_stuck(b": capabilities"));
+    }
+    // The other two sets, read back: the bounding set where it was emptied
+    // (without CAP_SETPCAP it stays, moot under no_new_privs), the ambient
+    // set always.
+    for cap in 0..64 {
+        let bounding = match sys::prctl(sys::PR_CAPBSET_READ, cap, 0) {
+            Ok(held) => held,
+            Err(_) => break, // EINVAL: past the kernel's last capability
+        };
+        if bounding_cleared && bounding != 0 {
+            return Err(not_stuck(b": bounding set"));
+        }
+        if sys::prctl(sys::PR_CAP_AMBIENT, sys::PR_CAP_AMBIENT_IS_SET, cap) != Ok(0) {
+            return Err(not_stuck(b": ambient set"));
+        }
     }
     Ok(())
 }
@@ -1113,7 +1200,8 @@ mod tests {
             "unknown user \"nobody-here\" (not in /etc/passwd)"
         );
         assert!(resolve("app:nogroup").is_err());
-        assert!(resolve("app:").is_err());
+        // An empty group is the user's own, as gosu and runc read `app:`.
+        assert_eq!(resolve("app:").ok(), resolve("app").ok());
         assert!(resolve("99999999999").is_err());
     }
 }

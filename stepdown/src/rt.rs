@@ -129,14 +129,20 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
     }
     let mut aux = envp.add(envc + 1) as *const usize;
     let mut secure = false;
+    let mut execfn = core::ptr::null();
     while *aux != AT_NULL {
-        secure |= *aux == AT_SECURE && *aux.add(1) != 0;
+        match *aux {
+            AT_SECURE => secure = *aux.add(1) != 0,
+            AT_EXECFN => execfn = *aux.add(1) as *const c_char,
+            _ => {}
+        }
         aux = aux.add(2);
     }
     crate::start(
         core::slice::from_raw_parts(argv, argc),
         core::slice::from_raw_parts(envp, envc),
         secure,
+        (!execfn.is_null()).then(|| core::ffi::CStr::from_ptr(execfn)),
     )
 }
 
@@ -144,6 +150,8 @@ const AT_NULL: usize = 0;
 /// Set by the kernel when this exec changed the IDs (setuid/setgid bit),
 /// raised capabilities (file capabilities), or an LSM asked for it.
 const AT_SECURE: usize = 23;
+/// The path the kernel was asked to exec (execve's first argument).
+const AT_EXECFN: usize = 31;
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {

@@ -20,7 +20,6 @@ mod nr {
     pub const KILL: usize = 62;
     pub const FSYNC: usize = 74;
     pub const FCHMOD: usize = 91;
-    pub const FCHOWN: usize = 93;
     pub const GETGROUPS: usize = 115;
     pub const SETGROUPS: usize = 116;
     pub const SETRESUID: usize = 117;
@@ -39,6 +38,8 @@ mod nr {
     pub const UNLINKAT: usize = 263;
     pub const RENAMEAT2: usize = 316;
     pub const STATX: usize = 332;
+    pub const READLINKAT: usize = 267;
+    pub const OPENAT2: usize = 437;
 }
 
 // arm64 and riscv64 share the generic table (include/uapi/asm-generic/unistd.h).
@@ -58,7 +59,6 @@ mod nr {
     pub const KILL: usize = 129;
     pub const FSYNC: usize = 82;
     pub const FCHMOD: usize = 52;
-    pub const FCHOWN: usize = 55;
     pub const GETGROUPS: usize = 158;
     pub const SETGROUPS: usize = 159;
     pub const SETRESUID: usize = 147;
@@ -77,6 +77,8 @@ mod nr {
     pub const UNLINKAT: usize = 35;
     pub const RENAMEAT2: usize = 276;
     pub const STATX: usize = 291;
+    pub const READLINKAT: usize = 78;
+    pub const OPENAT2: usize = 437;
 }
 
 // 32-bit arm, EABI (arch/arm/tools/syscall.tbl). The user and group calls are
@@ -97,7 +99,6 @@ mod nr {
     pub const KILL: usize = 37;
     pub const FSYNC: usize = 118;
     pub const FCHMOD: usize = 94;
-    pub const FCHOWN: usize = 207; // fchown32
     pub const GETGROUPS: usize = 205; // getgroups32
     pub const SETGROUPS: usize = 206; // setgroups32
     pub const SETRESUID: usize = 208; // setresuid32
@@ -116,6 +117,8 @@ mod nr {
     pub const UNLINKAT: usize = 328;
     pub const RENAMEAT2: usize = 382;
     pub const STATX: usize = 397;
+    pub const READLINKAT: usize = 332;
+    pub const OPENAT2: usize = 437;
 }
 
 // 386 (arch/x86/entry/syscalls/syscall_32.tbl), with the `*32` ID calls as on arm.
@@ -135,7 +138,6 @@ mod nr {
     pub const KILL: usize = 37;
     pub const FSYNC: usize = 118;
     pub const FCHMOD: usize = 94;
-    pub const FCHOWN: usize = 207; // fchown32
     pub const GETGROUPS: usize = 205; // getgroups32
     pub const SETGROUPS: usize = 206; // setgroups32
     pub const SETRESUID: usize = 208; // setresuid32
@@ -154,6 +156,8 @@ mod nr {
     pub const UNLINKAT: usize = 301;
     pub const RENAMEAT2: usize = 353;
     pub const STATX: usize = 383;
+    pub const READLINKAT: usize = 305;
+    pub const OPENAT2: usize = 437;
 }
 
 // ppc64le (arch/powerpc/kernel/syscalls/syscall.tbl, 64-bit).
@@ -173,7 +177,6 @@ mod nr {
     pub const KILL: usize = 37;
     pub const FSYNC: usize = 118;
     pub const FCHMOD: usize = 94;
-    pub const FCHOWN: usize = 95;
     pub const GETGROUPS: usize = 80;
     pub const SETGROUPS: usize = 81;
     pub const SETRESUID: usize = 164;
@@ -192,6 +195,8 @@ mod nr {
     pub const UNLINKAT: usize = 292;
     pub const RENAMEAT2: usize = 357;
     pub const STATX: usize = 383;
+    pub const READLINKAT: usize = 296;
+    pub const OPENAT2: usize = 437;
 }
 
 // s390x (arch/s390/kernel/syscalls/syscall.tbl, 64-bit: its plain ID calls
@@ -212,7 +217,6 @@ mod nr {
     pub const KILL: usize = 37;
     pub const FSYNC: usize = 118;
     pub const FCHMOD: usize = 94;
-    pub const FCHOWN: usize = 207;
     pub const GETGROUPS: usize = 205;
     pub const SETGROUPS: usize = 206;
     pub const SETRESUID: usize = 208;
@@ -231,20 +235,25 @@ mod nr {
     pub const UNLINKAT: usize = 294;
     pub const RENAMEAT2: usize = 347;
     pub const STATX: usize = 379;
+    pub const READLINKAT: usize = 298;
+    pub const OPENAT2: usize = 437;
 }
 
 /// The kernel's error number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Errno(pub u16);
 
+pub const EPERM: Errno = Errno(1);
 pub const ENOENT: Errno = Errno(2);
 pub const EINTR: Errno = Errno(4);
 pub const EACCES: Errno = Errno(13);
 pub const EEXIST: Errno = Errno(17);
+pub const EXDEV: Errno = Errno(18);
 pub const ENOTDIR: Errno = Errno(20);
 pub const EINVAL: Errno = Errno(22);
 pub const EROFS: Errno = Errno(30);
 pub const ENAMETOOLONG: Errno = Errno(36);
+pub const ENOSYS: Errno = Errno(38);
 pub const ELOOP: Errno = Errno(40);
 
 impl Errno {
@@ -272,6 +281,7 @@ const ERRNO_TEXT: &[u8] = b"\x01operation not permitted\0\
     \x0cout of memory\0\
     \x0dpermission denied\0\
     \x11file exists\0\
+    \x12on another mount\0\
     \x14not a directory\0\
     \x15is a directory\0\
     \x16invalid argument\0\
@@ -484,6 +494,9 @@ fn ptr<T>(p: *const T) -> usize {
 
 pub const AT_FDCWD: i32 = -100;
 pub const AT_SYMLINK_NOFOLLOW: usize = 0x100;
+pub const AT_EMPTY_PATH: usize = 0x1000;
+pub const O_NONBLOCK: usize = 0o4000;
+pub const O_PATH: usize = 0o10000000;
 pub const O_RDONLY: usize = 0;
 pub const O_WRONLY: usize = 1;
 pub const O_CREAT: usize = 0o100;
@@ -518,6 +531,7 @@ pub const O_NOFOLLOW: usize = 0o100000;
 pub const S_IFMT: u16 = 0o170000;
 pub const S_IFDIR: u16 = 0o040000;
 pub const S_IFLNK: u16 = 0o120000;
+pub const S_IFREG: u16 = 0o100000;
 
 /// A file descriptor, closed on drop.
 pub struct Fd(pub i32);
@@ -541,6 +555,42 @@ pub fn openat(dir: i32, path: &CStr, flags: usize, mode: u32) -> Result<Fd> {
         ],
     )?;
     Ok(Fd(fd as i32))
+}
+
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+
+/// openat2(2): `path` resolved under `resolve` rules (ENOSYS before Linux 5.6).
+pub fn openat2(dir: i32, path: &CStr, flags: usize, resolve: u64) -> Result<Fd> {
+    // struct open_how: flags, mode, resolve.
+    let how = [(flags | O_CLOEXEC) as u64, 0, resolve];
+    let fd = call(
+        nr::OPENAT2,
+        [
+            dir as usize,
+            ptr(path.as_ptr()),
+            ptr(how.as_ptr()),
+            core::mem::size_of_val(&how),
+            0,
+            0,
+        ],
+    )?;
+    Ok(Fd(fd as i32))
+}
+
+/// readlinkat(2): the link's target, in `buf`.
+pub fn readlinkat(dir: i32, path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    call(
+        nr::READLINKAT,
+        [
+            dir as usize,
+            ptr(path.as_ptr()),
+            ptr(buf.as_mut_ptr()),
+            buf.len(),
+            0,
+            0,
+        ],
+    )
 }
 
 pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
@@ -574,7 +624,7 @@ struct Statx {
     mask: u32,
     _blksize: u32,
     _attributes: u64,
-    _nlink: u32,
+    nlink: u32,
     uid: u32,
     gid: u32,
     mode: u16,
@@ -593,6 +643,7 @@ const STATX_WANTED: usize = 0x1f | STATX_MNT_ID as usize; // type, mode, nlink, 
 #[derive(Clone, Copy)]
 pub struct Stat {
     pub mode: u16,
+    pub nlink: u32,
     pub uid: u32,
     pub gid: u32,
     /// Device and mount ID (0 when the kernel predates STATX_MNT_ID).
@@ -605,6 +656,9 @@ impl Stat {
     }
     pub fn is_symlink(&self) -> bool {
         self.mode & S_IFMT == S_IFLNK
+    }
+    pub fn is_file(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
     }
 }
 
@@ -630,10 +684,16 @@ pub fn statx(dir: i32, path: &CStr, flags: usize) -> Result<Stat> {
     };
     Ok(Stat {
         mode: st.mode,
+        nlink: st.nlink,
         uid: st.uid,
         gid: st.gid,
         mount: (st.dev, mnt_id),
     })
+}
+
+/// fstat(2) of any descriptor, O_PATH ones included.
+pub fn fstat(fd: &Fd) -> Result<Stat> {
+    statx(fd.0, c"", AT_EMPTY_PATH)
 }
 
 pub fn getdents64(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
@@ -657,11 +717,9 @@ pub fn fchownat(dir: i32, path: &CStr, uid: u32, gid: u32, flags: usize) -> Resu
     )
 }
 
+/// fchown(2) of any descriptor, O_PATH ones included (fchown itself refuses those).
 pub fn fchown(fd: &Fd, uid: u32, gid: u32) -> Result<()> {
-    call0(
-        nr::FCHOWN,
-        [fd.0 as usize, uid as usize, gid as usize, 0, 0, 0],
-    )
+    fchownat(fd.0, c"", uid, gid, AT_EMPTY_PATH)
 }
 
 pub fn fchmod(fd: &Fd, mode: u32) -> Result<()> {
@@ -672,32 +730,26 @@ pub fn fsync(fd: &Fd) -> Result<()> {
     call0(nr::FSYNC, [fd.0 as usize, 0, 0, 0, 0, 0])
 }
 
-pub fn mkdir(path: &CStr, mode: u32) -> Result<()> {
+pub fn mkdirat(dir: &Fd, name: &CStr, mode: u32) -> Result<()> {
     call0(
         nr::MKDIRAT,
-        [
-            AT_FDCWD as usize,
-            ptr(path.as_ptr()),
-            mode as usize,
-            0,
-            0,
-            0,
-        ],
+        [dir.0 as usize, ptr(name.as_ptr()), mode as usize, 0, 0, 0],
     )
 }
 
-pub fn rename(from: &CStr, to: &CStr) -> Result<()> {
-    let cwd = AT_FDCWD as usize;
+/// renameat(2) within one directory.
+pub fn renameat(dir: &Fd, from: &CStr, to: &CStr) -> Result<()> {
+    let d = dir.0 as usize;
     call0(
         nr::RENAMEAT2,
-        [cwd, ptr(from.as_ptr()), cwd, ptr(to.as_ptr()), 0, 0],
+        [d, ptr(from.as_ptr()), d, ptr(to.as_ptr()), 0, 0],
     )
 }
 
-pub fn unlink(path: &CStr) -> Result<()> {
+pub fn unlinkat(dir: &Fd, name: &CStr) -> Result<()> {
     call0(
         nr::UNLINKAT,
-        [AT_FDCWD as usize, ptr(path.as_ptr()), 0, 0, 0, 0],
+        [dir.0 as usize, ptr(name.as_ptr()), 0, 0, 0, 0],
     )
 }
 
