@@ -30,7 +30,7 @@ lint:
 # Unit tests and the integration tests (skopeo, umoci, podman+runc, the
 # distribution registry on 127.0.0.1), as root.
 test: deps lint
-	rm -rf /tmp/harden-it-*
+	./scripts/clean-test-dirs
 	$(CARGO) test --workspace
 	$(MAKE) image
 	./scripts/test-image
@@ -73,4 +73,5 @@ man: build
 
 clean:
 	$(CARGO) clean
-	rm -rf .demo /tmp/harden-it-*
+	rm -rf .demo
+	./scripts/clean-test-dirs

@@ -46,6 +46,16 @@ pub struct LayerEntry {
 
 pub fn stepdown_layer(binary: &[u8], extra: &[LayerEntry]) -> Result<StepdownLayer> {
     let mut entries = vec![
+        // The root directory too: the step-down refuses to act as root under
+        // a `/` that others may write (a hostile base may ship one 0777), and
+        // runtimes apply this entry's owner and mode to the container's `/`.
+        LayerEntry {
+            path: ".".into(),
+            content: None,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        },
         LayerEntry {
             path: format!("{STEPDOWN_DIR}/"),
             content: None,
@@ -134,6 +144,7 @@ mod tests {
         assert_eq!(
             entries,
             [
+                ("./".to_string(), 0o755, 0, 0),
                 (".harden/".to_string(), 0o755, 0, 0),
                 (".harden/harden-stepdown".to_string(), 0o755, 0, 0)
             ]
@@ -177,6 +188,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                ("./", 0),
                 (".harden/", 0),
                 (".harden/harden-stepdown", 0),
                 ("etc/passwd", 0),

@@ -405,19 +405,19 @@ fn a_setuid_root_program_cannot_regain_root() {
 fn restarting_a_container_never_duplicates_the_account() {
     let dir = scratch("restart");
     let image = harden_and_load(&fixtures().archive("busybox"), &dir, "restart", &[]);
-    let name = format!("harden-restart-{}", std::process::id());
+    let container = Container::named("restart");
+    let name = container.0.as_str();
     let script =
         "grep -c '^app:' /etc/passwd; grep -c ':1000:' /etc/passwd; grep -c '^app:' /etc/group";
     sh(podman()
         .command()
-        .args(["create", "--name", &name])
+        .args(["create", "--name", name])
         .args(CONTAINER_OPTIONS)
         .args([image.as_str(), "sh", "-c", script]));
     for round in 0..2 {
-        let out = sh(podman().command().args(["start", "-a", &name]));
+        let out = sh(podman().command().args(["start", "-a", name]));
         assert_eq!(out, "1\n1\n1\n", "start {round}: one entry each");
     }
-    sh(podman().command().args(["rm", &name]));
 }
 
 #[test]
@@ -507,20 +507,20 @@ fn init_forwards_signals_reaps_orphans_and_passes_the_status() {
     // podman stop sends the image's StopSignal (SIGINT in this fixture) to
     // PID 1, which forwards it: sleep ends at once, not at the 10 s kill timeout.
     let stop = |image: &str, timeout: &str| {
-        let name = format!("harden-init-{}-{timeout}", std::process::id());
+        let container = Container::named(&format!("init-{timeout}"));
+        let name = container.0.as_str();
         sh(podman()
             .command()
-            .args(["run", "-d", "--name", &name])
+            .args(["run", "-d", "--name", name])
             .args(CONTAINER_OPTIONS)
             .args([image, "sleep", "60"]));
         let start = std::time::Instant::now();
-        sh(podman().command().args(["stop", "-t", timeout, &name]));
+        sh(podman().command().args(["stop", "-t", timeout, name]));
         let took = start.elapsed();
         let code =
             sh(podman()
                 .command()
-                .args(["inspect", "--format", "{{.State.ExitCode}}", &name]));
-        sh(podman().command().args(["rm", &name]));
+                .args(["inspect", "--format", "{{.State.ExitCode}}", name]));
         (took, code.trim().to_string())
     };
     let (took, code) = stop(&image, "10");
@@ -761,20 +761,20 @@ fn health_checks_run_as_the_user() {
 
     // The exit code of one check in a running container (0 healthy, 1 not).
     let check = |image: &str| -> Option<i32> {
-        let name = format!("harden-health-{}", std::process::id());
+        let container = Container::named("health");
+        let name = container.0.as_str();
         sh(podman()
             .command()
-            .args(["run", "-d", "--name", &name])
+            .args(["run", "-d", "--name", name])
             .args(CONTAINER_OPTIONS)
             .args([image, "sleep", "60"]));
         let code = podman()
             .command()
-            .args(["healthcheck", "run", &name])
+            .args(["healthcheck", "run", name])
             .output()
             .unwrap()
             .status
             .code();
-        sh(podman().command().args(["rm", "-f", "-t", "0", &name]));
         code
     };
     let hardened = harden_and_load(&source_ref, &dir, "health", &["--chown", "/srv"]);

@@ -53,6 +53,8 @@ pub fn read_bounded(path: &CStr, buf: &'static mut [u8]) -> report::Result<Optio
         let is_file = |st: sys::Stat| {
             if st.is_file() {
                 Ok(())
+            } else if st.is_symlink() {
+                Err(ELOOP)
             } else {
                 Err(sys::EINVAL)
             }

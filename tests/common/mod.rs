@@ -333,6 +333,25 @@ impl Podman {
     }
 }
 
+/// A named podman container that is removed (with `rm -f`) when dropped, so a
+/// failing assertion does not leave it, and its mounts, behind.
+pub struct Container(pub String);
+
+impl Container {
+    pub fn named(what: &str) -> Container {
+        Container(format!("harden-{what}-{}", std::process::id()))
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman()
+            .command()
+            .args(["rm", "-f", "-t", "0", &self.0])
+            .output();
+    }
+}
+
 /// Copies fixture `tag` into a new OCI layout at `layout` as `new_tag`, with skopeo.
 pub fn copy_fixture(tag: &str, layout: &Path, new_tag: &str) -> String {
     let dest = format!("oci:{}:{new_tag}", layout.display());
