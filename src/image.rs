@@ -315,6 +315,10 @@ pub struct Index {
     pub others: Vec<OtherEntry>,
     /// Entries left out, with the reason (attestations, other media types).
     pub skipped: Vec<Skipped>,
+    /// Image entries whose manifest, config or layers the source does not
+    /// hold: a partial archive, as `docker save --platform` and oras write
+    /// (the index names every platform, the blobs are one platform's).
+    pub absent: Vec<Skipped>,
     /// Digest of the source index.
     pub digest: Option<Digest>,
 }

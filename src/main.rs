@@ -521,6 +521,7 @@ fn run(cli: Cli) -> Result<()> {
                         "index_digest": x.digest.as_ref().map(|d| d.as_str()),
                         "platforms": described,
                         "skipped": x.skipped,
+                        "absent": x.absent,
                     })
                 ),
                 (Content::Index(x), false) => {
@@ -528,7 +529,7 @@ fn run(cli: Cli) -> Result<()> {
                         println!("== {} ==", d["platform"].as_str().unwrap_or("?"));
                         print!("{}", inspect::human(d));
                     }
-                    for skipped in &x.skipped {
+                    for skipped in x.skipped.iter().chain(&x.absent) {
                         println!(
                             "== {} {}: {} ==",
                             skipped.platform, skipped.digest, skipped.reason

@@ -213,8 +213,13 @@ pub fn harden_one(
         }
         Content::Index(index) => {
             let all: Vec<_> = index.entries.iter().map(|e| e.platform.clone()).collect();
+            check_absent(index, &all, wanted)?;
             let choices = platform::choose(&all, wanted, run.skip_unsupported)?;
             dropped = index.skipped.clone();
+            dropped.extend(index.absent.iter().map(|a| image::Skipped {
+                reason: format!("not selected by --platform, and {}", a.reason),
+                ..a.clone()
+            }));
             let mut entries = Vec::new();
             for (entry, choice) in index.entries.iter().zip(choices) {
                 match choice {
@@ -250,6 +255,7 @@ pub fn harden_one(
                 Content::Index(Index {
                     entries,
                     skipped: Vec::new(),
+                    absent: Vec::new(),
                     ..index.clone()
                 }),
             )
@@ -375,6 +381,45 @@ pub fn platform_images(content: &Content) -> Vec<(Option<platform::Platform>, &I
             .map(|e| (Some(e.platform.clone()), &e.image))
             .collect(),
     }
+}
+
+/// A partial source (an index whose blobs are there for some platforms
+/// only) is hardened only for platforms it holds, chosen with --platform.
+fn check_absent(
+    index: &Index,
+    present: &[platform::Platform],
+    wanted: &[platform::Platform],
+) -> Result<()> {
+    if index.absent.is_empty() {
+        return Ok(());
+    }
+    let missing: Vec<&str> = index.absent.iter().map(|a| a.platform.as_str()).collect();
+    let held: Vec<String> = present.iter().map(|p| p.to_string()).collect();
+    if wanted.is_empty() {
+        bail!(
+            "the source holds only some platforms of its index ({}), not {} ({}): choose what it holds with --platform",
+            held.join(", "),
+            missing.join(", "),
+            index.absent[0].reason
+        );
+    }
+    for w in wanted {
+        if !present.iter().any(|p| p.matches(w)) {
+            if let Some(a) = index
+                .absent
+                .iter()
+                .find(|a| platform::Platform::parse(&a.platform).is_ok_and(|p| p.matches(w)))
+            {
+                bail!(
+                    "--platform {w}: the index lists {}, but {} (the source holds {})",
+                    a.platform,
+                    a.reason,
+                    held.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The platform an image's config names.

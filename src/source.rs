@@ -10,7 +10,7 @@ use crate::image::{
 };
 use crate::platform::Platform;
 use crate::registry::{self, Registries};
-use crate::store::Store;
+use crate::store::{Missing, Store};
 use crate::transport::{same_image, ImageRef, Select};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -38,33 +38,61 @@ fn parse_json<T: for<'a> Deserialize<'a>>(bytes: &[u8], what: &str) -> Result<T>
         .with_context(|| format!("{what} is not valid JSON of the expected shape"))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+/// One image of a docker-archive's manifest.json.
 struct ArchiveManifestEntry {
     config: String,
-    #[serde(default)]
     repo_tags: Option<Vec<String>>,
     layers: Vec<String>,
 }
 
-/// The digest a file name promises: `<hex>.json`, `<hex>.tar`, `blobs/sha256/<hex>`.
-fn digest_in_name(name: &str) -> Option<Digest> {
-    let base = name.rsplit('/').next()?;
-    let hex = base
-        .strip_suffix(".json")
-        .or_else(|| base.strip_suffix(".tar"))
-        .unwrap_or(base);
-    Digest::parse(&format!("sha256:{hex}")).ok()
+impl ArchiveManifestEntry {
+    /// The entries of manifest.json. Its readers are Go programs whose JSON
+    /// decoding matches field names without regard to case (`docker load`,
+    /// podman, skopeo), and Jib writes `config`, `repoTags`, `layers`: an
+    /// exact match is preferred, any case accepted, as encoding/json does.
+    fn parse(bytes: &[u8]) -> Result<Vec<Self>> {
+        let entries: Vec<Map<String, Value>> = parse_json(bytes, "manifest.json")?;
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Self::of(e).with_context(|| format!("manifest.json, image @{i}")))
+            .collect()
+    }
+
+    fn of(entry: &Map<String, Value>) -> Result<Self> {
+        let field = |name: &str| {
+            entry.get(name).or_else(|| {
+                entry
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v)
+            })
+        };
+        let strings = |name: &str| -> Result<Option<Vec<String>>> {
+            match field(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map(Some)
+                    .with_context(|| format!("{name} is not a list of strings")),
+            }
+        };
+        Ok(Self {
+            config: field("Config")
+                .and_then(Value::as_str)
+                .context("no Config (a string) names the image's config")?
+                .to_string(),
+            repo_tags: strings("RepoTags")?,
+            layers: strings("Layers")?.context("no Layers list")?,
+        })
+    }
 }
 
 fn read_docker_archive(store: &Store, select: &Select) -> Result<Image> {
     let manifest = store
         .get("manifest.json")
         .with_context(|| not_a("a docker-archive", store, "oci-layout", "oci-archive"))?;
-    let entries: Vec<ArchiveManifestEntry> = parse_json(
-        &manifest.read_capped(MAX_MANIFEST, "manifest.json")?,
-        "manifest.json",
-    )?;
+    let entries =
+        ArchiveManifestEntry::parse(&manifest.read_capped(MAX_MANIFEST, "manifest.json")?)?;
     let (entry, name) = match select {
         Select::Only => match entries.as_slice() {
             [one] => (one, None),
@@ -92,12 +120,10 @@ fn read_docker_archive(store: &Store, select: &Select) -> Result<Image> {
     let name = name.or_else(|| entry.repo_tags.iter().flatten().next().cloned());
 
     let config_blob = store.get(&entry.config)?;
-    let config = match digest_in_name(&entry.config) {
-        Some(d) => {
-            config_blob.read_verified(&d, MAX_CONFIG, &format!("config {}", entry.config))?
-        }
-        None => config_blob.read_capped(MAX_CONFIG, &format!("config {}", entry.config))?,
-    };
+    // Config is only a path (docker names it by its digest, Jib `config.json`):
+    // the image ID is the digest of the content, and the layers are checked
+    // against its diff_ids as they are copied.
+    let config = config_blob.read_capped(MAX_CONFIG, &format!("config {}", entry.config))?;
     let config_json: Value = parse_json(&config, &format!("config {}", entry.config))?;
     let diff_ids = image::diff_ids(&config_json)?;
     if diff_ids.len() != entry.layers.len() {
@@ -283,6 +309,7 @@ fn read_index(
         .and_then(Value::as_array)
         .context("the index has no manifests list")?;
     let (mut entries, mut skipped, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    let mut absent = Vec::new();
     for value in list {
         let d: Descriptor =
             serde_json::from_value(value.clone()).context("malformed descriptor in the index")?;
@@ -311,7 +338,13 @@ fn read_index(
             skipped.push(skip("a nested index"));
             continue;
         }
-        let bytes = load(&child, d.size)?;
+        let bytes = match load(&child, d.size) {
+            Err(e) if Missing::caused(&e) => {
+                absent.push(skip(&format!("not in the source: {e:#}")));
+                continue;
+            }
+            r => r?,
+        };
         let manifest: Value = parse_json(&bytes, "manifest")?;
         if manifest.get("subject").is_some() {
             skipped.push(skip(
@@ -328,7 +361,13 @@ fn read_index(
             });
             continue;
         }
-        let image = read_manifest(&bytes, child, blob)?;
+        let image = match read_manifest(&bytes, child.clone(), blob) {
+            Err(e) if Missing::caused(&e) => {
+                absent.push(skip(&format!("not in the source: {e:#}")));
+                continue;
+            }
+            r => r?,
+        };
         let platform =
             match platform.or_else(|| image.config_json().ok().as_ref().and_then(Platform::of)) {
                 Some(p) => p,
@@ -347,6 +386,10 @@ fn read_index(
             image,
         });
     }
+    if entries.is_empty() {
+        skipped.extend(absent);
+        bail!("{}", no_image(&digest, &skipped, &others));
+    }
     Ok(Index {
         family,
         others,
@@ -357,8 +400,39 @@ fn read_index(
             .unwrap_or_default(),
         entries,
         skipped,
+        absent,
         digest: Some(digest),
     })
+}
+
+/// What an index without an image holds, for the error that says so.
+fn no_image(digest: &Digest, skipped: &[Skipped], others: &[OtherEntry]) -> String {
+    let mut held: Vec<String> = skipped
+        .iter()
+        .map(|s| format!("{} ({})", s.digest, s.reason))
+        .collect();
+    held.extend(others.iter().map(|o| {
+        let digest = o.descriptor.get("digest").and_then(Value::as_str);
+        let kind = o
+            .descriptor
+            .get("artifactType")
+            .or_else(|| o.descriptor.get("mediaType"))
+            .and_then(Value::as_str);
+        format!(
+            "{} (an artifact: {})",
+            digest.unwrap_or("?"),
+            kind.unwrap_or("no media type")
+        )
+    }));
+    if held.is_empty() {
+        return format!("the index {digest} is empty: it lists no manifest, so no image to harden");
+    }
+    format!(
+        "the index {digest} holds no image to harden, only {} other {}: {}",
+        held.len(),
+        if held.len() == 1 { "entry" } else { "entries" },
+        held.join("; ")
+    )
 }
 
 /// An image manifest with an image config (an OCI manifest may carry an

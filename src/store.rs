@@ -193,14 +193,20 @@ impl Store {
         }
     }
 
-    /// A reference to the named file, after checking the name.
+    /// A reference to the named file, after checking the name. A file that
+    /// is not there is a `Missing` error (a partial archive may lack blobs
+    /// its index names).
     pub fn get(&self, name: &str) -> Result<Blob> {
         let clean = clean_name(name)?;
         match self {
             Store::Dir(root) => {
                 let path = root.join(&clean);
-                let meta = std::fs::symlink_metadata(&path)
-                    .with_context(|| format!("{} has no {clean}", root.display()))?;
+                let meta = match std::fs::symlink_metadata(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(Missing(format!("{} has no {clean}", root.display())).into())
+                    }
+                    r => r.with_context(|| format!("reading {}", path.display()))?,
+                };
                 if !meta.is_file() {
                     bail!("{}: {clean} is not a regular file", root.display());
                 }
@@ -230,12 +236,34 @@ impl Store {
                         Some(Member::Other) => {
                             bail!("{}: {current} is not a regular file", origin.display())
                         }
-                        None => bail!("{} has no member {current:?}", origin.display()),
+                        None => {
+                            let what = format!("{} has no member {current:?}", origin.display());
+                            return Err(Missing(what).into());
+                        }
                     }
                 }
                 bail!("{}: too many links resolving {name:?}", origin.display())
             }
         }
+    }
+}
+
+/// A file a store does not hold.
+#[derive(Debug)]
+pub struct Missing(String);
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Missing {}
+
+impl Missing {
+    /// Is `e`, or one of its causes, a missing file?
+    pub fn caused(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| c.is::<Missing>())
     }
 }
 

@@ -521,3 +521,117 @@ fn index_through_a_registry() {
         "{o}{e}"
     );
 }
+
+/// An index that holds no image (empty, or only an SBOM and an attestation):
+/// inspect, check and rewrite each say what it holds and exit 1.
+#[test]
+fn an_index_without_an_image_is_named_as_such() {
+    let m = multiarch();
+    let dir = scratch("no-image-index");
+    for (tag, needle) in [
+        ("empty", "is empty: it lists no manifest"),
+        (
+            "artifacts",
+            "holds no image to harden, only 2 other entries",
+        ),
+    ] {
+        let src = format!("oci:{}:{tag}", m.layout.display());
+        let dest = format!("oci:{}:h", dir.join("out").display());
+        for args in [
+            vec!["inspect", src.as_str()],
+            vec!["check", src.as_str()],
+            vec!["rewrite", src.as_str(), dest.as_str()],
+        ] {
+            let out = harden(&args);
+            let (o, e) = text(&out);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {o}{e}");
+            assert!(e.contains(needle), "{args:?}: {e}");
+            if tag == "artifacts" {
+                assert!(
+                    e.contains("an artifact: application/spdx+json") && e.contains("attestation"),
+                    "{e}"
+                );
+            }
+        }
+        assert!(!dir.join("out").exists());
+    }
+}
+
+/// An oci-archive whose index names more platforms than it holds blobs for
+/// (as `docker save --platform` and oras write): the platform chosen with
+/// --platform is hardened; without it, the error names what is missing.
+#[test]
+fn a_partial_archive_hardens_the_platforms_it_holds() {
+    use sha2::Digest;
+    let m = multiarch();
+    let dir = scratch("partial");
+    let layout = dir.join("layout");
+    sh(cmd(
+        "cp",
+        &["-a", m.layout.to_str().unwrap(), layout.to_str().unwrap()],
+    ));
+    let full = tagged_index(&layout, "multi");
+    let manifests = full["manifests"].as_array().unwrap();
+    let (amd64, arm64, s390x) = (&manifests[0], &manifests[1], &manifests[6]);
+    assert_eq!(s390x["platform"]["architecture"], "s390x");
+    // arm64: its manifest is not there; s390x: its config is not.
+    std::fs::remove_file(blob(&layout, arm64["digest"].as_str().unwrap())).unwrap();
+    let s390x_manifest = read_json(&blob(&layout, s390x["digest"].as_str().unwrap()));
+    std::fs::remove_file(blob(
+        &layout,
+        s390x_manifest["config"]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [amd64, arm64, s390x],
+    }))
+    .unwrap();
+    let hex = hex::encode(sha2::Sha256::digest(&index));
+    std::fs::write(layout.join("blobs/sha256").join(&hex), &index).unwrap();
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": format!("sha256:{hex}"), "size": index.len(),
+    }]});
+    std::fs::write(layout.join("index.json"), top.to_string()).unwrap();
+    let archive = dir.join("partial.tar");
+    sh(cmd(
+        "tar",
+        &[
+            "-cf",
+            archive.to_str().unwrap(),
+            "-C",
+            layout.to_str().unwrap(),
+            ".",
+        ],
+    ));
+    let src = format!("oci-archive:{}", archive.display());
+    let out_tar = dir.join("out.tar");
+    let dest = format!("oci-archive:{}", out_tar.display());
+
+    let out = harden(&["rewrite", &src, &dest]);
+    let (_, e) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(
+            "holds only some platforms of its index (linux/amd64), not linux/arm64/v8, linux/s390x"
+        ) && e.contains("--platform"),
+        "{e}"
+    );
+    let out = harden(&["rewrite", &src, &dest, "--platform", "linux/arm64"]);
+    let (_, e) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("--platform linux/arm64: the index lists linux/arm64/v8, but not in the source"),
+        "{e}"
+    );
+    assert!(!out_tar.exists());
+
+    let report = harden_json(&["rewrite", &src, &dest, "--platform", "linux/amd64"]);
+    assert_eq!(report["dropped"].as_array().unwrap().len(), 2, "{report}");
+    // skopeo reads what was written; podman runs it.
+    sh(cmd("skopeo", &["inspect", &dest]));
+    let image = podman().load(&out_tar);
+    assert_eq!(podman().run_ok(&[], &image, &["id", "-u"]), "1000\n");
+}

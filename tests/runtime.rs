@@ -784,3 +784,48 @@ fn health_checks_run_as_the_user() {
     let plain = podman().load(&source);
     assert_eq!(check(&plain), Some(1));
 }
+
+/// docker-archives as other tools write them, which `docker load`, podman and
+/// skopeo read: Jib's (manifest.json fields in lower case, the config named
+/// `config.json`, gzip layers named `<digest>.tar.gz`), and one whose config
+/// file name is another digest than its content's. Each is hardened and runs.
+#[test]
+fn docker_archives_of_other_writers_are_read() {
+    use sha2::Digest;
+    let dir = scratch("jib");
+    let (unpacked, manifest) = unpack_archive("busybox", &dir);
+    let entry = &manifest[0];
+    let config = entry["Config"].as_str().unwrap();
+    std::fs::rename(unpacked.join(config), unpacked.join("config.json")).unwrap();
+    let mut layers = Vec::new();
+    for layer in entry["Layers"].as_array().unwrap() {
+        let plain = unpacked.join(layer.as_str().unwrap());
+        sh(cmd("gzip", &["-n", plain.to_str().unwrap()]));
+        let gz = std::fs::read(plain.with_extension("tar.gz")).unwrap();
+        let name = format!("{}.tar.gz", hex::encode(sha2::Sha256::digest(&gz)));
+        std::fs::write(unpacked.join(&name), gz).unwrap();
+        std::fs::remove_file(plain.with_extension("tar.gz")).unwrap();
+        layers.push(name);
+    }
+    let jib = serde_json::json!([{
+        "config": "config.json",
+        "repoTags": ["localhost/jib:1"],
+        "layers": layers,
+    }]);
+    std::fs::write(unpacked.join("manifest.json"), jib.to_string()).unwrap();
+    let source = pack_archive(&unpacked, &dir.join("jib-source.tar"));
+    // The writers' own readers take it (the test is of a readable archive).
+    sh(cmd("skopeo", &["inspect", &source]));
+    let image = harden_and_load(&source, &dir, "jib", &[]);
+    assert_eq!(podman().run_ok(&[], &image, &["id", "-u"]), "1000\n");
+
+    // Config named by a digest that is not its content's.
+    let wrong = format!("{}.json", "0".repeat(64));
+    std::fs::rename(unpacked.join("config.json"), unpacked.join(&wrong)).unwrap();
+    let renamed = serde_json::json!([{"Config": wrong, "RepoTags": ["localhost/renamed:1"], "Layers": layers}]);
+    std::fs::write(unpacked.join("manifest.json"), renamed.to_string()).unwrap();
+    let source = pack_archive(&unpacked, &dir.join("renamed-source.tar"));
+    sh(cmd("skopeo", &["inspect", &source]));
+    let image = harden_and_load(&source, &dir, "renamed", &[]);
+    assert_eq!(podman().run_ok(&[], &image, &["id", "-u"]), "1000\n");
+}

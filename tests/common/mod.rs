@@ -425,7 +425,8 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
 /// linux/s390x images (scratch ones: their step-downs are what is run), a
 /// windows/amd64 image (no step-down for it), a BuildKit-style
 /// attestation manifest, an SBOM artifact and a referrer to the amd64 image
-/// (a `subject`); the index carries an annotation.
+/// (a `subject`); the index carries an annotation. Tags `empty` and
+/// `artifacts`: indexes without an image.
 pub struct MultiArch {
     pub layout: PathBuf,
     /// The arm64 busybox binary, to run under qemu-aarch64-static.
@@ -555,11 +556,30 @@ pub fn multiarch() -> &'static MultiArch {
         }))
         .unwrap();
         let (multi_digest, multi_size) = put(&multi);
+        let multi_manifests: Value = serde_json::from_slice::<Value>(&multi).unwrap()["manifests"].clone();
         index["manifests"].as_array_mut().unwrap().push(json!({
             "mediaType": "application/vnd.oci.image.index.v1+json",
             "digest": multi_digest, "size": multi_size,
             "annotations": {"org.opencontainers.image.ref.name": "multi"},
         }));
+        // Indexes without an image: an empty one; one of an SBOM and an
+        // attestation (as `oras push` and BuildKit write them).
+        for (tag, manifests) in [
+            ("empty", json!([])),
+            ("artifacts", json!([multi_manifests[8], multi_manifests[9]])),
+        ] {
+            let (digest, size) = put(&serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": manifests,
+            }))
+            .unwrap());
+            index["manifests"].as_array_mut().unwrap().push(json!({
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": digest, "size": size,
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }));
+        }
         std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
         MultiArch { layout, arm64_busybox }
     })
