@@ -140,6 +140,58 @@ fn started_as_a_user_passes_through() {
     assert_eq!(status_field(&out, "NoNewPrivs"), "1");
 }
 
+/// `docker run --user 1001:1001 -v ~/.aws:/home/aws/.aws` of an image
+/// hardened with `--user aws --home /home/aws`: UID 1001 has no passwd entry,
+/// so the runtime gives HOME=/; the step-down sets the baked HOME (the mount
+/// made it exist) and USER as after a drop, and the CLI finds its config.
+/// A HOME the run sets itself, and a UID that passwd lists, are left alone.
+#[test]
+fn an_unlisted_user_gets_the_baked_home() {
+    let dir = scratch("unlisted");
+    let options = ["--user", "aws", "--home", "/home/aws"];
+    let image = harden_and_load(&fixtures().archive("busybox"), &dir, "unlisted", &options);
+    let aws = dir.join("aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(aws.join("config"), "[default]\n").unwrap();
+    sh(cmd("chown", &["-R", "1001:1001", aws.to_str().unwrap()]));
+    let v = format!("{}:/home/aws/.aws", aws.display());
+    let script = "echo $HOME $USER $LOGNAME; cat $HOME/.aws/config";
+    let out = podman().run_ok(
+        &["--user", "1001:1001", "-v", &v],
+        &image,
+        &["sh", "-c", script],
+    );
+    assert_eq!(out, "/home/aws aws aws\n[default]\n");
+    let out = podman().run_ok(
+        &["--user", "1001:1001", "-v", &v, "-e", "HOME=/tmp"],
+        &image,
+        &["sh", "-c", "echo $HOME"],
+    );
+    assert_eq!(out, "/tmp\n");
+    // No mount: the baked HOME does not exist; HOME stays what podman gives
+    // (the working directory).
+    let out = podman().run_ok(
+        &["--user", "1001:1001"],
+        &image,
+        &["sh", "-c", "echo $HOME"],
+    );
+    assert_eq!(out, "/srv\n");
+    // 1001 listed in a readable passwd: its own HOME it is.
+    let passwd = dir.join("passwd");
+    std::fs::write(
+        &passwd,
+        "root:x:0:0::/root:/bin/sh\nme:x:1001:1001::/srv:/bin/sh\n",
+    )
+    .unwrap();
+    let p = format!("{}:/etc/passwd:ro", passwd.display());
+    let out = podman().run_ok(
+        &["--user", "1001:1001", "-v", &v, "-v", &p],
+        &image,
+        &["sh", "-c", "echo $HOME"],
+    );
+    assert_eq!(out, "/srv\n");
+}
+
 /// The groups a runtime was asked to add (Kubernetes' fsGroup and
 /// supplementalGroups, `--group-add`) stay with the user, as for a container
 /// started as the user: a volume given to fsGroup stays writable. The groups

@@ -371,7 +371,10 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
         if !opts.allow_new_privs {
             set_no_new_privs()?;
         }
-        run_command(command, env, None, opts.init);
+        // Safety: taken once (entrypoint_form runs once).
+        let plan = unsafe { PLAN.take() };
+        let vars = unlisted_user_vars(plan, opts, env, caller.uid);
+        run_command(command, env, vars, opts.init);
     }
     let (passwd, group) = (read_passwd()?, read_group()?);
     let wanted = opts.get(USER).unwrap_or(b"app");
@@ -448,6 +451,48 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
     drop_privileges(true, uid, gid, groups, !opts.allow_new_privs)?;
     let vars = [plan.home.as_bytes(), plan.name.as_bytes()];
     run_command(command, env, Some(vars), opts.init)
+}
+
+/// HOME, USER and LOGNAME for a caller whose UID /etc/passwd does not list
+/// (`docker run --user 1001:1001`), as after a drop to that UID: the runtime
+/// gave it HOME=/, where the app finds none of the files mounted into the
+/// image's home. Only when HOME is what runtimes give such a UID (unset,
+/// `/` from docker, the working directory from podman), and only a baked
+/// HOME that is an existing directory; nothing is written.
+fn unlisted_user_vars<'a>(
+    plan: &'a mut accounts::AccountPlan,
+    opts: &Options,
+    env: &Env,
+    uid: u32,
+) -> Option<[&'a [u8]; 2]> {
+    let runtime_given = match env.get(b"HOME") {
+        None | Some(b"/") => true,
+        Some(home) => {
+            let mut cwd = [0u8; 4096];
+            let n = sys::readlinkat(sys::AT_FDCWD, c"/proc/self/cwd", &mut cwd).ok()?;
+            cwd.get(..n) == Some(home)
+        }
+    };
+    if !runtime_given {
+        return None;
+    }
+    // podman lists the UID in a passwd of mode 0600, with HOME the working
+    // directory: unreadable here, it is read as listing nothing.
+    let flags = sys::O_RDONLY | sys::O_NONBLOCK | sys::O_NOFOLLOW;
+    let passwd = match sys::openat(sys::AT_FDCWD, PASSWD, flags, 0) {
+        Err(EACCES) => None,
+        _ => read_passwd().ok()?,
+    };
+    if passwd.is_some_and(|p| accounts::user_by_uid(p, uid).is_some()) {
+        return None;
+    }
+    let wanted = opts.get(USER).unwrap_or(b"app");
+    plan.fill(passwd, None, uid, uid, wanted, opts.get(HOME));
+    let is_dir = plan
+        .home
+        .c_str()
+        .is_some_and(|home| sys::statx(sys::AT_FDCWD, home, 0).is_ok_and(|st| st.is_dir()));
+    is_dir.then(|| [plan.home.as_bytes(), plan.name.as_bytes()])
 }
 
 /// "/etc/passwd line N: the entry of NAME cannot be read".
