@@ -213,6 +213,12 @@ fn undo_previous(config: &mut Value) -> Result<bool> {
             l.remove(k);
         }
     }
+    if let (Some(h), Some(legacy)) = (
+        original.get("LegacyHealthcheck"),
+        config.pointer_mut("/container_config/Healthcheck"),
+    ) {
+        *legacy = h.clone();
+    }
     // Only the top layer can be taken off: anything built on top stays as it is.
     let ids = config
         .pointer_mut("/rootfs/diff_ids")
@@ -261,6 +267,12 @@ fn rewrite_config(
     if !config.is_object() {
         bail!("the image config is not a JSON object");
     }
+    // Docker's classic builder also writes the legacy container_config, and
+    // podman takes the health check from there first: set aside, made to
+    // agree with config's, and put back at the end.
+    let mut legacy_check = config
+        .pointer_mut("/container_config/Healthcheck")
+        .map(Value::take);
     let c = config_section(config);
     let entrypoint = c.get("Entrypoint").cloned().unwrap_or(Value::Null);
     let user = c
@@ -272,6 +284,9 @@ fn rewrite_config(
     let mut original = json!({"Entrypoint": entrypoint, "User": user, "Env": env});
     if let Some(h) = c.get("Healthcheck") {
         original["Healthcheck"] = h.clone();
+    }
+    if let Some(h) = &legacy_check {
+        original["LegacyHealthcheck"] = h.clone();
     }
 
     // Static mode settles the user now; the step-down gets the same defaults
@@ -315,10 +330,19 @@ fn rewrite_config(
             };
             let check_options = stepdown_options(&check_settings, &user);
             let shell = c.get("Shell").cloned();
-            if let Some(test) = c.get_mut("Healthcheck").and_then(|h| h.get_mut("Test")) {
-                if let Some(wrapped) = healthcheck_test(test, &check_options, shell.as_ref()) {
-                    *test = wrapped;
+            let wrap = |check: Option<&mut Value>| {
+                if let Some(test) = check.and_then(|h| h.get_mut("Test")) {
+                    if let Some(wrapped) = healthcheck_test(test, &check_options, shell.as_ref()) {
+                        *test = wrapped;
+                    }
                 }
+            };
+            wrap(c.get_mut("Healthcheck"));
+            // The legacy check gets the same wrapped check as config (or its
+            // own wrapped, when config has none).
+            match (legacy_check.as_mut(), c.get("Healthcheck")) {
+                (Some(legacy), Some(wrapped)) => *legacy = wrapped.clone(),
+                (legacy, _) => wrap(legacy),
             }
         }
         // Numeric, so that kubelet can verify runAsNonRoot.
@@ -356,6 +380,9 @@ fn rewrite_config(
         serde_json::to_string(&original)?.into(),
     );
 
+    if let Some(check) = legacy_check {
+        config["container_config"]["Healthcheck"] = check;
+    }
     let root = config.as_object_mut().unwrap();
     let rootfs = root
         .entry("rootfs")
@@ -876,6 +903,37 @@ mod tests {
             passwd,
             "root:x:0:0:root:/root:/sbin/nologin\napp:x:2000:2000::/home/app:/sbin/nologin\n"
         );
+    }
+
+    #[test]
+    fn the_legacy_container_config_check_agrees_with_config() {
+        let settings = Settings {
+            uid: Some(2000),
+            ..Settings::default()
+        };
+        let check = json!({"Test": ["CMD", "true"], "Interval": 1});
+        let wrapped = json!(["CMD", STEPDOWN_PATH, "--uid", "2000", "--", "true"]);
+        // Docker's classic builder: both; Docker-built and then edited: only the legacy one.
+        for in_config in [true, false] {
+            let mut config = source_config();
+            config["container_config"] = json!({"Cmd": ["/bin/sh"], "Healthcheck": check});
+            if in_config {
+                config["config"]["Healthcheck"] = check.clone();
+            }
+            let out = harden(&image(config, 1), &settings, &layer(), None, &ctx()).unwrap();
+            let c = cfg(&out);
+            assert_eq!(c["container_config"]["Healthcheck"]["Test"], wrapped);
+            assert_eq!(c["container_config"]["Healthcheck"]["Interval"], 1);
+            assert_eq!(c["container_config"]["Cmd"], json!(["/bin/sh"]));
+            if in_config {
+                assert_eq!(c["config"]["Healthcheck"]["Test"], wrapped);
+            }
+            let again = harden(&out, &settings, &layer(), None, &ctx()).unwrap();
+            assert_eq!(
+                cfg(&again)["container_config"]["Healthcheck"]["Test"],
+                wrapped
+            );
+        }
     }
 
     #[test]

@@ -795,7 +795,8 @@ fn compressed_layers_in_a_docker_archive_are_read() {
 fn health_checks_run_as_the_user() {
     let dir = scratch("healthcheck");
     // The busybox fixture with a Healthcheck (umoci writes OCI configs, which
-    // have none): the config is edited and renamed, since its name is its digest.
+    // have none): the config is edited, and renamed (podman and skopeo check
+    // a name that is a digest).
     let (unpacked, mut manifest) = unpack_archive("busybox", &dir);
     let config_path = unpacked.join(manifest[0]["Config"].as_str().unwrap());
     let mut config: serde_json::Value =
@@ -835,6 +836,17 @@ fn health_checks_run_as_the_user() {
     // what the check above tells apart.
     let plain = podman().load(&source);
     assert_eq!(check(&plain), Some(1));
+
+    // As Docker's classic builder writes it: the legacy container_config
+    // holds the check too, and podman takes it from there first.
+    config["container_config"] = serde_json::json!({
+        "Cmd": ["/bin/sh", "-c", "#(nop) HEALTHCHECK"],
+        "Healthcheck": config["config"]["Healthcheck"],
+    });
+    std::fs::write(unpacked.join("config.json"), config.to_string()).unwrap();
+    let legacy = pack_archive(&unpacked, &dir.join("legacy.tar"));
+    let hardened = harden_and_load(&legacy, &dir, "health-legacy", &["--chown", "/srv"]);
+    assert_eq!(check(&hardened), Some(0), "the legacy check ran as 1000");
 }
 
 /// docker-archives as other tools write them, which `docker load`, podman and
