@@ -795,8 +795,8 @@ fn compressed_layers_in_a_docker_archive_are_read() {
 fn health_checks_run_as_the_user() {
     let dir = scratch("healthcheck");
     // The busybox fixture with a Healthcheck (umoci writes OCI configs, which
-    // have none): the config is edited, and renamed (podman and skopeo check
-    // a name that is a digest).
+    // have none): the config is edited and written as config.json, since
+    // its old name was the old content's digest.
     let (unpacked, mut manifest) = unpack_archive("busybox", &dir);
     let config_path = unpacked.join(manifest[0]["Config"].as_str().unwrap());
     let mut config: serde_json::Value =
