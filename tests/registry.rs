@@ -868,3 +868,72 @@ fn plain_layers_stream_while_gzipped_and_a_bad_one_is_never_committed() {
     ));
     assert_eq!(committed, "", "blobs committed to stream/bad");
 }
+
+/// A registry whose certificate is self-signed as Docker's documentation
+/// shows (CA:TRUE), trusted by putting it in a trust directory of the host
+/// (certs.d, --cert-dir): accepted as docker, podman and skopeo accept it,
+/// because it is exactly the server's certificate. Every other check stays:
+/// another self-signed certificate for the same name, the right certificate
+/// reached under a name it does not carry, and no trust at all are refused.
+#[test]
+fn a_self_signed_certificate_in_a_trust_directory_is_pinned() {
+    let reg = Registry::self_signed("self-signed");
+    reg.push(&fixtures().oci("busybox"), "app/busybox:1", &[]);
+    let src = format!("{}/app/busybox:1", reg.addr);
+    let certs = reg.dir.join("certs");
+    let cert_dir = format!("--cert-dir={}", certs.display());
+
+    let (code, _, e) = run(&["inspect", &format!("docker://{src}")], &[]);
+    assert_eq!(code, 1, "no trust: {e}");
+    assert!(e.contains("TLS"), "{e}");
+
+    let out = run_json(&["pull-rewrite-push", &src, &cert_dir], &[]);
+    assert_eq!(
+        out["manifest_digest"].as_str().unwrap(),
+        skopeo_digest(&reg, "app/busybox:1-hardened")
+    );
+    // The same from /etc/docker/certs.d/HOST:PORT/ca.crt.
+    let docker_dir = Path::new("/etc/docker/certs.d").join(&reg.addr);
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    let _installed = CertsD(docker_dir.clone());
+    std::fs::copy(certs.join("ca.crt"), docker_dir.join("ca.crt")).unwrap();
+    let (code, _, e) = run(&["inspect", &format!("docker://{src}")], &[]);
+    assert_eq!(code, 0, "certs.d: {e}");
+
+    // Another self-signed certificate for 127.0.0.1 in the trust directory.
+    let other = scratch("self-signed-other");
+    let key = other.join("k");
+    let crt = other.join("ca.crt");
+    sh(cmd(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-addext",
+            "subjectAltName = IP:127.0.0.1",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-out",
+            crt.to_str().unwrap(),
+        ],
+    ));
+    std::fs::remove_file(other.join("k")).unwrap();
+    std::fs::copy(&crt, docker_dir.join("ca.crt")).unwrap();
+    let (code, _, e) = run(&["inspect", &format!("docker://{src}")], &[]);
+    assert_eq!(code, 1, "another certificate: {e}");
+    assert!(e.contains("TLS"), "{e}");
+
+    // The right certificate under a name it does not carry (localhost).
+    let port = reg.addr.rsplit(':').next().unwrap();
+    let by_name = format!("docker://localhost:{port}/app/busybox:1");
+    let (code, _, e) = run(&["inspect", &by_name, &cert_dir], &[]);
+    assert_eq!(code, 1, "wrong name: {e}");
+    assert!(e.contains("TLS"), "{e}");
+}

@@ -2,6 +2,7 @@
 //! tokens, and requests with bounded retries.
 
 use super::auth::{self, AuthFile, Challenge, Credential};
+use super::tls::Trust;
 use super::{AuthError, NotFound};
 use crate::progress::trace;
 use anyhow::{bail, Context, Result};
@@ -69,45 +70,6 @@ fn cert_dirs(host: &str, extra: Option<&Path>) -> Vec<PathBuf> {
     dirs
 }
 
-/// Adds `*.crt` as trusted CAs and a `*.cert`/`*.key` pair as the client identity.
-fn add_certs(mut builder: reqwest::ClientBuilder, dir: &Path) -> Result<reqwest::ClientBuilder> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(builder);
-    };
-    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    names.sort();
-    for path in &names {
-        let read =
-            || std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("crt") => {
-                for cert in reqwest::Certificate::from_pem_bundle(&read()?)
-                    .with_context(|| format!("{} holds no PEM certificate", path.display()))?
-                {
-                    builder = builder.add_root_certificate(cert);
-                }
-            }
-            Some("cert") => {
-                let key = path.with_extension("key");
-                let mut pem = read()?;
-                pem.extend(std::fs::read(&key).with_context(|| {
-                    format!(
-                        "client certificate {} has no {}",
-                        path.display(),
-                        key.display()
-                    )
-                })?);
-                builder = builder.identity(
-                    reqwest::Identity::from_pem(&pem)
-                        .with_context(|| format!("client certificate {}", path.display()))?,
-                );
-            }
-            _ => {}
-        }
-    }
-    Ok(builder)
-}
-
 impl Registry {
     pub fn new(host: &str, mut access: Access) -> Result<Registry> {
         if access.credential.is_none() {
@@ -122,15 +84,16 @@ impl Registry {
             .connect_timeout(Duration::from_secs(15))
             // A stalled transfer fails (and is retried) instead of hanging.
             .read_timeout(Duration::from_secs(60));
+        let mut trust = Trust::default();
         for dir in cert_dirs(api_host, access.cert_dir.as_deref()) {
-            builder = add_certs(builder, &dir)?;
+            trust.add_dir(&dir)?;
         }
         if !access.tls_verify {
             eprintln!(
                 "harden: warning: TLS certificates of {host} are not verified (--tls-verify=false)"
             );
-            builder = builder.danger_accept_invalid_certs(true);
         }
+        builder = builder.tls_backend_preconfigured(trust.client_config(access.tls_verify)?);
         Ok(Registry {
             host: host.to_string(),
             api_host: api_host.to_string(),

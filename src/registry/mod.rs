@@ -8,6 +8,7 @@
 
 mod auth;
 mod client;
+mod tls;
 
 pub use auth::{AuthFile, Credential};
 pub use client::Access;

@@ -35,50 +35,95 @@ impl Registry {
         Registry::start(name, true, None)
     }
 
+    /// TLS with a self-signed certificate made as Docker's documentation
+    /// shows (`openssl req -x509 ... -addext subjectAltName=IP:127.0.0.1`,
+    /// which says CA:TRUE); `certs/ca.crt` is that certificate. No auth.
+    pub fn self_signed(name: &str) -> Registry {
+        let dir = scratch(&format!("registry-{name}"));
+        let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
+        sh(cmd(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-sha256",
+                "-keyout",
+                &d("domain.key"),
+                "-addext",
+                "subjectAltName = IP:127.0.0.1",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-out",
+                &d("domain.crt"),
+            ],
+        ));
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        std::fs::copy(dir.join("domain.crt"), dir.join("certs/ca.crt")).unwrap();
+        let tls = format!(
+            ", tls: {{certificate: {}, key: {}}}",
+            d("domain.crt"),
+            d("domain.key")
+        );
+        let ca = Some(dir.join("domain.crt"));
+        Registry::launch(dir, &tls, "", ca, None)
+    }
+
     /// Plain HTTP with bearer-token auth from `tokens` (as Docker Hub, GHCR, ...).
     pub fn with_tokens(name: &str, tokens: &super::token::TokenServer) -> Registry {
         Registry::start(name, false, Some(tokens))
     }
 
     fn start(name: &str, secured: bool, tokens: Option<&super::token::TokenServer>) -> Registry {
-        which("docker-registry");
         let dir = scratch(&format!("registry-{name}"));
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut http = format!("{{addr: {addr}");
-        let (mut ca, mut creds) = (None, None);
+        let (mut tls, mut auth, mut ca, mut creds) = (String::new(), String::new(), None, None);
         if secured {
             let d = dir.to_str().unwrap();
             let htpasswd = sh(cmd("htpasswd", &["-Bbn", "tester", "s3cret"]));
             std::fs::write(dir.join("htpasswd"), htpasswd).unwrap();
             make_certs(&dir);
-            http.push_str(&format!(
-                ", tls: {{certificate: {d}/server.crt, key: {d}/server.key}}"
-            ));
+            tls = format!(", tls: {{certificate: {d}/server.crt, key: {d}/server.key}}");
+            auth = format!(
+                "auth: {{htpasswd: {{realm: harden-test, path: {}}}}}\n",
+                dir.join("htpasswd").display()
+            );
             ca = Some(dir.join("ca.crt"));
             creds = Some(("tester".to_string(), "s3cret".to_string()));
         }
-        http.push('}');
-        let mut config = format!(
-            "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\n\
-             storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {http}\n",
-            dir.join("data").display()
-        );
-        if secured {
-            config.push_str(&format!(
-                "auth: {{htpasswd: {{realm: harden-test, path: {}}}}}\n",
-                dir.join("htpasswd").display()
-            ));
-        }
         if let Some(t) = tokens {
-            config.push_str(&format!(
+            auth = format!(
                 "auth: {{token: {{realm: {}, service: {}, issuer: {}, rootcertbundle: {}}}}}\n",
                 t.realm(),
                 super::token::SERVICE,
                 super::token::ISSUER,
                 t.cert.display()
-            ));
+            );
             creds = Some(("tester".to_string(), "s3cret".to_string()));
         }
+        Registry::launch(dir, &tls, &auth, ca, creds)
+    }
+
+    /// Starts the registry in `dir` with the `tls` part of its http section
+    /// and the `auth` section.
+    fn launch(
+        dir: PathBuf,
+        tls: &str,
+        auth: &str,
+        ca: Option<PathBuf>,
+        creds: Option<(String, String)>,
+    ) -> Registry {
+        which("docker-registry");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let config = format!(
+            "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\n\
+             storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n\
+             http: {{addr: {addr}{tls}}}\n{auth}",
+            dir.join("data").display()
+        );
         std::fs::write(dir.join("config.yml"), config).unwrap();
         let log = std::fs::File::create(dir.join("log")).unwrap();
         let child = Command::new("docker-registry")
