@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod proxy;
 pub mod registry;
 pub mod token;

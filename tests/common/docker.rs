@@ -1,0 +1,119 @@
+//! A private Docker Engine (Debian's docker.io: dockerd 20.10, its own
+//! containerd, runc) on a unix socket in a short temp dir, started as
+//! ../shared/RECIPES.md shows, and stopped when dropped.
+
+use super::{cmd, sh, text, which};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Docker {
+    dir: PathBuf,
+    dockerd: Child,
+}
+
+impl Docker {
+    pub fn start() -> Docker {
+        which("dockerd");
+        which("docker");
+        // The socket path must stay short (sun_path is 108 bytes).
+        let dir = PathBuf::from(format!("/tmp/harden-it-docker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let dockerd = Command::new("dockerd")
+            .args([
+                "--config-file",
+                &d("daemon.json"),
+                "--data-root",
+                &d("data"),
+            ])
+            .args(["--exec-root", &d("exec"), "--pidfile", &d("d.pid")])
+            .args(["-H", &format!("unix://{}", d("docker.sock"))])
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--iptables=false",
+                "--ip6tables=false",
+            ])
+            .arg("--bridge=none")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start dockerd");
+        let docker = Docker { dir, dockerd };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !docker
+            .command()
+            .arg("version")
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not start: {}",
+                std::fs::read_to_string(docker.dir.join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        docker
+    }
+
+    /// DOCKER_HOST for this engine.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.join("docker.sock").display())
+    }
+
+    /// `docker` talking to this engine.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_HOST", self.host());
+        c
+    }
+
+    /// `docker build -t TAG` of `context` (the classic builder, which
+    /// dockerd 20.10 has without buildx: it writes the legacy container_config).
+    pub fn build(&self, tag: &str, context: &Path) {
+        sh(self.command().env("DOCKER_BUILDKIT", "0").args([
+            "build",
+            "-q",
+            "-t",
+            tag,
+            context.to_str().unwrap(),
+        ]));
+    }
+
+    /// `docker run --rm --network none` with `options`, the image and `args`.
+    pub fn run(&self, options: &[&str], image: &str, args: &[&str]) -> Output {
+        let mut c = self.command();
+        c.args(["run", "--rm", "--network", "none"]).args(options);
+        c.arg(image).args(args);
+        c.output().expect("run docker")
+    }
+
+    /// Like `run`, but the container must succeed; returns its stdout.
+    pub fn run_ok(&self, options: &[&str], image: &str, args: &[&str]) -> String {
+        let out = self.run(options, image, args);
+        let (o, e) = text(&out);
+        assert!(
+            out.status.success(),
+            "docker run {options:?} {image} {args:?} failed ({}):\n{o}\n{e}",
+            out.status
+        );
+        o
+    }
+}
+
+impl Drop for Docker {
+    /// SIGTERM, as systemd stops it: dockerd stops its containers and its
+    /// containerd, and unmounts what it mounted.
+    fn drop(&mut self) {
+        let _ = cmd("kill", &[&self.dockerd.id().to_string()]).output();
+        let _ = self.dockerd.wait();
+    }
+}
