@@ -27,11 +27,11 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(STEPDOWNS); cd fuzz && $(CARGO) fmt -- --check && $(CARGO) clippy --bins -- -D warnings
 
-# Unit tests and the integration tests (skopeo, umoci, podman+runc, the
-# distribution registry on 127.0.0.1), as root.
+# Unit tests and the integration tests (skopeo, umoci, podman+runc, dockerd,
+# the distribution registry on 127.0.0.1), as root; their work files live in
+# a directory of this run only, removed at the end (scripts/in-test-dir).
 test: deps lint
-	./scripts/clean-test-dirs
-	$(CARGO) test --workspace
+	./scripts/in-test-dir $(CARGO) test --workspace
 	$(MAKE) image
 	./scripts/test-image
 	$(MAKE) fuzz-smoke
@@ -74,4 +74,3 @@ man: build
 clean:
 	$(CARGO) clean
 	rm -rf .demo
-	./scripts/clean-test-dirs

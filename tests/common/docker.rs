@@ -16,10 +16,14 @@ impl Docker {
     pub fn start() -> Docker {
         which("dockerd");
         which("docker");
-        // The socket path must stay short (sun_path is 108 bytes).
-        let dir = PathBuf::from(format!("/tmp/harden-it-docker-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        // Its sockets' paths must stay short (sun_path is 108 bytes): dockerd's
+        // own, and containerd's below exec/.
+        let dir = super::scratch("dockerd");
+        assert!(
+            dir.as_os_str().len() < 70,
+            "{}: too long a path for dockerd's sockets (set a shorter TMPDIR)",
+            dir.display()
+        );
         std::fs::write(dir.join("daemon.json"), "{}").unwrap();
         let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
         let log = std::fs::File::create(dir.join("log")).unwrap();
