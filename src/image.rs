@@ -401,3 +401,8 @@ impl Index {
         self
     }
 }
+
+/// "1 image", "3 images".
+pub fn count(n: usize) -> String {
+    format!("{n} image{}", if n == 1 { "" } else { "s" })
+}

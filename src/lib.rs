@@ -7,6 +7,7 @@ pub mod compress;
 pub mod copies;
 pub mod decompress;
 pub mod digest;
+pub mod exit;
 pub mod image;
 pub mod inspect;
 pub mod interrupt;

@@ -3,8 +3,8 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use harden::{
-    accounts, image, inspect, platform, progress, registry, rewrite, rootfs, run, sink, source,
-    transport,
+    accounts, exit, image, inspect, platform, progress, registry, rewrite, rootfs, run, sink,
+    source, transport,
 };
 use image::Content;
 use serde_json::Value;
@@ -278,10 +278,12 @@ struct SettingsArgs {
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Default UID (default: the user's UID in the image, else 1000)
-    #[arg(long, value_name = "N")]
+    // Hyphen values reach the ID check ("not a decimal number") instead of
+    // clap's tip to write `-- -5`, which would make -5 a positional argument.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     uid: Option<String>,
     /// Default GID (default: the UID)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     gid: Option<String>,
     /// Home directory (default: /home/NAME)
     #[arg(long, value_name = "DIR")]
@@ -409,16 +411,13 @@ fn main() {
     }
     if let Err(e) = run(cli) {
         eprintln!("harden: error: {e:#}");
-        let is = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
-        let code = if is(&|c| c.is::<registry::AuthError>()) {
-            3
-        } else if is(&|c| c.is::<registry::NotFound>()) {
-            4
-        } else {
-            1
-        };
-        std::process::exit(code);
+        std::process::exit(harden::exit::code(&e));
     }
+}
+
+/// An image reference argument; a malformed one is a usage error.
+fn image_ref(s: &str) -> Result<ImageRef> {
+    ImageRef::parse(s).map_err(exit::usage)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -428,12 +427,7 @@ fn run(cli: Cli) -> Result<()> {
             dest,
             no_sync,
             common,
-        } => rewrite(
-            ImageRef::parse(&source)?,
-            ImageRef::parse(&dest)?,
-            common,
-            !no_sync,
-        ),
+        } => rewrite(image_ref(&source)?, image_ref(&dest)?, common, !no_sync),
         Command::PullRewritePush {
             source,
             dest,
@@ -441,7 +435,8 @@ fn run(cli: Cli) -> Result<()> {
             common,
             ..
         } => {
-            let pair = run::registry_pair(source.as_deref().unwrap_or_default(), dest.as_deref())?;
+            let pair = run::registry_pair(source.as_deref().unwrap_or_default(), dest.as_deref())
+                .map_err(exit::usage)?;
             rewrite(pair.0, pair.1, common, true)
         }
         Command::PullRewritePush {
@@ -468,8 +463,8 @@ fn run(cli: Cli) -> Result<()> {
             registry,
         } => {
             let registries = registry.registries(&[])?;
-            let before = source::read(&ImageRef::parse(&image)?, &registries)?;
-            let after = source::read(&ImageRef::parse(&other)?, &registries)?;
+            let before = source::read(&image_ref(&image)?, &registries)?;
+            let after = source::read(&image_ref(&other)?, &registries)?;
             let (before, after) = (run::platform_images(&before), run::platform_images(&after));
             let mut described = Vec::new();
             for (platform, b) in &before {
@@ -505,7 +500,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             registry,
         } => {
-            let content = source::read(&ImageRef::parse(&image)?, &registry.registries(&[])?)?;
+            let content = source::read(&image_ref(&image)?, &registry.registries(&[])?)?;
             let mut described = Vec::new();
             for (platform, image) in run::platform_images(&content) {
                 let mut d = inspect::describe(image)?;
@@ -545,7 +540,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             registry,
         } => {
-            let src = ImageRef::parse(&image)?;
+            let src = image_ref(&image)?;
             let content = source::read(&src, &registry.registries(&[])?)?;
             let mut results = Vec::new();
             for (platform, image) in run::platform_images(&content) {
@@ -657,9 +652,10 @@ impl CommonArgs {
             .platform
             .iter()
             .map(|p| platform::Platform::parse(p))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()
+            .map_err(exit::usage)?;
         Ok(run::Run {
-            settings: self.settings.clone().validate()?,
+            settings: self.settings.clone().validate().map_err(exit::usage)?,
             wanted,
             skip_unsupported: self.platforms.skip_unsupported,
             dry_run: self.dry_run,

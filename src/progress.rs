@@ -56,10 +56,10 @@ impl Progress {
             Some(label) => format!("harden: {label}: {message}"),
             None => format!("harden: {message}"),
         };
+        // An ordinary line with its newline: the bars are cleared around it
+        // (MultiProgress::println pads to the terminal's width instead).
         match &self.bars {
-            Some(m) => {
-                let _ = m.println(line);
-            }
+            Some(m) => m.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
         }
     }

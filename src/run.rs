@@ -144,10 +144,10 @@ pub fn batch(run: &Run, pairs: &[(ImageRef, ImageRef)], jobs: usize, json: bool)
     });
     let failed = failed.into_inner();
     if failed > 0 {
-        bail!("{failed} of {} images failed", pairs.len());
+        bail!("{failed} of {} failed", image::count(pairs.len()));
     }
     run.progress
-        .say(&format!("hardened {} images", pairs.len()));
+        .say(&format!("hardened {}", image::count(pairs.len())));
     Ok(())
 }
 

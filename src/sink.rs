@@ -216,6 +216,13 @@ impl OutFile {
                 .write(true)
                 .open(dest)
                 .with_context(|| format!("cannot write {}", dest.display()))?;
+            if std::io::IsTerminal::is_terminal(&file) {
+                return Err(crate::exit::Usage(format!(
+                    "{} is a terminal: the archive is binary; redirect it to a file or a pipe",
+                    dest.display()
+                ))
+                .into());
+            }
             return Ok((file, OutFile::Stream));
         }
         let dest = match fs::symlink_metadata(dest) {

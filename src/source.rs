@@ -4,6 +4,7 @@
 
 use crate::decompress::Compression;
 use crate::digest::Digest;
+use crate::exit::NotFound;
 use crate::image::{
     self, Blob, Content, Family, Image, Index, IndexEntry, Layer, OtherEntry, Skipped, MAX_CONFIG,
     MAX_MANIFEST,
@@ -103,8 +104,11 @@ fn read_docker_archive(store: &Store, select: &Select) -> Result<Image> {
             ),
         },
         Select::Index(i) => (
-            entries.get(*i).with_context(|| {
-                format!("the archive has no image @{i} ({} images)", entries.len())
+            entries.get(*i).ok_or_else(|| {
+                NotFound(format!(
+                    "the archive has no image @{i} ({})",
+                    image::count(entries.len())
+                ))
             })?,
             None,
         ),
@@ -115,7 +119,7 @@ fn read_docker_archive(store: &Store, select: &Select) -> Result<Image> {
                 let tag = e.repo_tags.iter().flatten().find(|t| same_image(t, n))?;
                 Some((e, Some(tag.clone())))
             })
-            .with_context(|| format!("the archive has no image tagged {n}"))?,
+            .ok_or_else(|| NotFound(format!("the archive has no image tagged {n}")))?,
     };
     let name = name.or_else(|| entry.repo_tags.iter().flatten().next().cloned());
 
@@ -238,9 +242,12 @@ fn select_manifest<'a>(manifests: &'a [Descriptor], select: &Select) -> Result<&
         Select::Name(t) => manifests
             .iter()
             .find(|d| ref_name(d) == Some(t))
-            .with_context(|| format!("no image tagged {t:?} in the layout"))?,
-        Select::Index(i) => manifests.get(*i).with_context(|| {
-            format!("the layout has no image @{i} ({} images)", manifests.len())
+            .ok_or_else(|| NotFound(format!("the layout has no image tagged {t:?}")))?,
+        Select::Index(i) => manifests.get(*i).ok_or_else(|| {
+            NotFound(format!(
+                "the layout has no image @{i} ({})",
+                image::count(manifests.len())
+            ))
         })?,
         Select::Only => match manifests {
             [one] => one,

@@ -4,6 +4,7 @@
 //! member that is a link must resolve to a regular member inside the archive.
 
 use crate::decompress::{self, Compression};
+use crate::exit::NotFound;
 use crate::image::{Blob, BlobFile};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -85,8 +86,12 @@ fn spool(mut reader: impl Read, origin: &Path, doing: &str) -> Result<(File, Arc
 
 impl Store {
     pub fn dir(path: &Path) -> Result<Store> {
-        if !path.is_dir() {
-            bail!("{} is not a directory", path.display());
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(NotFound(format!("{} does not exist", path.display())).into())
+            }
+            Ok(m) if m.is_dir() => {}
+            _ => bail!("{} is not a directory", path.display()),
         }
         Ok(Store::Dir(path.to_path_buf()))
     }
@@ -97,8 +102,16 @@ impl Store {
     /// So is a compressed one, decompressed on the way (`docker load` reads
     /// `docker save | gzip`; gzip and zstd, capped as layers are).
     pub fn tar(path: &Path) -> Result<Store> {
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file = match File::open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(NotFound(format!("{} does not exist", path.display())).into())
+            }
+            r => r.with_context(|| format!("cannot open {}", path.display()))?,
+        };
         let meta = file.metadata()?;
+        if meta.is_file() && meta.len() == 0 {
+            bail!("{} is empty", path.display());
+        }
         if meta.is_dir() {
             bail!(
                 "{} is a directory (an OCI layout directory is oci:DIR)",

@@ -1155,3 +1155,140 @@ fn pipes_in_and_out_and_symlinked_destinations() {
         .is_symlink());
     assert!(std::fs::read(dir.join("real.tar")).unwrap() == std::fs::read(&file_out).unwrap());
 }
+
+/// One rule for exit codes, the README's table: 2 for a usage error or a bad
+/// value of an option or argument, 4 for a source that does not exist in any
+/// transport, 1 for other failures.
+#[test]
+fn exit_codes_follow_one_rule() {
+    let f = fixtures();
+    let dir = scratch("exit-codes");
+    let dest = format!("docker-archive:{}", dir.join("o.tar").display());
+    let src = f.archive("busybox");
+    let empty = dir.join("empty.tar");
+    std::fs::write(&empty, "").unwrap();
+    let empty = format!("docker-archive:{}", empty.display());
+    let (layout_tag, archive_tag, archive_at) = (
+        format!("oci:{}:nosuch", f.layout.display()),
+        format!("{src}:example/nosuch:1"),
+        format!("{src}:@5"),
+    );
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["rewrite", &src, &dest, "--uid", "abc"],
+            2,
+            "not a decimal ID",
+        ),
+        (&["rewrite", &src, &dest, "--uid", "0"], 2, "is root"),
+        (&["rewrite", &src, &dest, "--gid", "0"], 2, "is root"),
+        (
+            &["rewrite", &src, &dest, "--uid", "-5"],
+            2,
+            "\"-5\" is not a decimal ID",
+        ),
+        (
+            &["rewrite", &src, &dest, "--platform", "linux"],
+            2,
+            "OS/ARCH",
+        ),
+        (
+            &["rewrite", &src, &dest, "--mode", "Static"],
+            2,
+            "invalid value",
+        ),
+        (
+            &["rewrite", &src, &dest, "--no-such-option"],
+            2,
+            "unexpected argument",
+        ),
+        (&["rewrite", &src], 2, "required"),
+        (
+            &["rewrite", "docker://UPPER/x:1", &dest],
+            2,
+            "not a valid image reference",
+        ),
+        (&["rewrite", "nope:x/y", &dest], 2, "unknown transport"),
+        (
+            &["rewrite", "docker-archive:/does/not/exist.tar", &dest],
+            4,
+            "/does/not/exist.tar does not exist",
+        ),
+        (
+            &["rewrite", "oci-archive:/does/not/exist.tar", &dest],
+            4,
+            "does not exist",
+        ),
+        (
+            &["rewrite", "oci:/does/not/exist", &dest],
+            4,
+            "/does/not/exist does not exist",
+        ),
+        (&["inspect", "oci:/does/not/exist"], 4, "does not exist"),
+        (
+            &["check", "docker-archive:/does/not/exist.tar"],
+            4,
+            "does not exist",
+        ),
+        (
+            &["rewrite", &layout_tag, &dest],
+            4,
+            "no image tagged \"nosuch\"",
+        ),
+        (
+            &["rewrite", &archive_tag, &dest],
+            4,
+            "no image tagged example/nosuch:1",
+        ),
+        (&["rewrite", &archive_at, &dest], 4, "no image @5 (1 image)"),
+        (&["rewrite", &empty, &dest], 1, "is empty"),
+    ];
+    for (args, code, needle) in cases {
+        let out = harden(args);
+        let (_, e) = text(&out);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {e}");
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
+    assert!(!dir.join("o.tar").exists());
+}
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`): harden's
+/// lines are ordinary lines, each ending in a newline, not padded to the
+/// terminal's width; and no binary archive is written to the terminal.
+#[test]
+fn on_a_terminal_lines_are_plain_and_archives_are_refused() {
+    which("script");
+    let dir = scratch("pty");
+    let src = fixtures().archive("busybox");
+    let dest = format!("docker-archive:{}", dir.join("o.tar").display());
+    let pty = |command: &str| {
+        let out = cmd(
+            "script",
+            &["-qec", &format!("stty cols 100; {command}"), "/dev/null"],
+        )
+        .output()
+        .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = pty(&format!("{} rewrite {src} {dest}", harden_bin()));
+    assert_eq!(code, Some(0), "{out:?}");
+    assert!(
+        out.contains("harden: wrote ") && out.ends_with("\r\n"),
+        "{out:?}"
+    );
+    for line in out.split("\r\n") {
+        assert!(!line.ends_with(' '), "padded: {line:?}");
+    }
+    let (code, out) = pty(&format!(
+        "{} rewrite {src} docker-archive:/dev/stdout",
+        harden_bin()
+    ));
+    assert_eq!(code, Some(2), "{out:?}");
+    assert!(out.contains("/dev/stdout is a terminal"), "{out:?}");
+    assert!(
+        !out.contains("manifest.json"),
+        "the archive reached the terminal"
+    );
+}

@@ -501,7 +501,7 @@ fn missing_images_and_bad_references_fail_clearly() {
     assert!(e.contains("not found") && e.contains("no/such"), "{e}");
     for bad in ["UPPER/case:1", "a/b:bad tag", "a@sha256:123"] {
         let (code, _, e) = run(&["pull-rewrite-push", bad], &[]);
-        assert_eq!(code, 1, "{bad}: {e}");
+        assert_eq!(code, 2, "{bad}: {e}");
         assert!(
             e.contains("not a valid image reference") || e.contains("digest"),
             "{bad}: {e}"

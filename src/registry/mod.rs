@@ -36,27 +36,7 @@ use std::time::Duration;
 /// Blob transfers at once to a registry.
 const PARALLEL_BLOBS: usize = 4;
 
-/// The registry refused the credentials or denied access (exit code 3).
-#[derive(Debug)]
-pub struct AuthError(pub String);
-
-/// The image or repository does not exist (exit code 4).
-#[derive(Debug)]
-pub struct NotFound(pub String);
-
-impl std::fmt::Display for AuthError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for AuthError {}
-
-impl std::fmt::Display for NotFound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for NotFound {}
+pub use crate::exit::{AuthError, NotFound};
 
 /// One runtime for the whole process; the file transports stay synchronous
 /// and call in with `block_on`.
