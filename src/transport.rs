@@ -101,15 +101,54 @@ impl ImageRef {
                 select: select(ref_name)?,
             }),
             "docker" => bail!("{s:?}: write docker://REF"),
+            // A typo of a transport (`docker-archiv:x.tar`), before it is
+            // taken for a registry host.
+            other if closest_transport(other).is_some() => bail!(
+                "{s:?}: unknown transport {other:?}; did you mean {}? (transports: {TRANSPORTS})",
+                closest_transport(other).unwrap_or_default()
+            ),
             // `alpine:3.19`, `localhost:5000/app`: a registry image without docker://.
             other if parse_reference(s).is_ok() => {
                 bail!("{s:?}: unknown transport {other:?}; a registry image is docker://{s}")
             }
-            other => bail!(
-                "{s:?}: unknown transport {other:?} (docker, docker-archive, oci, oci-archive)"
-            ),
+            other => bail!("{s:?}: unknown transport {other:?} (transports: {TRANSPORTS})"),
         }
     }
+}
+
+const TRANSPORTS: &str = "docker://REF, docker-archive:PATH, oci:DIR, oci-archive:PATH";
+
+/// The transport prefix `name` is a likely typo of (case aside, at most
+/// two edits away and a third of the name's length).
+fn closest_transport(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    [
+        ("docker-archive", "docker-archive:"),
+        ("oci-archive", "oci-archive:"),
+        ("docker", "docker://"),
+        ("oci", "oci:"),
+    ]
+    .into_iter()
+    .map(|(t, prefix)| (edits(&lower, t), t, prefix))
+    .filter(|(d, t, _)| *d <= 2.min(t.len() / 3) && name != *t)
+    .min()
+    .map(|(_, _, prefix)| prefix)
+}
+
+/// Levenshtein distance.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 impl fmt::Display for ImageRef {
@@ -223,6 +262,22 @@ pub fn same_image(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_typos_are_named() {
+        for (typo, meant) in [
+            ("docker-archiv", "docker-archive:"),
+            ("Docker-Archive", "docker-archive:"),
+            ("oci-achive", "oci-archive:"),
+            ("dokcer", "docker://"),
+            ("ocii", "oci:"),
+        ] {
+            assert_eq!(closest_transport(typo), Some(meant), "{typo}");
+        }
+        for host in ["alpine", "localhost", "quay.io", "nope", "oci"] {
+            assert_eq!(closest_transport(host), None, "{host}");
+        }
+    }
 
     #[test]
     fn parses_transports() {

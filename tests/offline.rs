@@ -1209,6 +1209,11 @@ fn exit_codes_follow_one_rule() {
         ),
         (&["rewrite", "nope:x/y", &dest], 2, "unknown transport"),
         (
+            &["rewrite", "docker-archiv:x.tar", &dest],
+            2,
+            "did you mean docker-archive:?",
+        ),
+        (
             &["rewrite", "docker-archive:/does/not/exist.tar", &dest],
             4,
             "/does/not/exist.tar does not exist",
