@@ -70,7 +70,10 @@ pub fn deadline(seconds: u64) {
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(seconds));
         let removed = clean_up();
-        eprintln!("harden: error: timed out after {seconds} s (--timeout); removed {removed} temporary file(s), wrote nothing");
+        let waiting = crate::progress::last_warning()
+            .map(|w| format!(" (last: {w})"))
+            .unwrap_or_default();
+        eprintln!("harden: error: timed out after {seconds} s (--timeout){waiting}; removed {removed} temporary file(s), wrote nothing");
         std::process::exit(124);
     });
 }

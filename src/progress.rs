@@ -4,8 +4,10 @@
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
+static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// `-v` or `RUST_LOG` (debug, trace, or a filter naming harden): request-level lines.
 pub fn set_verbose(flag: bool) {
@@ -21,6 +23,25 @@ pub fn trace(message: impl FnOnce() -> String) {
     }
 }
 
+/// The last warning, for a `--timeout` to name what it was waiting on.
+static LAST_WARNING: Mutex<Option<String>> = Mutex::new(None);
+
+/// A warning on stderr, unless `-q` (for code that has no `Progress`).
+pub fn warn(message: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("harden: warning: {message}");
+    }
+    *LAST_WARNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
+}
+
+/// The last `warn` message, if any.
+pub fn last_warning() -> Option<String> {
+    LAST_WARNING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
 #[derive(Clone)]
 pub struct Progress {
     bars: Option<MultiProgress>,
@@ -30,7 +51,9 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The output of this run; `quiet` also silences `warn`.
     pub fn new(quiet: bool) -> Progress {
+        QUIET.store(quiet, Ordering::Relaxed);
         let tty = std::io::stderr().is_terminal();
         Progress {
             bars: (tty && !quiet).then(MultiProgress::new),

@@ -937,3 +937,24 @@ fn a_self_signed_certificate_in_a_trust_directory_is_pinned() {
     assert_eq!(code, 1, "wrong name: {e}");
     assert!(e.contains("TLS"), "{e}");
 }
+
+/// A registry that is not there: each retry is said on stderr without -v
+/// (what, why, the delay), and --timeout's message keeps the cause.
+#[test]
+fn retries_are_said_and_a_timeout_names_its_cause() {
+    let addr = format!("127.0.0.1:{}", common::registry::free_port());
+    let src = format!("docker://{addr}/app:1");
+    let (code, _, e) = run(&["inspect", &src, "--plain-http", "--timeout", "2"], &[]);
+    assert_eq!(code, 124, "{e}");
+    assert!(
+        e.contains(&format!(
+            "harden: warning: GET http://{addr}/v2/: Connection refused"
+        )) && e.contains("retry 1 of 5 in 0.5 s"),
+        "{e}"
+    );
+    assert!(
+        e.contains("timed out after 2 s (--timeout) (last: GET")
+            && e.contains("Connection refused"),
+        "{e}"
+    );
+}

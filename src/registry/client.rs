@@ -4,7 +4,7 @@
 use super::auth::{self, AuthFile, Challenge, Credential};
 use super::tls::Trust;
 use super::{AuthError, NotFound};
-use crate::progress::trace;
+use crate::progress::{trace, warn};
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -179,15 +179,22 @@ impl Registry {
                 Ok(r) => format!("{what} -> {} ({})", r.status(), r.url()),
                 Err(e) => format!("{what} -> {}", error_chain(e)),
             });
-            let wait = match answer {
-                Ok(r) if retryable_status(r.status()) && n < retries => {
-                    retry_after(&r).unwrap_or_else(|| backoff(n))
-                }
+            let (wait, why) = match answer {
+                Ok(r) if retryable_status(r.status()) && n < retries => (
+                    retry_after(&r).unwrap_or_else(|| backoff(n)),
+                    format!("the registry answered {}", r.status()),
+                ),
                 Ok(r) => return Ok(r),
-                Err(e) if transient(&e) && n < retries => backoff(n),
+                Err(e) if transient(&e) && n < retries => (backoff(n), root_cause(&e)),
                 Err(e) => return Err(self.explain(e, what)),
             };
-            trace(|| format!("{what}: retry {} of {retries} in {wait:?}", n + 1));
+            // Said without -v: a registry that is down would otherwise mean
+            // silence through every delay.
+            warn(&format!(
+                "{what}: {why}; retry {} of {retries} in {:.1} s",
+                n + 1,
+                wait.as_secs_f64()
+            ));
             n += 1;
             tokio::time::sleep(wait).await;
         }
@@ -328,6 +335,15 @@ pub fn transient(e: &reqwest::Error) -> bool {
 }
 
 /// An error and its causes on one line.
+/// The innermost cause ("Connection refused (os error 111)").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(c) = cause.source() {
+        cause = c;
+    }
+    cause.to_string()
+}
+
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
