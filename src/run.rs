@@ -4,8 +4,8 @@
 use crate::image::{self, Content, Image, Index, IndexEntry};
 use crate::transport::{self, ImageRef};
 use crate::{
-    accounts, compress, digest, inspect, layer, platform, progress, registry, rewrite, rootfs,
-    sink, source,
+    accounts, compress, decompress, digest, inspect, layer, platform, progress, registry, rewrite,
+    rootfs, sink, source,
 };
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -357,7 +357,17 @@ fn print_dry_run(
                     .filter(|l| matches!(l.blob, image::Blob::Bytes(_)))
                     .collect();
                 for l in new {
-                    println!("new layer {} {:>12} bytes", l.digest, l.blob.len());
+                    // A docker-archive stores layers uncompressed: the plain
+                    // tar (named by its diff_id) is what it would get.
+                    if matches!(dst, ImageRef::DockerArchive { .. }) && l.is_compressed() {
+                        let mut gzip = l.blob.open()?;
+                        let mut tar =
+                            decompress::layer_tar(&mut gzip, l.blob.len(), "new layer".into())?;
+                        let plain = std::io::copy(&mut tar, &mut std::io::sink())?;
+                        println!("new layer {} {plain:>12} bytes (uncompressed)", l.diff_id);
+                    } else {
+                        println!("new layer {} {:>12} bytes", l.digest, l.blob.len());
+                    }
                 }
                 println!(
                     "config {} and {} base layers from the source",

@@ -1297,3 +1297,29 @@ fn on_a_terminal_lines_are_plain_and_archives_are_refused() {
         "the archive reached the terminal"
     );
 }
+
+/// `--dry-run` to a docker-archive names the layer the archive gets: the
+/// uncompressed tar, by its diff_id, with its size.
+#[test]
+fn a_dry_run_to_an_archive_names_the_layer_it_would_write() {
+    let dir = scratch("dry-archive");
+    let src = fixtures().archive("busybox");
+    let out = dir.join("o.tar");
+    let dest = format!("docker-archive:{}", out.display());
+    let plan = sh(cmd(harden_bin(), &["rewrite", "--dry-run", &src, &dest]));
+    assert!(!out.exists(), "a dry run writes nothing");
+    let line = plan
+        .lines()
+        .find(|l| l.starts_with("new layer "))
+        .unwrap_or_else(|| panic!("{plan}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (hex, size) = (&words[2]["sha256:".len()..], words[3]);
+    sh(cmd(harden_bin(), &["rewrite", "-q", &src, &dest]));
+    let listing = sh(cmd("tar", &["-tvf", out.to_str().unwrap()]));
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains(&format!("{hex}.tar")) && l.split_whitespace().nth(2) == Some(size)),
+        "{line}\n{listing}"
+    );
+}
