@@ -904,26 +904,7 @@ fn a_self_signed_certificate_in_a_trust_directory_is_pinned() {
     let other = scratch("self-signed-other");
     let key = other.join("k");
     let crt = other.join("ca.crt");
-    sh(cmd(
-        "openssl",
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-addext",
-            "subjectAltName = IP:127.0.0.1",
-            "-x509",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-out",
-            crt.to_str().unwrap(),
-        ],
-    ));
+    common::registry::self_signed_cert(&key, &crt);
     std::fs::remove_file(other.join("k")).unwrap();
     std::fs::copy(&crt, docker_dir.join("ca.crt")).unwrap();
     let (code, _, e) = run(&["inspect", &format!("docker://{src}")], &[]);

@@ -41,27 +41,7 @@ impl Registry {
     pub fn self_signed(name: &str) -> Registry {
         let dir = scratch(&format!("registry-{name}"));
         let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
-        sh(cmd(
-            "openssl",
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-sha256",
-                "-keyout",
-                &d("domain.key"),
-                "-addext",
-                "subjectAltName = IP:127.0.0.1",
-                "-x509",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-out",
-                &d("domain.crt"),
-            ],
-        ));
+        self_signed_cert(&dir.join("domain.key"), &dir.join("domain.crt"));
         std::fs::create_dir_all(dir.join("certs")).unwrap();
         std::fs::copy(dir.join("domain.crt"), dir.join("certs/ca.crt")).unwrap();
         let tls = format!(
@@ -202,6 +182,32 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A self-signed certificate for IP 127.0.0.1 as Docker's documentation
+/// makes one (`openssl req -x509 -addext subjectAltName=...`: CA:TRUE).
+pub fn self_signed_cert(key: &std::path::Path, crt: &std::path::Path) {
+    sh(cmd(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-addext",
+            "subjectAltName = IP:127.0.0.1",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-out",
+            crt.to_str().unwrap(),
+        ],
+    ));
 }
 
 /// A CA, and a server certificate for IP 127.0.0.1 signed by it; `certs/`
