@@ -1,16 +1,15 @@
 //! The kinds of failure that choose harden's exit code (README, "Output and
 //! exit codes"); anything else is 1.
 
-use std::fmt;
-
+/// An error type that is only its message.
 macro_rules! kind {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $name(pub String);
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
@@ -18,6 +17,7 @@ macro_rules! kind {
         impl std::error::Error for $name {}
     };
 }
+pub(crate) use kind;
 
 kind!(
     /// A bad option value or argument, found before anything is read (exit 2,

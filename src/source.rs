@@ -345,12 +345,12 @@ fn read_index(
             skipped.push(skip("a nested index"));
             continue;
         }
-        let bytes = match load(&child, d.size) {
-            Err(e) if Missing::caused(&e) => {
-                absent.push(skip(&format!("not in the source: {e:#}")));
+        let bytes = match held(load(&child, d.size))? {
+            Ok(bytes) => bytes,
+            Err(why) => {
+                absent.push(skip(&why));
                 continue;
             }
-            r => r?,
         };
         let manifest: Value = parse_json(&bytes, "manifest")?;
         if manifest.get("subject").is_some() {
@@ -368,12 +368,12 @@ fn read_index(
             });
             continue;
         }
-        let image = match read_manifest(&bytes, child.clone(), blob) {
-            Err(e) if Missing::caused(&e) => {
-                absent.push(skip(&format!("not in the source: {e:#}")));
+        let image = match held(read_manifest(&bytes, child.clone(), blob))? {
+            Ok(image) => image,
+            Err(why) => {
+                absent.push(skip(&why));
                 continue;
             }
-            r => r?,
         };
         let platform =
             match platform.or_else(|| image.config_json().ok().as_ref().and_then(Platform::of)) {
@@ -410,6 +410,14 @@ fn read_index(
         absent,
         digest: Some(digest),
     })
+}
+
+/// `result`, or (inside Ok) why a blob it needs is not in the source.
+fn held<T>(result: Result<T>) -> Result<std::result::Result<T, String>> {
+    match result {
+        Err(e) if Missing::caused(&e) => Ok(Err(format!("not in the source: {e:#}"))),
+        r => r.map(Ok),
+    }
 }
 
 /// What an index without an image holds, for the error that says so.

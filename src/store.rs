@@ -261,17 +261,10 @@ impl Store {
     }
 }
 
-/// A file a store does not hold.
-#[derive(Debug)]
-pub struct Missing(String);
-
-impl std::fmt::Display for Missing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Missing {}
+crate::exit::kind!(
+    /// A file a store does not hold.
+    Missing
+);
 
 impl Missing {
     /// Is `e`, or one of its causes, a missing file?

@@ -54,30 +54,19 @@ fn harden_into(docker: &Docker, source: &Path, dir: &Path, tag: &str, options: &
 
 /// A container's health status once it is no longer "starting".
 fn health(docker: &Docker, image: &str) -> String {
-    let name = format!("harden-health-{}", std::process::id());
-    sh(docker.command().args([
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &name,
-        image,
-        "sleep",
-        "60",
-    ]));
+    let container = docker.sleeping("health", image);
+    let name = container.name();
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         let status =
             sh(docker
                 .command()
-                .args(["inspect", "--format", "{{.State.Health.Status}}", &name]));
+                .args(["inspect", "--format", "{{.State.Health.Status}}", name]));
         if status.trim() != "starting" || Instant::now() > deadline {
             break status.trim().to_string();
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    sh(docker.command().args(["rm", "-f", &name]));
     status
 }
 
@@ -162,22 +151,11 @@ fn hardened_images_run_under_the_docker_engine() {
         "example/init:1-hardened",
         &["--init"],
     );
-    let name = format!("harden-init-{}", std::process::id());
-    sh(docker.command().args([
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &name,
-        &init,
-        "sleep",
-        "60",
-    ]));
+    let container = docker.sleeping("init", &init);
+    let name = container.name();
     let start = Instant::now();
-    sh(docker.command().args(["stop", "-t", "10", &name]));
+    sh(docker.command().args(["stop", "-t", "10", name]));
     let took = start.elapsed();
-    sh(docker.command().args(["rm", &name]));
     assert!(took < Duration::from_secs(5), "docker stop took {took:?}");
 
     // docker save | harden | docker load.

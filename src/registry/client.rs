@@ -334,7 +334,6 @@ pub fn transient(e: &reqwest::Error) -> bool {
         && !is_tls_failure(&error_chain(e))
 }
 
-/// An error and its causes on one line.
 /// The innermost cause ("Connection refused (os error 111)").
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e;
@@ -344,6 +343,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// An error and its causes on one line.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();

@@ -24,9 +24,9 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct Trust {
     /// `*.crt`: CAs to trust, and certificates to pin.
-    pub roots: Vec<CertificateDer<'static>>,
+    roots: Vec<CertificateDer<'static>>,
     /// `*.cert` with its `*.key`: the client's identity.
-    pub identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
 }
 
 impl Trust {
@@ -89,7 +89,7 @@ impl Trust {
                 provider.clone(),
             ))
         };
-        let verifier = Arc::new(Pinning {
+        let verifier = Arc::new(HostVerifier {
             system: system
                 .transpose()
                 .context("cannot load the system's TLS roots")?,
@@ -113,8 +113,9 @@ impl Trust {
     }
 }
 
+/// The system's verifier with the host's roots, and pinning on top.
 #[derive(Debug)]
-struct Pinning {
+struct HostVerifier {
     /// None with `--tls-verify=false`: any certificate is taken (the
     /// handshake signatures are still checked, which keeps it to one key).
     system: Option<rustls_platform_verifier::Verifier>,
@@ -123,7 +124,7 @@ struct Pinning {
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl Pinning {
+impl HostVerifier {
     /// A certificate the user trusts for this host, sent as it is: valid
     /// now and for this name. webpki checks the validity period before the
     /// basic constraints, so with the certificate as its own trust anchor,
@@ -158,7 +159,7 @@ impl Pinning {
     }
 }
 
-impl ServerCertVerifier for Pinning {
+impl ServerCertVerifier for HostVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,

@@ -92,6 +92,17 @@ impl Docker {
         ]));
     }
 
+    /// `docker run -d` of `image` running `sleep 60`, as a container named
+    /// for `what` that is removed when the guard is dropped.
+    pub fn sleeping(&self, what: &str, image: &str) -> Container<'_> {
+        let name = format!("harden-{what}-{}", std::process::id());
+        sh(self
+            .command()
+            .args(["run", "-d", "--network", "none", "--name", &name, image])
+            .args(["sleep", "60"]));
+        Container { docker: self, name }
+    }
+
     /// `docker run --rm --network none` with `options`, the image and `args`.
     pub fn run(&self, options: &[&str], image: &str, args: &[&str]) -> Output {
         let mut c = self.command();
@@ -110,6 +121,28 @@ impl Docker {
             out.status
         );
         o
+    }
+}
+
+/// A running container of `Docker::sleeping`.
+pub struct Container<'a> {
+    docker: &'a Docker,
+    name: String,
+}
+
+impl Container<'_> {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .docker
+            .command()
+            .args(["rm", "-f", &self.name])
+            .output();
     }
 }
 
