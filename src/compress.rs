@@ -7,7 +7,7 @@
 //! every core, which an upload can follow as it grows (`Growing`).
 //! Compressed layers are never touched.
 
-use crate::digest::{self, Digest, HashingReader, HashingWriter};
+use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::image::{self, Blob, BlobFile, Content, Image};
 use crate::progress::Progress;
 use anyhow::{Context, Result};
@@ -50,7 +50,10 @@ pub fn gzip_layers(
         let tmp = crate::interrupt::temp_file("harden-gzip-")?;
         let growing = Arc::new(Growing::new(plain, blob.len(), tmp.as_file().try_clone()?));
         started(&growing)?;
-        let bar = progress.bar(&format!("gzip {}", &plain.hex()[..12]), blob.len());
+        let bar = progress.bar(
+            &format!("layer {} gzip", &plain.hex()[..12]),
+            Some(blob.len()),
+        );
         let gzipped = gzip(plain, blob, Feed(&growing), &bar);
         bar.done();
         let (digest, len) = match gzipped {
@@ -64,6 +67,7 @@ pub fn gzip_layers(
             path: BlobFile::temp(tmp.into_temp_path()),
             offset: 0,
             len,
+            origin: None,
         };
         growing.end_with(Ok((digest.clone(), file.clone())));
         by_digest.insert(plain.clone(), (digest, file));
@@ -236,12 +240,7 @@ fn gzip(
         }
         next = following.with_context(what)?;
     }
-    digest::verify(
-        &format!("layer {diff_id}"),
-        diff_id,
-        blob.len(),
-        plain.finish(),
-    )?;
+    blob.verify("layer", diff_id, plain.finish())?;
     // The last block: empty, stored, final. Then CRC-32 and size mod 2^32.
     out.write_all(&[1, 0, 0, 0xff, 0xff])?;
     out.write_all(&crc.sum().to_le_bytes())?;

@@ -8,7 +8,7 @@
 //! threads that hashed the same bytes read from the page cache, this touches
 //! every byte of the source once instead of twice (see BENCHMARKS.md).
 
-use crate::digest::{self, Digest, Hasher};
+use crate::digest::{Digest, Hasher};
 use crate::image::{Blob, BlobFile};
 use crate::mapping::Mapping;
 use anyhow::{Context, Result};
@@ -31,7 +31,10 @@ impl Region {
     /// The region a file-backed blob's bytes are, to be copied to `out` at
     /// `out_at` (none for a blob that is not in a file).
     pub fn of(blob: &Blob, out: &Arc<File>, out_at: u64) -> Option<Region> {
-        let Blob::File { path, offset, len } = blob else {
+        let Blob::File {
+            path, offset, len, ..
+        } = blob
+        else {
             return None;
         };
         Some(Region {
@@ -60,7 +63,7 @@ pub struct Copies {
     /// Writeback of each written piece starts at once (the output is synced
     /// at the end, and the fsync then finds little left to write).
     writeback: bool,
-    pending: Vec<(Digest, u64, mpsc::Receiver<Found>)>,
+    pending: Vec<(Blob, Digest, mpsc::Receiver<Found>)>,
 }
 
 impl Copies {
@@ -81,8 +84,8 @@ impl Copies {
         }
     }
 
-    /// Starts copying `region`, which must hash to `expected`.
-    pub fn start(&mut self, region: Region, expected: &Digest) {
+    /// Starts copying `region` of `blob`, which must hash to `expected`.
+    pub fn start(&mut self, blob: &Blob, region: Region, expected: &Digest) {
         if self.workers < self.pool.cores.min(self.pending.len() + 1) {
             self.workers += 1;
             let (jobs, pool, writeback) = (self.jobs.clone(), self.pool.clone(), self.writeback);
@@ -93,22 +96,20 @@ impl Copies {
             });
         }
         let (done, copied) = mpsc::channel();
-        let len = region.len;
         self.queue
             .send((region, done))
             .expect("the workers hold the receiver");
-        self.pending.push((expected.clone(), len, copied));
+        self.pending.push((blob.clone(), expected.clone(), copied));
     }
 
     /// Waits for every copy started and checks each against its digest and size.
     pub fn check_all(&mut self) -> Result<()> {
-        for (expected, len, copied) in std::mem::take(&mut self.pending) {
-            let what = format!("blob {expected}");
+        for (blob, expected, copied) in std::mem::take(&mut self.pending) {
             let got = copied
                 .recv()
                 .map_err(|_| anyhow::anyhow!("the copying thread failed"))?
-                .with_context(|| format!("copying {what}"))?;
-            digest::verify(&what, &expected, len, got)?;
+                .with_context(|| format!("copying blob {expected}"))?;
+            blob.verify("blob", &expected, got)?;
         }
         Ok(())
     }

@@ -163,7 +163,7 @@ pub fn verify(
     }
     if &actual.0 != expected {
         bail!(
-            "{what} does not match its digest: expected {expected}, content hashes to {}",
+            "{what} does not match its digest: its content hashes to {}",
             actual.0
         );
     }

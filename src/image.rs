@@ -72,6 +72,9 @@ pub enum Blob {
         path: Arc<BlobFile>,
         offset: u64,
         len: u64,
+        /// Where in the input these bytes are, for messages (e.g. `member
+        /// "x.tar" of app.tar`); none for a file harden made.
+        origin: Option<Arc<str>>,
     },
     Bytes(Arc<Vec<u8>>),
     Remote(Arc<RemoteBlob>),
@@ -87,9 +90,37 @@ impl Blob {
         }
     }
 
+    /// Where the bytes are in the input (a file, an archive member, a
+    /// registry repository); none for bytes harden made.
+    pub fn origin(&self) -> Option<String> {
+        match self {
+            Blob::File { origin, .. } => origin.as_deref().map(str::to_string),
+            Blob::Bytes(_) => None,
+            Blob::Remote(r) => Some(r.origin()),
+        }
+    }
+
+    /// Checks what was read of this blob (`actual`) against `expected` and
+    /// the blob's size; a mismatch of input bytes says the input is damaged
+    /// and where.
+    pub fn verify(&self, kind: &str, expected: &Digest, actual: (Digest, u64)) -> Result<()> {
+        let origin = self.origin();
+        let what = match &origin {
+            Some(o) => format!("{kind} {expected} ({o})"),
+            None => format!("{kind} {expected}"),
+        };
+        let checked = crate::digest::verify(&what, expected, self.len(), actual);
+        match origin {
+            Some(_) => checked.context("the input is damaged"),
+            None => checked,
+        }
+    }
+
     pub fn open(&self) -> Result<Box<dyn Read + Send>> {
         Ok(match self {
-            Blob::File { path, offset, len } => {
+            Blob::File {
+                path, offset, len, ..
+            } => {
                 let mut f = File::open(path.as_path())
                     .with_context(|| format!("cannot open {}", path.as_path().display()))?;
                 f.seek(SeekFrom::Start(*offset))?;

@@ -21,16 +21,20 @@ use transport::ImageRef;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+/// Options taken before the command (`harden -v rewrite …`) or after it by
+/// the commands that talk to registries; not `global = true`, which would
+/// list them for `completions` and `stepdown-binary` too.
+#[derive(Args, Clone, Copy, Default)]
+struct GlobalArgs {
     /// Log every registry request and retry to stderr (also RUST_LOG=debug)
-    #[arg(short, long, global = true, help_heading = "Global options")]
+    #[arg(short, long, help_heading = "Global options")]
     verbose: bool,
     /// Give up after this many seconds (exit 124, temp files removed, no tag pushed)
-    #[arg(
-        long,
-        global = true,
-        value_name = "SECONDS",
-        help_heading = "Global options"
-    )]
+    #[arg(long, value_name = "SECONDS", help_heading = "Global options")]
     timeout: Option<u64>,
 }
 
@@ -58,10 +62,13 @@ Examples:
         dest: String,
         /// Do not fsync file outputs before renaming them into place (as cp and skopeo):
         /// faster, but a machine crash soon after may leave a truncated file
-        #[arg(long)]
+        // Listed after the shared options: it is the rarely wanted one.
+        #[arg(long, display_order = 100)]
         no_sync: bool,
         #[command(flatten)]
         common: CommonArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Harden a registry image and push it: rewrite docker://SOURCE docker://DEST
     #[command(after_help = "\
@@ -91,6 +98,8 @@ Examples:
         shard: Option<String>,
         #[command(flatten)]
         common: CommonArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Show what an image runs, as whom, and whether harden hardened it
     #[command(
@@ -105,7 +114,9 @@ Examples:
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        registry: RegistryArgs,
+        registry: ReadRegistryArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Pipeline gate: exit 0 when the image would not run its command as root, 1 when it would
     #[command(after_help = "\
@@ -118,15 +129,17 @@ Examples:
     Check {
         /// Image to check (any transport)
         image: String,
-        /// any: hardened by harden or a non-root User; static: kubelet's runAsNonRoot rule
-        /// (numeric, non-zero User)
+        /// any: hardened by harden, or a non-root User (numeric, or a name /etc/passwd
+        /// maps to a non-zero UID); static: kubelet's runAsNonRoot rule (numeric, non-zero User)
         #[arg(long, value_enum, default_value_t = inspect::Require::Any)]
         require: inspect::Require,
         /// Print the verdict as one JSON object on stdout
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        registry: RegistryArgs,
+        registry: ReadRegistryArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = "Example:\n  harden completions bash > /etc/bash_completion.d/harden")]
@@ -215,6 +228,48 @@ struct RegistryArgs {
     /// Talk plain HTTP to the registries
     #[arg(long)]
     plain_http: bool,
+}
+
+/// The registry options of the commands that only read (inspect, check):
+/// no `--src-…`/`--dest-…` forms, as there is no destination.
+#[derive(Args)]
+#[command(next_help_heading = "Registry options")]
+struct ReadRegistryArgs {
+    /// Credentials for the registry (default: auth.json, then docker's config.json)
+    #[arg(long, value_name = "USER:PASSWORD")]
+    creds: Option<String>,
+    /// The auth.json to read instead of podman's (docker's config.json is still read after it)
+    #[arg(long, value_name = "PATH")]
+    authfile: Option<PathBuf>,
+    /// Verify TLS certificates; false also allows plain HTTP (as skopeo)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    tls_verify: Option<bool>,
+    /// More CA certificates (*.crt) and a client certificate (*.cert + *.key), besides
+    /// /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    /// Talk plain HTTP to the registry
+    #[arg(long)]
+    plain_http: bool,
+}
+
+impl ReadRegistryArgs {
+    fn registries(self) -> Result<registry::Registries> {
+        let all = RegistryArgs {
+            creds: self.creds,
+            src_creds: None,
+            dest_creds: None,
+            authfile: self.authfile,
+            src_authfile: None,
+            dest_authfile: None,
+            tls_verify: self.tls_verify,
+            src_tls_verify: None,
+            dest_tls_verify: None,
+            cert_dir: self.cert_dir,
+            plain_http: self.plain_http,
+        };
+        all.registries(&[])
+    }
 }
 
 impl RegistryArgs {
@@ -402,11 +457,25 @@ impl SettingsArgs {
 
 /// Exit codes (also in the README): 0 done, 1 failed, 2 usage error (clap),
 /// 3 the registry refused the credentials or denied access, 4 not found.
+impl Command {
+    /// The global options given after the command, where it takes them.
+    fn global(&self) -> GlobalArgs {
+        match self {
+            Command::Rewrite { global, .. }
+            | Command::PullRewritePush { global, .. }
+            | Command::Inspect { global, .. }
+            | Command::Check { global, .. } => *global,
+            _ => GlobalArgs::default(),
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
-    progress::set_verbose(cli.verbose);
+    let after = cli.command.global();
+    progress::set_verbose(cli.global.verbose || after.verbose);
     harden::interrupt::install();
-    if let Some(seconds) = cli.timeout {
+    if let Some(seconds) = after.timeout.or(cli.global.timeout) {
         harden::interrupt::deadline(seconds);
     }
     if let Err(e) = run(cli) {
@@ -427,6 +496,7 @@ fn run(cli: Cli) -> Result<()> {
             dest,
             no_sync,
             common,
+            ..
         } => rewrite(image_ref(&source)?, image_ref(&dest)?, common, !no_sync),
         Command::PullRewritePush {
             source,
@@ -452,7 +522,8 @@ fn run(cli: Cli) -> Result<()> {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
-            let pairs = run::parse_list(&text, &file.display().to_string(), shard.as_deref())?;
+            let pairs = run::parse_list(&text, &file.display().to_string(), shard.as_deref())
+                .map_err(exit::usage)?;
             let dests: Vec<&ImageRef> = pairs.iter().map(|(_, d)| d).collect();
             run::batch(&common.run(&dests)?, &pairs, jobs, common.json)
         }
@@ -461,8 +532,9 @@ fn run(cli: Cli) -> Result<()> {
             other: Some(other),
             json,
             registry,
+            ..
         } => {
-            let registries = registry.registries(&[])?;
+            let registries = registry.registries()?;
             let before = source::read(&image_ref(&image)?, &registries)?;
             let after = source::read(&image_ref(&other)?, &registries)?;
             let (before, after) = (run::platform_images(&before), run::platform_images(&after));
@@ -499,8 +571,9 @@ fn run(cli: Cli) -> Result<()> {
             other: None,
             json,
             registry,
+            ..
         } => {
-            let content = source::read(&image_ref(&image)?, &registry.registries(&[])?)?;
+            let content = source::read(&image_ref(&image)?, &registry.registries()?)?;
             let mut described = Vec::new();
             for (platform, image) in run::platform_images(&content) {
                 let mut d = inspect::describe(image)?;
@@ -539,9 +612,10 @@ fn run(cli: Cli) -> Result<()> {
             require,
             json,
             registry,
+            ..
         } => {
             let src = image_ref(&image)?;
-            let content = source::read(&src, &registry.registries(&[])?)?;
+            let content = source::read(&src, &registry.registries()?)?;
             let mut results = Vec::new();
             for (platform, image) in run::platform_images(&content) {
                 let d = inspect::describe(image)?;

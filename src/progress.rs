@@ -87,16 +87,19 @@ impl Progress {
         }
     }
 
-    /// A bar for `size` bytes; a no-op without a terminal.
-    pub fn bar(&self, label: &str, size: u64) -> Bar {
+    /// A bar for `size` bytes, or a count of bytes when the size is not
+    /// known; a no-op without a terminal.
+    pub fn bar(&self, label: &str, size: Option<u64>) -> Bar {
         Bar(self.bars.as_ref().map(|m| {
-            let bar = m.add(ProgressBar::new(size));
+            let template = match size {
+                Some(_) => "{msg:24} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec}",
+                None => "{msg:24} {bytes:>10} {bytes_per_sec}",
+            };
+            let bar = m.add(size.map_or_else(ProgressBar::no_length, ProgressBar::new));
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg:20} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec}",
-                )
-                .expect("template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template(template)
+                    .expect("template")
+                    .progress_chars("=> "),
             );
             bar.set_message(label.to_string());
             bar
@@ -111,13 +114,6 @@ impl Bar {
     pub fn inc(&self, n: u64) {
         if let Some(b) = &self.0 {
             b.inc(n)
-        }
-    }
-
-    /// A new total, once the size is known.
-    pub fn set_length(&self, n: u64) {
-        if let Some(b) = &self.0 {
-            b.set_length(n)
         }
     }
 

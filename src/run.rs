@@ -128,12 +128,20 @@ pub fn batch(run: &Run, pairs: &[(ImageRef, ImageRef)], jobs: usize, json: bool)
                     }
                     Err(e) => {
                         failed.fetch_add(1, Ordering::SeqCst);
-                        eprintln!("harden: error: {src}: {e:#}");
+                        // Most errors name the image already ("reading SRC: …").
+                        let text = format!("{e:#}");
+                        let named = [src.to_string(), dst.to_string()]
+                            .iter()
+                            .any(|r| text.contains(r.as_str()));
+                        match named {
+                            true => eprintln!("harden: error: {text}"),
+                            false => eprintln!("harden: error: {src}: {text}"),
+                        }
                         if json {
                             let line = serde_json::json!({
                                 "source": src.to_string(),
                                 "destination": dst.to_string(),
-                                "error": format!("{e:#}"),
+                                "error": text,
                             });
                             println!("{line}");
                         }
@@ -327,14 +335,14 @@ fn print_dry_run(
             };
             // The digest and size shown for these are the plain tar's.
             const GZIP_FIRST: &str = "gzip, then upload (as a new digest)";
-            for (_, _, what) in plan.iter_mut().filter(|p| plain(&p.0)) {
+            for (.., what) in plan.iter_mut().filter(|p| plain(&p.0)) {
                 *what = GZIP_FIRST.to_string();
             }
             let bytes =
-                |what: &str| -> u64 { plan.iter().filter(|p| p.2 == what).map(|p| p.1).sum() };
+                |what: &str| -> u64 { plan.iter().filter(|p| p.3 == what).map(|p| p.2).sum() };
             let (upload, gzip) = (bytes("upload"), bytes(GZIP_FIRST));
-            for (digest, size, what) in &plan {
-                println!("blob {digest} {size:>12} bytes: {what}");
+            for (digest, kind, size, what) in &plan {
+                println!("{kind} {digest} {size:>12} bytes: {what}");
             }
             let manifests = if images.len() > 1 {
                 images.len() + 1

@@ -332,19 +332,14 @@ impl TarOutput {
                 blob.len().next_multiple_of(512) as i64
             ))?;
             let region = Region::of(blob, placed, out_at).expect("a file-backed blob");
-            self.copies.start(region, expected);
+            self.copies.start(blob, region, expected);
             return Ok(());
         }
         let mut reader = HashingReader::new(blob.open()?);
         self.tar
             .append_data(&mut h, name, &mut reader)
             .with_context(|| format!("copying {name}"))?;
-        digest::verify(
-            &format!("blob {expected}"),
-            expected,
-            blob.len(),
-            reader.finish(),
-        )
+        blob.verify("blob", expected, reader.finish())
     }
 
     fn append_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
@@ -426,18 +421,21 @@ fn append_decompressed<W: Write>(
         format!("layer {}", layer.digest),
     )?;
     let mut out = BufWriter::new(&mut scratch);
-    let plain = digest::copy_hashed(&mut tar_stream, &mut out)
-        .with_context(|| format!("decompressing layer {}", layer.digest))?;
+    let plain = digest::copy_hashed(&mut tar_stream, &mut out).with_context(|| {
+        let origin = layer
+            .blob
+            .origin()
+            .map(|o| format!(" ({o})"))
+            .unwrap_or_default();
+        format!("decompressing layer {}{origin}", layer.digest)
+    })?;
     out.flush()?;
     drop((out, tar_stream));
     // Whatever follows the compressed stream still belongs to the blob's digest.
     io::copy(&mut compressed, &mut io::sink())?;
-    digest::verify(
-        &format!("layer {}", layer.digest),
-        &layer.digest,
-        layer.blob.len(),
-        compressed.finish(),
-    )?;
+    layer
+        .blob
+        .verify("layer", &layer.digest, compressed.finish())?;
     if plain.0 != layer.diff_id {
         bail!(
             "layer {} decompresses to {}, but the config says {}",
@@ -460,6 +458,7 @@ fn hard_link_whole_file(blob: &Blob, dest: &Path) -> bool {
         path,
         offset: 0,
         len,
+        ..
     } = blob
     else {
         return false;
@@ -596,7 +595,7 @@ impl Layout {
                 let mut tmp = temp_beside(&dest)?;
                 let out = Arc::new(tmp.as_file().try_clone()?);
                 if let Some(region) = Region::of(blob, &out, 0) {
-                    copies.start(region, digest);
+                    copies.start(blob, region, digest);
                     copying.push((tmp, dest));
                     return Ok(());
                 }
@@ -604,7 +603,7 @@ impl Layout {
                 let got = digest::copy_hashed(&mut blob.open()?, &mut out)?;
                 out.flush()?;
                 drop(out);
-                digest::verify(&format!("blob {digest}"), digest, blob.len(), got)?;
+                blob.verify("blob", digest, got)?;
                 if *sync {
                     tmp.as_file().sync_all()?;
                 }

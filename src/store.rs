@@ -128,6 +128,7 @@ impl Store {
             path: blob_file.clone(),
             offset: 0,
             len,
+            origin: None,
         };
         if whole.compression()? != Compression::Plain {
             let tar = decompress::layer_tar(&mut file, len, path.display().to_string())?;
@@ -227,6 +228,7 @@ impl Store {
                     path: BlobFile::new(&path),
                     offset: 0,
                     len: meta.len(),
+                    origin: Some(path.display().to_string().into()),
                 })
             }
             Store::Tar {
@@ -239,11 +241,13 @@ impl Store {
                 for _ in 0..4 {
                     match members.get(&current) {
                         Some(Member::File { offset, len }) => {
+                            let origin = format!("member {current:?} of {}", origin.display());
                             return Ok(Blob::File {
                                 path: path.clone(),
                                 offset: *offset,
                                 len: *len,
-                            })
+                                origin: Some(origin.into()),
+                            });
                         }
                         Some(Member::Link(target)) => current = target.clone(),
                         Some(Member::Other) => {

@@ -1168,6 +1168,9 @@ fn exit_codes_follow_one_rule() {
     let empty = dir.join("empty.tar");
     std::fs::write(&empty, "").unwrap();
     let empty = format!("docker-archive:{}", empty.display());
+    let list = dir.join("list.txt");
+    std::fs::write(&list, "a b c\n").unwrap();
+    let list = list.display().to_string();
     let (layout_tag, archive_tag, archive_at) = (
         format!("oci:{}:nosuch", f.layout.display()),
         format!("{src}:example/nosuch:1"),
@@ -1246,6 +1249,11 @@ fn exit_codes_follow_one_rule() {
         ),
         (&["rewrite", &archive_at, &dest], 4, "no image @5 (1 image)"),
         (&["rewrite", &empty, &dest], 1, "is empty"),
+        (
+            &["pull-rewrite-push", "--from", &list],
+            2,
+            "list.txt:1: \"a b c\": expected SOURCE [DEST]",
+        ),
     ];
     for (args, code, needle) in cases {
         let out = harden(args);
@@ -1261,22 +1269,9 @@ fn exit_codes_follow_one_rule() {
 /// terminal's width; and no binary archive is written to the terminal.
 #[test]
 fn on_a_terminal_lines_are_plain_and_archives_are_refused() {
-    which("script");
     let dir = scratch("pty");
     let src = fixtures().archive("busybox");
     let dest = format!("docker-archive:{}", dir.join("o.tar").display());
-    let pty = |command: &str| {
-        let out = cmd(
-            "script",
-            &["-qec", &format!("stty cols 100; {command}"), "/dev/null"],
-        )
-        .output()
-        .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
     let (code, out) = pty(&format!("{} rewrite {src} {dest}", harden_bin()));
     assert_eq!(code, Some(0), "{out:?}");
     assert!(
@@ -1322,4 +1317,104 @@ fn a_dry_run_to_an_archive_names_the_layer_it_would_write() {
             .any(|l| l.contains(&format!("{hex}.tar")) && l.split_whitespace().nth(2) == Some(size)),
         "{line}\n{listing}"
     );
+}
+
+/// A damaged source layer is named as such: the error says the input is
+/// damaged, names the archive and the member, and no output is left.
+#[test]
+fn a_damaged_source_layer_names_the_archive_and_member() {
+    let dir = scratch("damaged");
+    let (unpacked, manifest) = unpack_archive("busybox", &dir);
+    let member = manifest[0]["Layers"][0].as_str().unwrap().to_string();
+    let path = unpacked.join(&member);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let tar = dir.join("damaged.tar");
+    let src = pack_archive(&unpacked, &tar);
+    let before = std::fs::read(&tar).unwrap();
+    for (transport, name) in [
+        ("docker-archive", "o.tar"),
+        ("oci-archive", "o-oci.tar"),
+        ("oci", "o"),
+    ] {
+        let dest = format!("{transport}:{}", dir.join(name).display());
+        let out = harden(&["rewrite", "-q", &src, &dest]);
+        let (_, e) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{dest}: {e}");
+        let named = format!(
+            "(member \"{}\" of {})",
+            member.trim_start_matches("./"),
+            tar.display()
+        );
+        assert!(
+            e.contains("the input is damaged") && e.contains(&named),
+            "{dest}: {e}"
+        );
+        assert!(e.contains("does not match its digest"), "{dest}: {e}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left.len(),
+        2,
+        "only the input and its unpacked tree: {left:?}"
+    );
+    assert_eq!(
+        std::fs::read(&tar).unwrap(),
+        before,
+        "the input is never modified"
+    );
+}
+
+/// Each command's help lists what it takes, in one layout: the read-only
+/// commands have no destination options, the local ones no -v/--timeout,
+/// and `rewrite` lists the rarely wanted --no-sync last.
+#[test]
+fn help_lists_what_each_command_takes() {
+    let help = |command: &str| sh(cmd(harden_bin(), &[command, "--help"]));
+    for command in ["inspect", "check"] {
+        let text = help(command);
+        assert!(
+            text.contains("--creds") && text.contains("--timeout"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("--dest-") && !text.contains("--src-"),
+            "{text}"
+        );
+    }
+    for command in ["completions", "stepdown-binary"] {
+        let text = help(command);
+        assert!(
+            !text.contains("--verbose") && !text.contains("--timeout"),
+            "{text}"
+        );
+    }
+    // One layout: an option and its help on one line, as the other commands.
+    let check = help("check");
+    assert!(
+        check.lines().any(|l| l.trim_start().starts_with("--json ")),
+        "{check}"
+    );
+    let rewrite = help("rewrite");
+    let at = |option: &str| {
+        rewrite
+            .find(option)
+            .unwrap_or_else(|| panic!("{option}: {rewrite}"))
+    };
+    assert!(
+        at("--no-sync") > at("--dry-run") && at("--no-sync") < at("Registry options"),
+        "{rewrite}"
+    );
+    // The global options still work before the command and after it.
+    for args in [
+        &["-v", "check", "oci:/does/not/exist"][..],
+        &["check", "oci:/does/not/exist", "--timeout", "9"],
+    ] {
+        assert_eq!(harden(args).status.code(), Some(4), "{args:?}");
+    }
 }

@@ -611,14 +611,15 @@ fn batch_from_a_file_reports_each_image() {
         &[],
     );
     assert_eq!(code, 1, "one image is missing: {e}");
-    assert!(
-        e.contains("1 of 3 images failed") && e.contains("fix/missing"),
-        "{e}"
-    );
+    assert!(e.contains("1 of 3 images failed"), "{e}");
+    // The failure's line names the image once.
+    let failure = e.lines().find(|l| l.contains("fix/missing")).unwrap();
+    let reference = format!("docker://{a}/fix/missing:1");
+    assert_eq!(failure.matches(&reference).count(), 1, "{e}");
     // Two at a time: each progress line says which image it is about.
     assert!(
         e.lines()
-            .filter(|l| l.contains(": blob "))
+            .filter(|l| l.contains(": layer ") || l.contains(": config "))
             .all(|l| l.starts_with(&format!("harden: {a}/out/echo:h: "))
                 || l.starts_with(&format!("harden: {a}/fix/busybox:1-hardened: "))),
         "{e}"
@@ -684,7 +685,7 @@ fn batch_from_a_file_reports_each_image() {
         ],
         &[],
     );
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a bad line is a usage error");
     assert!(e.contains("images.txt:2"), "{e}");
 }
 
@@ -812,6 +813,61 @@ fn a_blob_corrupted_on_the_way_from_a_registry_is_caught() {
         reg.inspect("other/busybox:h", false).is_err(),
         "no tag over a corrupt blob"
     );
+}
+
+/// On a terminal, each blob has one name from its bar to its last line, and
+/// the line says what it is: the plain layer that is gzipped while it is
+/// pushed is named by its plain digest, and its gzip's digest is said at the end.
+#[test]
+fn each_blob_has_one_name_that_says_what_it_is() {
+    let reg = Registry::plain("names");
+    let dir = scratch("names");
+    let layout = dir.join("layout");
+    write_big_layout(&layout, 64 << 20, "t");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(&manifest["sha256:".len()..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let plain = &manifest["layers"][0]["digest"].as_str().unwrap()["sha256:".len()..][..12];
+    let (code, out) = pty(&format!(
+        "{} rewrite oci:{}:t docker://{}/names:1 --plain-http",
+        harden_bin(),
+        layout.display(),
+        reg.addr
+    ));
+    assert_eq!(code, Some(0), "{out:?}");
+    // A line may follow the escape codes that clear the bars.
+    let lines: Vec<&str> = (out.split("\r\n"))
+        .filter_map(|l| l.find("harden: ").map(|i| &l[i..]))
+        .collect();
+    let blobs: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("uploaded") || l.contains("already in") || l.contains("mounted"))
+        .map(|l| &l["harden: ".len()..])
+        .collect();
+    assert_eq!(blobs.len(), 3, "config, new layer, plain layer: {lines:?}");
+    for line in &blobs {
+        assert!(
+            line.starts_with("config ") || line.starts_with("layer "),
+            "{line}"
+        );
+    }
+    let streamed = format!("layer {plain}: uploaded as gzip ");
+    assert!(
+        blobs.iter().any(|l| l.starts_with(&streamed)),
+        "{streamed} in {blobs:?}"
+    );
+    // The bars (drawn between the lines) carry the same name.
+    assert!(out.contains(&format!("layer {plain} gzip")), "{out:?}");
+    assert!(out.contains(&format!("layer {plain} push")), "{out:?}");
 }
 
 /// A plain layer's gzip is streamed into the registry while it is made, and

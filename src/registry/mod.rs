@@ -231,8 +231,8 @@ impl Repo {
                     let body = reqwest::Body::wrap_stream(Verified {
                         inner: source,
                         hasher: Some(Hasher::default()),
+                        blob: blob.clone(),
                         digest: digest.clone(),
-                        size,
                         mismatch: mismatch.clone(),
                         bar: bar.clone(),
                     });
@@ -322,7 +322,6 @@ impl Repo {
         // The gzip's digest and size once it has ended, unless the registry has it.
         let missing = async {
             let (digest, blob) = g.end().await?;
-            bar.set_length(blob.len()); // the plain size until now
             let present = self.has_blob(&digest).await?;
             anyhow::Ok((!present).then_some((digest, blob.len())))
         };
@@ -407,7 +406,9 @@ async fn read_capped(r: Response, cap: u64, what: &str) -> Result<Vec<u8>> {
 /// A blob's bytes as a stream, wherever the blob is.
 async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>>> {
     Ok(match blob {
-        Blob::File { path, offset, len } => {
+        Blob::File {
+            path, offset, len, ..
+        } => {
             use tokio::io::{AsyncReadExt, AsyncSeekExt};
             let mut f = tokio::fs::File::open(path.as_path())
                 .await
@@ -431,8 +432,8 @@ async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>
 struct Verified {
     inner: BoxStream<'static, io::Result<Bytes>>,
     hasher: Option<Hasher>,
+    blob: Blob,
     digest: Digest,
-    size: u64,
     mismatch: Arc<Mutex<Option<String>>>,
     bar: Bar,
 }
@@ -441,7 +442,8 @@ impl Verified {
     fn too_long(&self) -> String {
         format!(
             "blob {} is longer than its {} bytes",
-            self.digest, self.size
+            self.digest,
+            self.blob.len()
         )
     }
 
@@ -457,7 +459,7 @@ impl futures_util::Stream for Verified {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         match self.inner.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                let size = self.size;
+                let size = self.blob.len();
                 let Some(hasher) = self.hasher.as_mut() else {
                     let m = self.too_long();
                     return self.fail(m);
@@ -472,11 +474,8 @@ impl futures_util::Stream for Verified {
                 // the digest before handing it over, so a bad blob never lands.
                 if count == size {
                     let hasher = self.hasher.take().expect("checked above");
-                    let what = format!("blob {}", self.digest);
-                    if let Err(e) =
-                        crate::digest::verify(&what, &self.digest, self.size, hasher.finish())
-                    {
-                        return self.fail(e.to_string());
+                    if let Err(e) = self.blob.verify("blob", &self.digest, hasher.finish()) {
+                        return self.fail(format!("{e:#}"));
                     }
                 }
                 self.bar.inc(chunk.len() as u64);
@@ -485,12 +484,9 @@ impl futures_util::Stream for Verified {
             Poll::Ready(None) => match self.hasher.take() {
                 // Ended before `size` bytes.
                 Some(hasher) => {
-                    let what = format!("blob {}", self.digest);
-                    let e = crate::digest::verify(&what, &self.digest, self.size, hasher.finish());
-                    self.fail(
-                        e.err()
-                            .map_or_else(|| format!("{what} ended early"), |e| e.to_string()),
-                    )
+                    let e = self.blob.verify("blob", &self.digest, hasher.finish());
+                    let early = format!("blob {} ended early", self.digest);
+                    self.fail(e.err().map_or(early, |e| format!("{e:#}")))
                 }
                 None => Poll::Ready(None),
             },
@@ -508,6 +504,11 @@ pub struct RemoteBlob {
 }
 
 impl RemoteBlob {
+    /// The repository the blob is read from, for messages.
+    pub fn origin(&self) -> String {
+        format!("from {}/{}", self.repo.host(), self.repo.name)
+    }
+
     /// A blocking reader that resumes (with a Range request) after a broken
     /// connection; the caller verifies the digest, as for every blob.
     pub fn reader(self: &Arc<Self>) -> Box<dyn Read + Send> {
@@ -776,17 +777,17 @@ pub fn write(
         Content::Image(_) => &[],
     };
     for (digest, blob) in others.iter().flat_map(|o| &o.blobs) {
-        if !blobs.iter().any(|(d, _)| d == digest) {
-            blobs.push((digest.clone(), blob.clone()));
+        if !blobs.iter().any(|(d, ..)| d == digest) {
+            blobs.push((digest.clone(), blob.clone(), BlobKind::Attached));
         }
     }
     if let Some(early) = &early {
         let sent: Vec<Digest> = early.digests().collect();
-        blobs.retain(|(d, _)| !sent.contains(d));
+        blobs.retain(|(d, ..)| !sent.contains(d));
     }
     let outcomes = runtime().block_on(async {
         repo.registry.want(&repo.name, &["pull", "push"]).await;
-        for (_, blob) in &blobs {
+        for (_, blob, _) in &blobs {
             if let Some(from) = mount_source(blob, &repo) {
                 repo.registry.want(&from.name, &["pull"]).await;
             }
@@ -798,11 +799,11 @@ pub fn write(
             |e| e.limit.clone(),
         );
         let rest: Result<Vec<Outcome>> = stream::iter(&blobs)
-            .map(|(digest, blob)| {
+            .map(|(digest, blob, kind)| {
                 let (limit, repo) = (limit.clone(), &repo);
                 async move {
                     let _turn = limit.acquire_owned().await.expect("never closed");
-                    ensure_blob(repo, digest, blob, progress).await
+                    ensure_blob(repo, digest, blob, *kind, progress).await
                 }
             })
             .buffer_unordered(PARALLEL_BLOBS)
@@ -852,22 +853,40 @@ pub fn write(
     })
 }
 
+/// What a blob is to the images pushed, as the progress lines say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKind {
+    Config,
+    Layer,
+    /// A blob of an index entry that is not an image (an attestation, an artifact).
+    Attached,
+}
+
+impl std::fmt::Display for BlobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            BlobKind::Config => "config",
+            BlobKind::Layer => "layer",
+            BlobKind::Attached => "attached blob",
+        })
+    }
+}
+
 /// Every blob of `images` once: images may share layers, or list one twice.
-fn blobs_of(images: &[&Image]) -> Vec<(Digest, Blob)> {
+fn blobs_of(images: &[&Image]) -> Vec<(Digest, Blob, BlobKind)> {
     let mut seen = std::collections::HashSet::new();
     let mut blobs = Vec::new();
     for image in images {
         let config = (
             image.config_digest(),
             Blob::Bytes(Arc::new(image.config.clone())),
+            BlobKind::Config,
         );
-        let layers = image
-            .layers
-            .iter()
-            .map(|l| (l.digest.clone(), l.blob.clone()));
-        for (digest, blob) in layers.chain([config]) {
+        let layers =
+            (image.layers.iter()).map(|l| (l.digest.clone(), l.blob.clone(), BlobKind::Layer));
+        for (digest, blob, kind) in layers.chain([config]) {
             if seen.insert(digest.clone()) {
-                blobs.push((digest, blob));
+                blobs.push((digest, blob, kind));
             }
         }
     }
@@ -875,18 +894,18 @@ fn blobs_of(images: &[&Image]) -> Vec<(Digest, Blob)> {
 }
 
 /// What a push of `images` to `r` would do with each blob, found with HEAD
-/// requests only (`--dry-run`): `(digest, size, "present" | "mount from REPO" | "upload")`.
+/// requests only (`--dry-run`): `(digest, kind, size, "present" | "mount from REPO" | "upload")`.
 pub fn plan(
     images: &[&Image],
     r: &Reference,
     registries: &Registries,
-) -> Result<Vec<(Digest, u64, String)>> {
+) -> Result<Vec<(Digest, BlobKind, u64, String)>> {
     let repo = registries.repo(r)?;
     let blobs = blobs_of(images);
     runtime().block_on(async {
         repo.registry.want(&repo.name, &["pull"]).await;
         let mut plan = Vec::new();
-        for (digest, blob) in &blobs {
+        for (digest, blob, kind) in &blobs {
             let what = if repo.has_blob(digest).await? {
                 "present".to_string()
             } else if let Some(from) = mount_source(blob, &repo) {
@@ -894,7 +913,7 @@ pub fn plan(
             } else {
                 "upload".to_string()
             };
-            plan.push((digest.clone(), blob.len(), what));
+            plan.push((digest.clone(), *kind, blob.len(), what));
         }
         Ok(plan)
     })
@@ -916,25 +935,26 @@ async fn ensure_blob(
     repo: &Repo,
     digest: &Digest,
     blob: &Blob,
+    kind: BlobKind,
     progress: &Progress,
 ) -> Result<Outcome> {
-    let short = &digest.hex()[..12];
+    let name = format!("{kind} {}", &digest.hex()[..12]);
     if repo.has_blob(digest).await? {
-        progress.say(&format!("blob {short}: already in {}", repo.name));
+        progress.say(&format!("{name}: already in {}", repo.name));
         return Ok(Outcome::Skipped);
     }
     if let Some(from) = mount_source(blob, repo) {
         if repo.mount(digest, from).await? {
-            progress.say(&format!("blob {short}: mounted from {}", from.name));
+            progress.say(&format!("{name}: mounted from {}", from.name));
             return Ok(Outcome::Mounted);
         }
     }
-    let bar = progress.bar(short, blob.len());
+    let bar = progress.bar(&name, Some(blob.len()));
     let uploaded = repo.upload(digest, blob, &bar).await;
     bar.done();
     uploaded?;
     let size = indicatif::HumanBytes(blob.len());
-    progress.say(&format!("blob {short}: uploaded {size}"));
+    progress.say(&format!("{name}: uploaded {size}"));
     Ok(Outcome::Uploaded(blob.len()))
 }
 
@@ -944,26 +964,32 @@ async fn ensure_blob(
 /// deterministic: the same layer pushed again), which ends the stream at
 /// once. When the stream fails, the finished file is pushed as any other blob
 /// (with retries); when the gzip fails, nothing is committed.
+///
+/// Its lines name the layer by its plain digest, the one name it has from the
+/// start; the gzip's digest is said once it is known.
 async fn ensure_growing(repo: &Repo, g: &Arc<Growing>, progress: &Progress) -> Result<Outcome> {
-    let label = format!("push gzip {}", &g.plain.hex()[..12]);
-    let bar = progress.bar(&label, g.plain_len);
+    let name = format!("{} {}", BlobKind::Layer, &g.plain.hex()[..12]);
+    // The gzip's size is not known until it ends: a bar of bytes only.
+    let bar = progress.bar(&format!("{name} push"), None);
     let streamed = repo.stream_upload(g, &bar).await;
     bar.done();
     let (digest, blob) = g.end().await?;
-    let short = &digest.hex()[..12];
+    let gzip = format!("gzip {}", &digest.hex()[..12]);
     match streamed {
         Ok(Outcome::Skipped) => {
-            progress.say(&format!("blob {short}: already in {}", repo.name));
+            progress.say(&format!("{name}: already in {} as {gzip}", repo.name));
             Ok(Outcome::Skipped)
         }
         Ok(outcome) => {
             let size = indicatif::HumanBytes(blob.len());
-            progress.say(&format!("blob {short}: uploaded {size} while compressed"));
+            progress.say(&format!(
+                "{name}: uploaded as {gzip}, {size}, while compressed"
+            ));
             Ok(outcome)
         }
         Err(e) => {
             trace(|| format!("streamed upload of {digest} failed, pushing the file: {e:#}"));
-            ensure_blob(repo, &digest, &blob, progress).await
+            ensure_blob(repo, &digest, &blob, BlobKind::Layer, progress).await
         }
     }
 }

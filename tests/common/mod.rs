@@ -586,6 +586,18 @@ pub fn multiarch() -> &'static MultiArch {
     })
 }
 
+/// Runs `command` (a shell line) on a 100-column pseudo-terminal made by
+/// util-linux's `script`: its exit code and all it wrote, with `\r\n` lines.
+pub fn pty(command: &str) -> (Option<i32>, String) {
+    which("script");
+    let line = format!("stty cols 100; {command}");
+    let out = cmd("script", &["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code(), text)
+}
+
 /// An OCI layout holding one uncompressed layer with `size` bytes of
 /// pseudo-random (incompressible) data, written directly (fast).
 pub fn write_big_layout(layout: &Path, size: usize, tag: &str) {
