@@ -349,9 +349,14 @@ struct SettingsArgs {
     /// Variable that sets the GID at run time (default: HARDEN_GID)
     #[arg(long, value_name = "NAME")]
     gid_env: Option<String>,
-    /// Run as the owner of this path when it exists and is not root (e.g. a bind mount)
+    /// Run as the owner of this path when it exists and is not root (e.g. a bind mount);
+    /// repeatable, up to 8: the first with a non-root owner wins
     #[arg(long, value_name = "PATH")]
-    match_owner: Option<String>,
+    match_owner: Vec<String>,
+    /// Take nothing from the image itself: without --user/--uid/--match-owner, a root
+    /// image otherwise runs as the owner of its VOLUMEs or WorkingDir (when not root)
+    #[arg(long)]
+    no_infer: bool,
     /// At start, give PATH and what is below it to the user: only entries owned by
     /// others, no symlinks followed, one mount (repeatable, up to 8; e.g. a data volume)
     #[arg(long, value_name = "PATH")]
@@ -402,13 +407,10 @@ impl SettingsArgs {
                 bail!("--user {u:?} is not a valid user name (letters, digits, . _ -; at most 32)");
             }
         }
-        let paths = [("--home", &self.home), ("--match-owner", &self.match_owner)];
+        let homes = self.home.iter().map(|p| ("--home", p));
+        let owners = self.match_owner.iter().map(|p| ("--match-owner", p));
         let chowns = self.chown.iter().map(|p| ("--chown", p));
-        for (flag, p) in paths
-            .iter()
-            .filter_map(|(f, p)| Some((*f, p.as_ref()?)))
-            .chain(chowns)
-        {
+        for (flag, p) in homes.chain(owners).chain(chowns) {
             if !accounts::valid_home(p.as_bytes()) {
                 bail!("{flag} {p:?} must be an absolute path without ':'");
             }
@@ -430,8 +432,13 @@ impl SettingsArgs {
         {
             bail!("--chown {p:?}: refusing to give / or a kernel filesystem to the user");
         }
-        if self.chown.len() > 8 {
-            bail!("--chown: at most 8 paths (the step-down's bound)");
+        for (flag, paths) in [
+            ("--chown", &self.chown),
+            ("--match-owner", &self.match_owner),
+        ] {
+            if paths.len() > 8 {
+                bail!("{flag}: at most 8 paths (the step-down's bound)");
+            }
         }
         if matches!(self.mode, ModeArg::Static) && !self.chown.is_empty() {
             bail!("--chown needs --mode runtime: a static-mode image starts as the user, who cannot change owners");
@@ -444,6 +451,7 @@ impl SettingsArgs {
             user: self.user,
             home: self.home,
             match_owner: self.match_owner,
+            no_infer: self.no_infer,
             chown: self.chown,
             init: self.init,
             allow_new_privs: self.allow_new_privs,

@@ -24,7 +24,10 @@ pub struct Settings {
     pub home: Option<String>,
     pub uid_env: Option<String>,
     pub gid_env: Option<String>,
-    pub match_owner: Option<String>,
+    /// Run as the non-root owner of the first of these that has one.
+    pub match_owner: Vec<String>,
+    /// Take no default from the image itself (see `infer`).
+    pub no_infer: bool,
     /// Paths the step-down gives to the user at start.
     pub chown: Vec<String>,
     /// Whether the step-down stays as PID 1 (signals, zombies).
@@ -76,6 +79,40 @@ pub fn user_is_root(user: &str) -> bool {
     matches!(uid, "" | "0" | "root")
 }
 
+/// Where the hardened image looks for the account to run as when nothing
+/// else says whom: the image's VOLUMEs, then its WorkingDir. An image that
+/// runs as root but prepared a service account gives it these (redis's
+/// `/data`, PostgreSQL's data directory); the step-down runs as the first
+/// non-root owner it finds at start, so a bind mount over one of them is
+/// matched as well. Empty when the user chose (`--user`, `--uid`,
+/// `--match-owner`), when the image already runs as a non-root User, and
+/// with `--no-infer`.
+pub fn inferred_owners(settings: &Settings, section: &Map<String, Value>) -> Vec<String> {
+    let user = section.get("User").and_then(Value::as_str).unwrap_or("");
+    let chosen =
+        settings.user.is_some() || settings.uid.is_some() || !settings.match_owner.is_empty();
+    if settings.no_infer || chosen || !user_is_root(user) {
+        return Vec::new();
+    }
+    let volumes = section.get("Volumes").and_then(Value::as_object);
+    let working_dir = section.get("WorkingDir").and_then(Value::as_str);
+    let mut paths: Vec<String> = Vec::new();
+    for path in volumes
+        .into_iter()
+        .flat_map(|v| v.keys())
+        .map(String::as_str)
+        .chain(working_dir)
+    {
+        let path = path.trim_end_matches('/');
+        // The step-down's own rules for a --match-owner path; `/` is root's.
+        let usable = accounts::valid_home(path.as_bytes()) && accounts::normalised(path.as_bytes());
+        if usable && !paths.iter().any(|p| p == path) && paths.len() < 8 {
+            paths.push(path.to_string());
+        }
+    }
+    paths
+}
+
 /// The entrypoint options that carry the settings into the image. An image
 /// that already ran as a non-root user keeps that user as the default target.
 pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String> {
@@ -101,7 +138,9 @@ pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String>
     push("--home", s.home);
     push("--uid-env", s.uid_env);
     push("--gid-env", s.gid_env);
-    push("--match-owner", s.match_owner);
+    for path in s.match_owner {
+        push("--match-owner", Some(path));
+    }
     for path in s.chown {
         push("--chown", Some(path));
     }
@@ -292,6 +331,13 @@ fn rewrite_config(
     // Static mode settles the user now; the step-down gets the same defaults
     // for when someone starts the container as root anyway.
     let settings = match account {
+        None => Settings {
+            match_owner: match inferred_owners(settings, c) {
+                inferred if !inferred.is_empty() => inferred,
+                _ => settings.match_owner.clone(),
+            },
+            ..settings.clone()
+        },
         Some(a) => Settings {
             user: Some(a.name.clone()),
             uid: Some(a.uid),
@@ -299,7 +345,6 @@ fn rewrite_config(
             home: Some(a.home.clone()),
             ..settings.clone()
         },
-        None => settings.clone(),
     };
     let options = stepdown_options(&settings, &user);
     let mut new_entrypoint: Vec<Value> = vec![STEPDOWN_PATH.into()];
@@ -627,7 +672,7 @@ mod tests {
         let settings = Settings {
             user: Some("aws".into()),
             uid_env: Some("AWS_UID".into()),
-            match_owner: Some("/home/aws/.aws".into()),
+            match_owner: vec!["/home/aws/.aws".into()],
             ..Settings::default()
         };
         let out = harden(&src, &settings, &layer(), None, &ctx()).unwrap();
@@ -688,9 +733,13 @@ mod tests {
         for none in [Value::Null, json!([""])] {
             let mut config = source_config();
             config["config"]["Entrypoint"] = none;
+            // Without the inferred --match-owner options of its VOLUME.
             let out = harden(
                 &image(config, 1),
-                &Settings::default(),
+                &Settings {
+                    no_infer: true,
+                    ..Settings::default()
+                },
                 &layer(),
                 None,
                 &ctx(),
@@ -715,6 +764,46 @@ mod tests {
             stepdown_options(&s, ""),
             ["--chown", "/data", "--chown", "/cache", "--init"]
         );
+    }
+
+    #[test]
+    fn a_root_image_runs_as_the_owner_of_its_volumes_then_working_dir() {
+        let section = |user: &str| {
+            json!({"User": user, "WorkingDir": "/srv/app/",
+                   "Volumes": {"/data": {}, "/": {}, "relative": {}, "/a/../etc": {}, "/srv/app": {}}})
+            .as_object()
+            .unwrap()
+            .clone()
+        };
+        let d = Settings::default();
+        assert_eq!(inferred_owners(&d, &section("")), ["/data", "/srv/app"]);
+        assert_eq!(inferred_owners(&d, &section("0:0")), ["/data", "/srv/app"]);
+        // The image's own non-root User, or the user's choice, comes first.
+        assert!(inferred_owners(&d, &section("redis")).is_empty());
+        for chosen in [
+            Settings {
+                user: Some("x".into()),
+                ..d.clone()
+            },
+            Settings {
+                uid: Some(5),
+                ..d.clone()
+            },
+            Settings {
+                match_owner: vec!["/m".into()],
+                ..d.clone()
+            },
+            Settings {
+                no_infer: true,
+                ..d.clone()
+            },
+        ] {
+            assert!(
+                inferred_owners(&chosen, &section("root")).is_empty(),
+                "{chosen:?}"
+            );
+        }
+        assert!(inferred_owners(&d, &Map::new()).is_empty());
     }
 
     #[test]

@@ -275,6 +275,23 @@ pub fn harden_one(
             d.platform, d.digest, d.reason
         ));
     }
+    let mut said = Vec::new();
+    for owners in report
+        .iter()
+        .filter_map(|p| p["inferred"]["match_owner"].as_array())
+    {
+        if owners.is_empty() || said.contains(&owners) {
+            continue;
+        }
+        let paths: Vec<&str> = owners.iter().filter_map(Value::as_str).collect();
+        progress.say(&format!(
+            "inferred: runs as the owner of {} (the image's VOLUME/WorkingDir) when it is \
+             not root, else as app (1000); --user, --uid or --match-owner choose, --no-infer \
+             turns this off",
+            paths.join(", then "),
+        ));
+        said.push(owners);
+    }
     if run.dry_run {
         print_dry_run(&pairs, dst, registries)?;
         return Ok(None);
@@ -458,8 +475,15 @@ fn harden_image(
     if !platform::supported(platform) {
         bail!(platform::no_stepdown_for(platform));
     }
+    let mut inferred = Vec::new();
     let (account, extra) = match settings.mode {
-        rewrite::Mode::Runtime => (None, Vec::new()),
+        rewrite::Mode::Runtime => {
+            let config = rewrite::unharden(image)?.config_json()?;
+            if let Some(section) = config.get("config").and_then(Value::as_object) {
+                inferred = rewrite::inferred_owners(settings, section);
+            }
+            (None, Vec::new())
+        }
         rewrite::Mode::Static => {
             let (account, extra) = static_account(image, settings)?;
             (Some(account), extra)
@@ -474,6 +498,7 @@ fn harden_image(
         "manifest_digest": digest::Digest::of(&hardened.manifest()).as_str(),
         "image_id": hardened.config_digest().as_str(),
         "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
+        "inferred": {"match_owner": inferred},
     }));
     Ok(hardened)
 }

@@ -39,8 +39,8 @@ use text::Text;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const PASSWD: &CStr = c"/etc/passwd";
 const GROUP: &CStr = c"/etc/group";
-/// Most --chown paths one entrypoint takes.
-const MAX_CHOWN: usize = 8;
+/// Most --chown paths, and most --match-owner paths, one entrypoint takes.
+const MAX_PATHS: usize = 8;
 /// Most supplementary groups of a target user.
 const MAX_GROUPS: usize = 256;
 /// Most environment variables passed on (the env is rebuilt on the stack).
@@ -65,10 +65,10 @@ const HELP: &str = "\
 harden-stepdown: drop root privileges, then exec COMMAND
   harden-stepdown [--allow-new-privs] [--init] USER[:GROUP] COMMAND [ARG...]
   harden-stepdown [--user NAME] [--uid N] [--gid N] [--home DIR] [--uid-env VAR]
-    [--gid-env VAR] [--match-owner PATH] [--chown PATH]... [--init]
+    [--gid-env VAR] [--match-owner PATH]... [--chown PATH]... [--init]
     [--allow-new-privs] -- COMMAND [ARG...]
-The -- form runs as $HARDEN_UID:$HARDEN_GID, else the owner of --match-owner,
-else --uid:--gid, adding the user to /etc/passwd and /etc/group.
+The -- form runs as $HARDEN_UID:$HARDEN_GID, else the non-root owner of the
+first --match-owner PATH that has one, else --uid:--gid, adding the user to /etc/passwd and /etc/group.
 Exit: COMMAND's; 1 the step-down failed (COMMAND did not run); 126, 127 as sh.
 ";
 
@@ -224,11 +224,14 @@ const CHOWN: usize = 7;
 struct Options {
     /// USER[:GROUP] of the gosu form; None for the entrypoint form.
     spec: Option<&'static [u8]>,
-    /// The last value of each option of VALUED (--chown goes to `chown`).
-    values: [Option<&'static CStr>; 7],
+    /// The last value of each option of VALUED before --match-owner (the
+    /// repeatable --match-owner and --chown have lists of their own).
+    values: [Option<&'static CStr>; MATCH_OWNER],
+    match_owner: [&'static CStr; MAX_PATHS],
+    match_owners: usize,
     uid: Option<u32>,
     gid: Option<u32>,
-    chown: [&'static CStr; MAX_CHOWN],
+    chown: [&'static CStr; MAX_PATHS],
     chowns: usize,
     allow_new_privs: bool,
     init: bool,
@@ -291,7 +294,14 @@ fn parse_options(args: Args) -> report::Result<(Options, Args)> {
             match k {
                 UID => opts.uid = Some(nonzero_id(a, v.q)?),
                 GID => opts.gid = Some(nonzero_id(a, v.q)?),
-                CHOWN if opts.chowns == MAX_CHOWN => {
+                MATCH_OWNER if opts.match_owners == MAX_PATHS => {
+                    return Err(error(b"more than 8 --match-owner paths"))
+                }
+                MATCH_OWNER => {
+                    opts.match_owner[opts.match_owners] = value;
+                    opts.match_owners += 1;
+                }
+                CHOWN if opts.chowns == MAX_PATHS => {
                     return Err(error(b"more than 8 --chown paths"))
                 }
                 CHOWN => {
@@ -383,10 +393,13 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
         Some(Ok(user)) => user,
         None => None,
     };
-    let owner = match opts.values[MATCH_OWNER] {
-        Some(path) => owner_of(path)?,
-        None => None,
-    };
+    let mut owner = None;
+    for path in &opts.match_owner[..opts.match_owners] {
+        owner = owner_of(path)?.filter(|(uid, _)| *uid != 0);
+        if owner.is_some() {
+            break;
+        }
+    }
     let (uid, gid) = choose_target(opts, |n| env.get(n), owner, named.as_ref())?;
     require_setid_caps()?;
 

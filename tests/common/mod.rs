@@ -187,20 +187,7 @@ pub fn debian() -> &'static (String, PathBuf) {
     static D: OnceLock<(String, PathBuf)> = OnceLock::new();
     D.get_or_init(|| {
         let dir = work().join("debian");
-        let rootfs = dir.join("rootfs");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mirror = std::env::var("HARDEN_TEST_DEBIAN_MIRROR")
-            .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
-        which("debootstrap");
-        sh(cmd(
-            "debootstrap",
-            &[
-                "--variant=minbase",
-                "bookworm",
-                rootfs.to_str().unwrap(),
-                &mirror,
-            ],
-        ));
+        let rootfs = debootstrap(&dir, &[]);
         let image = umoci_image(
             &dir.join("layout"),
             "debian",
@@ -214,6 +201,29 @@ pub fn debian() -> &'static (String, PathBuf) {
         );
         (image, rootfs)
     })
+}
+
+/// A Debian bookworm minbase root filesystem at `dir/rootfs`, with the
+/// packages `include` (Debian's own packages, as the official images of
+/// real software are built from).
+pub fn debootstrap(dir: &Path, include: &[&str]) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(dir).unwrap();
+    let mirror = std::env::var("HARDEN_TEST_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    which("debootstrap");
+    let include = format!("--include={}", include.join(","));
+    let mut args = vec![
+        "--variant=minbase",
+        "bookworm",
+        rootfs.to_str().unwrap(),
+        &mirror,
+    ];
+    if include.len() > "--include=".len() {
+        args.insert(1, &include);
+    }
+    sh(cmd("debootstrap", &args));
+    rootfs
 }
 
 /// Image `tag` in the OCI layout `layout` (made when missing), holding
