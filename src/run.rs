@@ -275,29 +275,14 @@ pub fn harden_one(
             d.platform, d.digest, d.reason
         ));
     }
-    let mut said = Vec::new();
-    for owners in report
-        .iter()
-        .filter_map(|p| p["inferred"]["match_owner"].as_array())
-    {
-        if owners.is_empty() || said.contains(&owners) {
-            continue;
-        }
-        let paths: Vec<&str> = owners.iter().filter_map(Value::as_str).collect();
-        progress.say(&format!(
-            "inferred: runs as the owner of {} (the image's VOLUME/WorkingDir) when it is \
-             not root, else as app (1000); --user, --uid or --match-owner choose, --no-infer \
-             turns this off",
-            paths.join(", then "),
-        ));
-        said.push(owners);
-    }
     if run.dry_run {
+        say_inferred(progress, &report);
         print_dry_run(&pairs, dst, registries)?;
         return Ok(None);
     }
     let written = sink::write(&hardened, dst, registries, progress, early, run.sync)?;
     progress.say(&format!("wrote {}", written.destination));
+    say_inferred(progress, &report);
     if written.manifest_digest.is_none() {
         // A docker-archive stores no manifest: no manifest digests to report.
         report
@@ -455,6 +440,28 @@ fn check_absent(
         }
     }
     Ok(())
+}
+
+/// Says what the defaults took from the image (the `inferred` of each
+/// platform's report), once: the platforms of an index mostly agree.
+fn say_inferred(progress: &progress::Progress, report: &[Value]) {
+    let mut said = Vec::new();
+    for owners in report
+        .iter()
+        .filter_map(|p| p["inferred"]["match_owner"].as_array())
+    {
+        if owners.is_empty() || said.contains(&owners) {
+            continue;
+        }
+        let paths: Vec<&str> = owners.iter().filter_map(Value::as_str).collect();
+        progress.say(&format!(
+            "inferred: runs as the owner of {} (the image's VOLUME/WorkingDir) when it is \
+             not root, else as app (1000); --user, --uid or --match-owner choose, --no-infer \
+             turns this off",
+            paths.join(", then "),
+        ));
+        said.push(owners);
+    }
 }
 
 /// The platform an image's config names.

@@ -90,7 +90,8 @@ fn pull_rewrite_push_default_and_explicit_destination() {
     );
     assert_eq!(code, 0, "{e}");
     assert!(
-        o.contains("Entrypoint  - (none)") && o.contains("+ [\"/.harden/harden-stepdown\",\"--\"]"),
+        o.contains("Entrypoint  - (none)")
+            && o.contains(r#"+ ["/.harden/harden-stepdown","--match-owner","/srv","--"]"#),
         "{o}"
     );
     assert!(
