@@ -495,11 +495,15 @@ fn healthcheck_test(test: &Value, options: &[String], shell: Option<&Value>) -> 
 /// Settles the static-mode user from the image's own account files (pure):
 /// the account, and the layer entries that make it exist — the files with a
 /// line added (kept as they are when the user and group exist), and HOME.
+///
+/// `owner` is the first non-root owner of the `inferred_owners` paths in the
+/// image, the account a root image prepared for itself.
 pub fn plan_static(
     settings: &Settings,
     original_user: &str,
     passwd: Option<&FileEntry>,
     group: Option<&FileEntry>,
+    owner: Option<(u32, u32)>,
 ) -> Result<(Account, Vec<LayerEntry>)> {
     fn content(f: Option<&FileEntry>) -> Option<&[u8]> {
         f.map(|f| f.content.as_slice())
@@ -530,6 +534,8 @@ pub fn plan_static(
         .filter(|u| u.uid != 0)
     {
         (u.uid, Some(u.gid))
+    } else if let Some((uid, gid)) = owner.filter(|(uid, _)| *uid != 0) {
+        (uid, Some(gid))
     } else {
         (1000, None)
     };
@@ -904,6 +910,7 @@ mod tests {
             "",
             Some(&file(DEB_PASSWD, 0o600)),
             Some(&file(DEB_GROUP, 0o644)),
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -952,6 +959,7 @@ mod tests {
             "",
             Some(&file(DEB_PASSWD, 0o644)),
             Some(&file(DEB_GROUP, 0o644)),
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -965,13 +973,26 @@ mod tests {
             "www-data",
             Some(&file(DEB_PASSWD, 0o644)),
             None,
+            None,
         )
         .unwrap();
         assert_eq!(account.uid, 33);
+        // A root image: the owner of its data directory, with its passwd entry.
+        let (account, entries) = plan_static(
+            &Settings::default(),
+            "",
+            Some(&file(DEB_PASSWD, 0o644)),
+            Some(&file(DEB_GROUP, 0o644)),
+            Some((33, 33)),
+        )
+        .unwrap();
+        assert_eq!((account.uid, account.name.as_str()), (33, "www-data"));
+        assert!(entries.is_empty());
         assert!(plan_static(
             &Settings::default(),
             "nobody-here",
             Some(&file(DEB_PASSWD, 0o644)),
+            None,
             None
         )
         .is_err());
@@ -982,6 +1003,7 @@ mod tests {
                 ..Settings::default()
             },
             "",
+            None,
             None,
             None,
         )

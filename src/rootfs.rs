@@ -1,4 +1,4 @@
-//! Reads a few files of an image's root filesystem from its layers, top layer
+//! Reads a few paths of an image's root filesystem from its layers, top layer
 //! first, honouring whiteouts (`.wh.NAME`) and opaque directories
 //! (`.wh..wh..opq`), and stopping as soon as every file is settled. Layers
 //! are streamed: nothing is unpacked to disk or held in memory.
@@ -41,10 +41,38 @@ fn hidden(path: &str, whiteouts: &[String], opaque: &[String]) -> bool {
     false
 }
 
+/// What the top-most layer that has a path holds there.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    File(FileEntry),
+    Dir {
+        uid: u64,
+        gid: u64,
+    },
+    /// A symbolic link, device, FIFO, ...: nothing harden reads or follows.
+    Other,
+}
+
 /// The current content of each of `paths` (e.g. "etc/passwd"); None where the
 /// image does not have the file.
 pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>>> {
-    let mut settled: HashMap<&str, Option<FileEntry>> = HashMap::new();
+    let found = find(image, paths)?;
+    paths.iter().zip(found).map(|(p, f)| file(p, f)).collect()
+}
+
+/// The file `find` found at `path`; an error when it is something else.
+pub fn file(path: &str, found: Option<Found>) -> Result<Option<FileEntry>> {
+    match found {
+        None => Ok(None),
+        Some(Found::File(f)) => Ok(Some(f)),
+        Some(_) => bail!("/{path} is not a regular file; harden cannot edit it"),
+    }
+}
+
+/// What the image has at each of `paths` (without a leading `/`), as the
+/// top-most layer that has it says; None where it has nothing.
+pub fn find(image: &Image, paths: &[&str]) -> Result<Vec<Option<Found>>> {
+    let mut settled: HashMap<&str, Option<Found>> = HashMap::new();
     for layer in image.layers.iter().rev() {
         if settled.len() == paths.len() {
             break;
@@ -54,7 +82,7 @@ pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>
             layer.blob.len(),
             format!("layer {}", layer.digest),
         )?;
-        let mut found: HashMap<&str, FileEntry> = HashMap::new();
+        let mut found: HashMap<&str, Found> = HashMap::new();
         let (mut whiteouts, mut opaque) = (Vec::new(), Vec::new());
         let mut archive = tar::Archive::new(reader);
         for entry in archive
@@ -100,30 +128,29 @@ pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>
                 continue;
             };
             let header = entry.header();
-            if !header.entry_type().is_file() {
-                bail!(
-                    "/{path} in layer {} is not a regular file; harden cannot edit it",
-                    layer.digest
-                );
-            }
-            if entry.size() > MAX_FILE {
-                bail!(
-                    "/{path} in layer {} is larger than {MAX_FILE} bytes",
-                    layer.digest
-                );
-            }
             let (mode, uid, gid) = (header.mode()?, header.uid()?, header.gid()?);
-            let mut content = Vec::new();
-            entry.read_to_end(&mut content)?;
-            found.insert(
-                wanted,
-                FileEntry {
+            let kind = header.entry_type();
+            let what = if kind.is_file() {
+                if entry.size() > MAX_FILE {
+                    bail!(
+                        "/{path} in layer {} is larger than {MAX_FILE} bytes",
+                        layer.digest
+                    );
+                }
+                let mut content = Vec::new();
+                entry.read_to_end(&mut content)?;
+                Found::File(FileEntry {
                     content,
                     mode,
                     uid,
                     gid,
-                },
-            );
+                })
+            } else if kind.is_dir() {
+                Found::Dir { uid, gid }
+            } else {
+                Found::Other
+            };
+            found.insert(wanted, what);
         }
         for p in paths {
             if settled.contains_key(p) {

@@ -276,13 +276,13 @@ pub fn harden_one(
         ));
     }
     if run.dry_run {
-        say_inferred(progress, &report);
+        say_inferred(progress, &report, settings.mode);
         print_dry_run(&pairs, dst, registries)?;
         return Ok(None);
     }
     let written = sink::write(&hardened, dst, registries, progress, early, run.sync)?;
     progress.say(&format!("wrote {}", written.destination));
-    say_inferred(progress, &report);
+    say_inferred(progress, &report, settings.mode);
     if written.manifest_digest.is_none() {
         // A docker-archive stores no manifest: no manifest digests to report.
         report
@@ -444,7 +444,7 @@ fn check_absent(
 
 /// Says what the defaults took from the image (the `inferred` of each
 /// platform's report), once: the platforms of an index mostly agree.
-fn say_inferred(progress: &progress::Progress, report: &[Value]) {
+fn say_inferred(progress: &progress::Progress, report: &[Value], mode: rewrite::Mode) {
     let mut said = Vec::new();
     for owners in report
         .iter()
@@ -454,10 +454,14 @@ fn say_inferred(progress: &progress::Progress, report: &[Value]) {
             continue;
         }
         let paths: Vec<&str> = owners.iter().filter_map(Value::as_str).collect();
+        let when = match mode {
+            rewrite::Mode::Runtime => "at start",
+            rewrite::Mode::Static => "in the image",
+        };
         progress.say(&format!(
             "inferred: runs as the owner of {} (the image's VOLUME/WorkingDir) when it is \
-             not root, else as app (1000); --user, --uid or --match-owner choose, --no-infer \
-             turns this off",
+             not root {when}, else as app (1000); --user, --uid or --match-owner choose, \
+             --no-infer turns this off",
             paths.join(", then "),
         ));
         said.push(owners);
@@ -482,15 +486,13 @@ fn harden_image(
     if !platform::supported(platform) {
         bail!(platform::no_stepdown_for(platform));
     }
-    let mut inferred = Vec::new();
+    // The paths whose owner the defaults take, for the report.
+    let config = rewrite::unharden(image)?.config_json()?;
+    let inferred = (config.get("config").and_then(Value::as_object))
+        .map(|section| rewrite::inferred_owners(settings, section))
+        .unwrap_or_default();
     let (account, extra) = match settings.mode {
-        rewrite::Mode::Runtime => {
-            let config = rewrite::unharden(image)?.config_json()?;
-            if let Some(section) = config.get("config").and_then(Value::as_object) {
-                inferred = rewrite::inferred_owners(settings, section);
-            }
-            (None, Vec::new())
-        }
+        rewrite::Mode::Runtime => (None, Vec::new()),
         rewrite::Mode::Static => {
             let (account, extra) = static_account(image, settings)?;
             (Some(account), extra)
@@ -531,13 +533,27 @@ fn static_account(
     settings: &rewrite::Settings,
 ) -> Result<(rewrite::Account, Vec<layer::LayerEntry>)> {
     let base = rewrite::unharden(image)?;
-    let files = rootfs::read_files(&base, &["etc/passwd", "etc/group"])?;
     let config = base.config_json()?;
-    let user = config
-        .pointer("/config/User")
-        .and_then(|u| u.as_str())
-        .unwrap_or("");
-    rewrite::plan_static(settings, user, files[0].as_ref(), files[1].as_ref())
+    let empty = serde_json::Map::new();
+    let section = config
+        .get("config")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let user = section.get("User").and_then(Value::as_str).unwrap_or("");
+    // The account files, then the directories whose owner a root image
+    // prepared for itself (read now: a static image has no run-time choice).
+    let dirs = rewrite::inferred_owners(settings, section);
+    let mut paths = vec!["etc/passwd", "etc/group"];
+    paths.extend(dirs.iter().map(|d| d.trim_start_matches('/')));
+    let mut found = rootfs::find(&base, &paths)?.into_iter();
+    let passwd = rootfs::file(paths[0], found.next().flatten())?;
+    let group = rootfs::file(paths[1], found.next().flatten())?;
+    let id = |n: u64| u32::try_from(n).ok().filter(|n| *n <= accounts::MAX_ID);
+    let owner = found.find_map(|f| match f {
+        Some(rootfs::Found::Dir { uid, gid }) if uid != 0 => Some((id(uid)?, id(gid)?)),
+        _ => None,
+    });
+    rewrite::plan_static(settings, user, passwd.as_ref(), group.as_ref(), owner)
 }
 
 /// SOURCE_DATE_EPOCH as an RFC 3339 time, for the history entry.

@@ -88,8 +88,8 @@ fn stop(c: &Container) -> Duration {
 /// Defaults: redis runs as the `redis` account that owns its VOLUME, saves
 /// into it, stops at once on `podman stop` (saving what it holds) and finds
 /// its data after a restart. A bind-mounted data directory owned by 1001 is
-/// used as 1001. `--no-infer` shows what the inference changes: the default
-/// user 1000 cannot save.
+/// used as 1001. Static mode runs as redis as well. `--no-infer` shows what
+/// the inference changes: the default user 1000 cannot save.
 #[test]
 fn redis_keeps_working_with_default_options() {
     let (src, uid) = redis();
@@ -125,6 +125,19 @@ fn redis_keeps_working_with_default_options() {
     assert_eq!(exec(&c, &["redis-cli", "save"]), "OK");
     let meta = std::fs::metadata(data.join("dump.rdb")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1001);
+    drop(c);
+
+    // Static mode takes the same account from the image, at rewrite time.
+    let fixed = harden_and_load(src, &dir, "redis-static", &["--mode", "static"]);
+    let c = start("redis-static", &[], &fixed);
+    wait_for_redis(&c);
+    assert_eq!(pid1_uids(&c), want, "static mode: redis too");
+    assert_eq!(exec(&c, &["redis-cli", "set", "late", "kept"]), "OK");
+    let took = stop(&c);
+    assert!(took < Duration::from_secs(5), "podman stop took {took:?}");
+    sh(podman().command().args(["start", &c.0]));
+    wait_for_redis(&c);
+    assert_eq!(exec(&c, &["redis-cli", "get", "late"]), "kept");
     drop(c);
 
     let plain = harden_and_load(src, &dir, "redis-plain", &["--no-infer"]);
