@@ -28,12 +28,25 @@ fuzz_target!(|data: &[u8]| {
         manifest_digest: None,
         name: None,
     };
-    if let Ok(files) = rootfs::read_files(&image, &["etc/passwd", "etc/group"]) {
-        let _ = rewrite::plan_static(
-            &rewrite::Settings::default(),
-            "",
-            files[0].as_ref(),
-            files[1].as_ref(),
-        );
+    // The same walk static mode does: account files and an inferred directory.
+    if let Ok(found) = rootfs::find(&image, &["etc/passwd", "etc/group", "data"]) {
+        let mut found = found.into_iter();
+        let passwd = rootfs::file("etc/passwd", found.next().flatten());
+        let group = rootfs::file("etc/group", found.next().flatten());
+        let owner = match found.next().flatten() {
+            Some(rootfs::Found::Dir { uid, gid }) => {
+                u32::try_from(uid).ok().zip(u32::try_from(gid).ok())
+            }
+            _ => None,
+        };
+        if let (Ok(passwd), Ok(group)) = (passwd, group) {
+            let _ = rewrite::plan_static(
+                &rewrite::Settings::default(),
+                "",
+                passwd.as_ref(),
+                group.as_ref(),
+                owner,
+            );
+        }
     }
 });
