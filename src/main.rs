@@ -453,6 +453,7 @@ impl SettingsArgs {
             match_owner: self.match_owner,
             no_infer: self.no_infer,
             chown: self.chown,
+            writable: Vec::new(),
             init: self.init,
             allow_new_privs: self.allow_new_privs,
             mode: match self.mode {

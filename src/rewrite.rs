@@ -30,6 +30,9 @@ pub struct Settings {
     pub no_infer: bool,
     /// Paths the step-down gives to the user at start.
     pub chown: Vec<String>,
+    /// Paths the step-down gives to the user at start when they are there
+    /// (`inferred_writable`; not an option).
+    pub writable: Vec<String>,
     /// Whether the step-down stays as PID 1 (signals, zombies).
     pub init: bool,
     pub allow_new_privs: bool,
@@ -113,6 +116,107 @@ pub fn inferred_owners(settings: &Settings, section: &Map<String, Value>) -> Vec
     paths
 }
 
+/// Directories a root image's app writes, where it may find them owned by
+/// root once it runs as a user: the image's VOLUMEs (not system
+/// directories), `/run` (pid files: nginx's /run/nginx.pid), and the app's
+/// own directories under /run, /var/lib, /var/log and /var/cache, named for
+/// its program (`app_names`). In runtime mode the step-down gives those that
+/// are there to the user at start (`--writable`); static mode bakes their
+/// owner into harden's layer. Empty with `--no-infer` and for an image that
+/// already runs as a non-root User (it works as it is).
+pub fn inferred_writable(settings: &Settings, section: &Map<String, Value>) -> Vec<String> {
+    let user = section.get("User").and_then(Value::as_str).unwrap_or("");
+    if settings.no_infer || !user_is_root(user) {
+        return Vec::new();
+    }
+    let volumes = section.get("Volumes").and_then(Value::as_object);
+    let volumes = volumes
+        .into_iter()
+        .flat_map(|v| v.keys())
+        .map(|v| v.trim_end_matches('/').to_string())
+        .filter(|v| accounts::valid_home(v.as_bytes()) && !accounts::home_refused(v.as_bytes()));
+    let names = app_names(section);
+    let own = names.iter().flat_map(|n| {
+        ["/run", "/var/lib", "/var/log", "/var/cache"].map(|root| format!("{root}/{n}"))
+    });
+    let mut paths: Vec<String> = Vec::new();
+    let run = (!names.is_empty()).then(|| "/run".to_string());
+    for path in volumes.chain(run).chain(own) {
+        let asked = settings.chown.contains(&path);
+        if !asked && !paths.contains(&path) && paths.len() < MAX_WRITABLE {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+/// The ExposedPorts below 1024 of a root image ("80/tcp"): as a user, its
+/// app binds them only where net.ipv4.ip_unprivileged_port_start allows it
+/// (Docker sets 0 for every container; podman and Kubernetes leave 1024).
+pub fn privileged_ports(section: &Map<String, Value>) -> Vec<String> {
+    let user = section.get("User").and_then(Value::as_str).unwrap_or("");
+    let ports = section.get("ExposedPorts").and_then(Value::as_object);
+    ports
+        .into_iter()
+        .flat_map(|p| p.keys())
+        .filter(|p| {
+            let number = p.split('/').next().unwrap_or("");
+            number.parse::<u16>().is_ok_and(|n| n < 1024)
+        })
+        .filter(|_| user_is_root(user))
+        .cloned()
+        .collect()
+}
+
+/// Most `--writable` paths one entrypoint takes (the step-down's bound).
+pub const MAX_WRITABLE: usize = 16;
+
+/// The names an app's own directories go by, from the program the image
+/// runs: the first word of Entrypoint, else of Cmd, without its directory
+/// and a script's extension; a wrapper (a shell, an init, an
+/// `*entrypoint*` script) passes to Cmd. `redis-server` also gives `redis`,
+/// `mysqld` `mysql` (daemons' directories drop the suffix).
+pub fn app_names(section: &Map<String, Value>) -> Vec<String> {
+    const WRAPPERS: [&str; 10] = [
+        "sh",
+        "bash",
+        "dash",
+        "ash",
+        "busybox",
+        "env",
+        "tini",
+        "dumb-init",
+        "gosu",
+        "su-exec",
+    ];
+    let first = |key: &str| {
+        let program = section.get(key)?.as_array()?.first()?.as_str()?;
+        let base = program.rsplit('/').next()?;
+        let base = [".sh", ".py", ".pl", ".rb", ".js"]
+            .iter()
+            .find_map(|ext| base.strip_suffix(ext))
+            .unwrap_or(base);
+        let usable = !base.is_empty()
+            && base.len() <= 64
+            && base
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && !base.starts_with('.')
+            && !base.contains("entrypoint")
+            && !WRAPPERS.contains(&base);
+        usable.then(|| base.to_string())
+    };
+    let Some(name) = first("Entrypoint").or_else(|| first("Cmd")) else {
+        return Vec::new();
+    };
+    let short = name
+        .strip_suffix("-server")
+        .or_else(|| name.strip_suffix('d').filter(|s| s.len() >= 3));
+    let mut names = vec![name.clone()];
+    names.extend(short.map(str::to_string));
+    names
+}
+
 /// The entrypoint options that carry the settings into the image. An image
 /// that already ran as a non-root user keeps that user as the default target.
 pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String> {
@@ -143,6 +247,9 @@ pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String>
     }
     for path in s.chown {
         push("--chown", Some(path));
+    }
+    for path in s.writable {
+        push("--writable", Some(path));
     }
     if s.init {
         args.push("--init".into());
@@ -336,6 +443,7 @@ fn rewrite_config(
                 inferred if !inferred.is_empty() => inferred,
                 _ => settings.match_owner.clone(),
             },
+            writable: inferred_writable(settings, c),
             ..settings.clone()
         },
         Some(a) => Settings {
@@ -370,6 +478,7 @@ fn rewrite_config(
             // for the container's start, not for every check).
             let check_settings = Settings {
                 chown: Vec::new(),
+                writable: Vec::new(),
                 init: false,
                 ..settings.clone()
             };
@@ -607,6 +716,85 @@ pub fn plan_static(
     ))
 }
 
+/// What static mode makes of the `inferred_writable` paths of an image.
+#[derive(Debug, Default, PartialEq)]
+pub struct Baked {
+    /// Directory entries for harden's layer: the same mode, the account's owner.
+    pub entries: Vec<LayerEntry>,
+    /// The paths whose directories now belong to the account.
+    pub given: Vec<String>,
+    /// What could not be done, one line per path.
+    pub left: Vec<String>,
+}
+
+/// Static mode's `--writable` (pure): each tree the image has (`rootfs::scan`
+/// of an `inferred_writable` path) becomes the account's by entries in
+/// harden's layer with the same mode: its directories, and its small files
+/// (copied into the layer, at most MAX_BAKED_FILES bytes in all). A tree
+/// with other entries of another owner (a bigger file, a device) is said to
+/// be left in part, as is one too big to list. Paths in `taken` already have
+/// an entry (HOME).
+pub fn baked_writable(
+    account: &Account,
+    trees: &[(String, Option<Vec<crate::rootfs::TreeEntry>>)],
+    taken: &[LayerEntry],
+) -> Baked {
+    let mut baked = Baked::default();
+    let (uid, gid) = (u64::from(account.uid), u64::from(account.gid));
+    let mut copied = 0;
+    for (root, tree) in trees {
+        let Some(tree) = tree else {
+            baked.left.push(format!(
+                "{root} holds more than {} entries: it stays as it is",
+                crate::rootfs::MAX_TREE
+            ));
+            continue;
+        };
+        let top = root.trim_start_matches('/');
+        match tree.iter().find(|e| e.path == top) {
+            Some(e) if e.dir => {}
+            // Not in the image, or not a directory (a symbolic link): nothing to give.
+            _ => continue,
+        }
+        let mut left = 0;
+        for e in tree.iter().filter(|e| (e.uid, e.gid) != (uid, gid)) {
+            let known = |l: &LayerEntry| l.path.trim_end_matches('/') == e.path;
+            if taken.iter().any(known) || baked.entries.iter().any(known) {
+                continue;
+            }
+            let content = match &e.content {
+                _ if e.dir => None,
+                Some(c) if copied + c.len() <= MAX_BAKED_FILES => {
+                    copied += c.len();
+                    Some(c.clone())
+                }
+                _ => {
+                    left += 1;
+                    continue;
+                }
+            };
+            baked.entries.push(LayerEntry {
+                path: e.path.clone(),
+                content,
+                mode: e.mode,
+                uid,
+                gid,
+            });
+        }
+        if left > 0 {
+            baked.left.push(format!(
+                "{root} holds {left} entries of another owner that harden cannot copy (links, \
+                 devices, big files): they stay as they are"
+            ));
+        }
+        baked.given.push(root.clone());
+    }
+    baked
+}
+
+/// Most bytes of files `baked_writable` copies into harden's layer.
+pub const MAX_BAKED_FILES: usize = 256 << 10;
+
 /// The newest `created` among history entries: a stable stand-in for "now".
 fn root_created(history: &[Value]) -> Option<&str> {
     history
@@ -693,6 +881,18 @@ mod tests {
                 "AWS_UID",
                 "--match-owner",
                 "/home/aws/.aws",
+                "--writable",
+                "/data",
+                "--writable",
+                "/run",
+                "--writable",
+                "/run/echo",
+                "--writable",
+                "/var/lib/echo",
+                "--writable",
+                "/var/log/echo",
+                "--writable",
+                "/var/cache/echo",
                 "--",
                 "/bin/echo",
                 "entry"
@@ -810,6 +1010,154 @@ mod tests {
             );
         }
         assert!(inferred_owners(&d, &Map::new()).is_empty());
+    }
+
+    fn object(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn app_names_come_from_the_program_past_wrappers() {
+        let names = |v: Value| app_names(&object(v));
+        assert_eq!(
+            names(json!({"Cmd": ["nginx", "-g", "daemon off;"]})),
+            ["nginx"]
+        );
+        assert_eq!(
+            names(json!({"Entrypoint": ["/usr/bin/redis-server"], "Cmd": ["x"]})),
+            ["redis-server", "redis"]
+        );
+        assert_eq!(names(json!({"Cmd": ["mysqld"]})), ["mysqld", "mysql"]);
+        assert_eq!(
+            names(json!({"Entrypoint": ["docker-entrypoint.sh"], "Cmd": ["postgres"]})),
+            ["postgres"]
+        );
+        for nothing in [
+            json!({"Cmd": ["/bin/sh", "-c", "nginx"]}),
+            json!({"Entrypoint": ["tini", "--"]}),
+            json!({"Cmd": [".."]}),
+            json!({"Cmd": ["/usr/bin/"]}),
+            json!({"Cmd": [".hidden"]}),
+            json!({"Cmd": "nginx"}),
+            json!({}),
+        ] {
+            assert!(names(nothing.clone()).is_empty(), "{nothing}");
+        }
+    }
+
+    #[test]
+    fn a_root_image_gets_its_volumes_run_and_app_directories_writable() {
+        let section = |user: &str| {
+            object(json!({"User": user, "Cmd": ["nginx"],
+                "Volumes": {"/data/": {}, "/etc": {}, "/usr/share/x": {}, "rel": {}}}))
+        };
+        let d = Settings::default();
+        assert_eq!(
+            inferred_writable(&d, &section("")),
+            [
+                "/data",
+                "/run",
+                "/run/nginx",
+                "/var/lib/nginx",
+                "/var/log/nginx",
+                "/var/cache/nginx"
+            ]
+        );
+        // A path the user gives with --chown is theirs: not given twice.
+        let asked = Settings {
+            chown: vec!["/run".into()],
+            ..d.clone()
+        };
+        assert!(!inferred_writable(&asked, &section("0")).contains(&"/run".to_string()));
+        assert!(inferred_writable(&d, &section("www-data")).is_empty());
+        let off = Settings {
+            no_infer: true,
+            ..d.clone()
+        };
+        assert!(inferred_writable(&off, &section("root")).is_empty());
+        let ports = |user: &str| {
+            privileged_ports(&object(json!({"User": user,
+                "ExposedPorts": {"80/tcp": {}, "8080/tcp": {}, "53/udp": {}, "x": {}}})))
+        };
+        assert_eq!(ports(""), ["53/udp", "80/tcp"]);
+        assert!(ports("nginx").is_empty());
+        // Runtime mode hands them to the step-down, health checks excepted.
+        let mut config = source_config();
+        config["config"] = json!({"Cmd": ["nginx"], "Healthcheck": {"Test": ["CMD", "true"]}});
+        let img = image(config, 1);
+        let out = harden(&img, &d, &layer(), None, &ctx()).unwrap();
+        let config = cfg(&out);
+        let entrypoint = config["config"]["Entrypoint"].to_string();
+        assert!(entrypoint.contains(r#""--writable","/run","--writable","/run/nginx""#));
+        let check = config["config"]["Healthcheck"]["Test"].to_string();
+        assert!(!check.contains("--writable"), "{check}");
+    }
+
+    #[test]
+    fn static_mode_bakes_directories_and_says_what_it_left() {
+        use crate::rootfs::TreeEntry;
+        let entry = |path: &str, dir: bool, uid: u64| TreeEntry {
+            path: path.into(),
+            dir,
+            content: (!dir).then(|| b"log".to_vec()),
+            mode: if dir { 0o1777 } else { 0o644 },
+            uid,
+            gid: uid,
+        };
+        let account = Account {
+            uid: 1000,
+            gid: 1000,
+            name: "app".into(),
+            home: "/var/lib/nginx".into(),
+        };
+        let trees = vec![
+            (
+                "/run".to_string(),
+                Some(vec![entry("run", true, 0), entry("run/lock", true, 0)]),
+            ),
+            (
+                "/var/lib/nginx".to_string(),
+                Some(vec![
+                    entry("var/lib/nginx", true, 0),
+                    entry("var/lib/nginx/f", false, 0),
+                    TreeEntry {
+                        content: None,
+                        ..entry("var/lib/nginx/big", false, 0)
+                    },
+                ]),
+            ),
+            (
+                "/var/log/nginx".to_string(),
+                Some(vec![entry("var/log/nginx", false, 0)]),
+            ),
+            ("/var/cache/nginx".to_string(), Some(Vec::new())),
+            ("/data".to_string(), None),
+        ];
+        let home = LayerEntry {
+            path: "var/lib/nginx".into(),
+            content: None,
+            mode: 0o750,
+            uid: 1000,
+            gid: 1000,
+        };
+        let baked = baked_writable(&account, &trees, &[home]);
+        let paths: Vec<(&str, u32, u64, Option<&[u8]>)> = baked
+            .entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.mode, e.uid, e.content.as_deref()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("run", 0o1777, 1000, None),
+                ("run/lock", 0o1777, 1000, None),
+                ("var/lib/nginx/f", 0o644, 1000, Some(&b"log"[..]))
+            ]
+        );
+        assert_eq!(baked.given, ["/run", "/var/lib/nginx"]);
+        assert_eq!(baked.left.len(), 2, "{:?}", baked.left);
+        assert!(baked.left[0].starts_with("/var/lib/nginx holds 1 entries of another owner"));
+        assert!(baked.left[1].starts_with("/data holds more than 64 entries"));
     }
 
     #[test]

@@ -53,6 +53,24 @@ pub enum Found {
     Other,
 }
 
+/// One path at or below a tree's root, as the top-most layer has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeEntry {
+    /// Without a leading `/`.
+    pub path: String,
+    pub dir: bool,
+    /// A regular file's content, when it has at most MAX_TREE_FILE bytes.
+    pub content: Option<Vec<u8>>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// Most entries `scan` collects of one tree; a bigger tree is None.
+pub const MAX_TREE: usize = 64;
+/// Largest file of a tree whose content `scan` keeps.
+pub const MAX_TREE_FILE: u64 = 64 << 10;
+
 /// The current content of each of `paths` (e.g. "etc/passwd"); None where the
 /// image does not have the file.
 pub fn read_files(image: &Image, paths: &[&str]) -> Result<Vec<Option<FileEntry>>> {
@@ -72,9 +90,21 @@ pub fn file(path: &str, found: Option<Found>) -> Result<Option<FileEntry>> {
 /// What the image has at each of `paths` (without a leading `/`), as the
 /// top-most layer that has it says; None where it has nothing.
 pub fn find(image: &Image, paths: &[&str]) -> Result<Vec<Option<Found>>> {
+    Ok(scan(image, paths, &[])?.0)
+}
+
+/// `find` for `paths`, and every entry at and below each of `trees` (roots
+/// without a leading `/`; empty when the image has none, None when it has
+/// more than MAX_TREE), in one pass over the layers. Trees need every layer;
+/// paths alone stop at the layer that settles the last of them.
+pub type Scanned = (Vec<Option<Found>>, Vec<Option<Vec<TreeEntry>>>);
+pub fn scan(image: &Image, paths: &[&str], trees: &[&str]) -> Result<Scanned> {
     let mut settled: HashMap<&str, Option<Found>> = HashMap::new();
+    let mut collected: Vec<Option<Vec<TreeEntry>>> = vec![Some(Vec::new()); trees.len()];
+    // Whiteouts and opaque markers of the layers above the one being read.
+    let (mut upper_whiteouts, mut upper_opaque) = (Vec::new(), Vec::new());
     for layer in image.layers.iter().rev() {
-        if settled.len() == paths.len() {
+        if settled.len() == paths.len() && trees.is_empty() {
             break;
         }
         let reader = crate::decompress::layer_tar(
@@ -121,15 +151,44 @@ pub fn find(image: &Image, paths: &[&str]) -> Result<Vec<Option<Found>>> {
                 });
                 continue;
             }
+            let header = entry.header();
+            let (mode, uid, gid) = (header.mode()?, header.uid()?, header.gid()?);
+            let kind = header.entry_type();
+            let mut content = None;
+            for (root, tree) in trees.iter().zip(collected.iter_mut()) {
+                let below = path == *root || path.starts_with(&format!("{root}/"));
+                let Some(entries) = tree.as_mut().filter(|_| below) else {
+                    continue;
+                };
+                if hidden(path, &upper_whiteouts, &upper_opaque)
+                    || entries.iter().any(|e| e.path == path)
+                {
+                    continue;
+                }
+                if entries.len() == MAX_TREE {
+                    *tree = None;
+                    continue;
+                }
+                if kind.is_file() && entry.size() <= MAX_TREE_FILE && content.is_none() {
+                    let mut bytes = Vec::new();
+                    entry.read_to_end(&mut bytes)?;
+                    content = Some(bytes);
+                }
+                entries.push(TreeEntry {
+                    path: path.to_string(),
+                    dir: kind.is_dir(),
+                    content: content.clone().filter(|_| kind.is_file()),
+                    mode,
+                    uid,
+                    gid,
+                });
+            }
             let Some(wanted) = paths
                 .iter()
                 .find(|p| **p == path && !settled.contains_key(*p))
             else {
                 continue;
             };
-            let header = entry.header();
-            let (mode, uid, gid) = (header.mode()?, header.uid()?, header.gid()?);
-            let kind = header.entry_type();
             let what = if kind.is_file() {
                 if entry.size() > MAX_FILE {
                     bail!(
@@ -137,8 +196,15 @@ pub fn find(image: &Image, paths: &[&str]) -> Result<Vec<Option<Found>>> {
                         layer.digest
                     );
                 }
-                let mut content = Vec::new();
-                entry.read_to_end(&mut content)?;
+                // Already read when a tree holds it too.
+                let content = match content {
+                    Some(bytes) => bytes,
+                    None => {
+                        let mut bytes = Vec::new();
+                        entry.read_to_end(&mut bytes)?;
+                        bytes
+                    }
+                };
                 Found::File(FileEntry {
                     content,
                     mode,
@@ -162,8 +228,11 @@ pub fn find(image: &Image, paths: &[&str]) -> Result<Vec<Option<Found>>> {
                 settled.insert(p, None);
             }
         }
+        upper_whiteouts.extend(whiteouts);
+        upper_opaque.extend(opaque);
     }
-    Ok(paths.iter().map(|p| settled.remove(p).flatten()).collect())
+    let found = paths.iter().map(|p| settled.remove(p).flatten()).collect();
+    Ok((found, collected))
 }
 
 #[cfg(test)]
@@ -257,6 +326,44 @@ mod tests {
             read(&image(vec![l])),
             [Some(b"p".to_vec()), Some(b"g".to_vec())]
         );
+    }
+
+    #[test]
+    fn trees_take_the_top_most_entry_of_each_path_and_honour_whiteouts() {
+        let img = image(vec![
+            layer(&[
+                ("run/", None),
+                ("run/lock/", None),
+                ("run/old", Some(b"")),
+                ("var/lib/app/", None),
+            ]),
+            layer(&[
+                ("run/.wh.old", Some(b"")),
+                ("run/lock/", None),
+                ("run/new", Some(b"")),
+            ]),
+        ]);
+        let (found, trees) = scan(&img, &["etc/passwd"], &["run", "var/lib/app", "srv"]).unwrap();
+        assert_eq!(found, [None]);
+        let paths = |t: &Option<Vec<TreeEntry>>| -> Vec<(String, bool)> {
+            t.as_ref()
+                .unwrap()
+                .iter()
+                .map(|e| (e.path.clone(), e.dir))
+                .collect()
+        };
+        let mut run = paths(&trees[0]);
+        run.sort();
+        let want = [("run", true), ("run/lock", true), ("run/new", false)];
+        assert_eq!(run, want.map(|(p, d)| (p.to_string(), d)));
+        assert_eq!(paths(&trees[1]), [("var/lib/app".to_string(), true)]);
+        assert_eq!(paths(&trees[2]), []);
+        let many: Vec<(String, Option<&[u8]>)> = (0..=MAX_TREE)
+            .map(|i| (format!("srv/{i}"), Some(&b""[..])))
+            .collect();
+        let many: Vec<(&str, Option<&[u8]>)> = many.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+        let (_, trees) = scan(&image(vec![layer(&many)]), &[], &["srv"]).unwrap();
+        assert_eq!(trees, [None]);
     }
 
     #[test]

@@ -445,26 +445,61 @@ fn check_absent(
 /// Says what the defaults took from the image (the `inferred` of each
 /// platform's report), once: the platforms of an index mostly agree.
 fn say_inferred(progress: &progress::Progress, report: &[Value], mode: rewrite::Mode) {
-    let mut said = Vec::new();
-    for owners in report
-        .iter()
-        .filter_map(|p| p["inferred"]["match_owner"].as_array())
-    {
-        if owners.is_empty() || said.contains(&owners) {
-            continue;
+    let when = match mode {
+        rewrite::Mode::Runtime => "at start",
+        rewrite::Mode::Static => "in the image",
+    };
+    let mut said: Vec<String> = Vec::new();
+    let mut say = |line: String| {
+        if !said.contains(&line) {
+            progress.say(&line);
+            said.push(line);
         }
-        let paths: Vec<&str> = owners.iter().filter_map(Value::as_str).collect();
-        let when = match mode {
-            rewrite::Mode::Runtime => "at start",
-            rewrite::Mode::Static => "in the image",
-        };
-        progress.say(&format!(
-            "inferred: runs as the owner of {} (the image's VOLUME/WorkingDir) when it is \
-             not root {when}, else as app (1000); --user, --uid or --match-owner choose, \
-             --no-infer turns this off",
-            paths.join(", then "),
-        ));
-        said.push(owners);
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    for inferred in report.iter().map(|p| &p["inferred"]) {
+        let owners = strings(&inferred["match_owner"]);
+        if !owners.is_empty() {
+            say(format!(
+                "inferred: runs as the owner of {} (the image's VOLUME/WorkingDir) when it is \
+                 not root {when}, else as app (1000); --user, --uid or --match-owner choose, \
+                 --no-infer turns this off",
+                owners.join(", then "),
+            ));
+        }
+        let writable = strings(&inferred["writable"]);
+        if !writable.is_empty() {
+            let how = match mode {
+                rewrite::Mode::Runtime => "at start, gives the user whichever are there of",
+                rewrite::Mode::Static => "made the user's in the image:",
+            };
+            say(format!(
+                "inferred: {how} {} (the app's VOLUME, pid and data directories); \
+                 --no-infer turns this off",
+                writable.join(", ")
+            ));
+        }
+        for left in strings(&inferred["writable_left"]) {
+            say(format!("warning: {left}"));
+        }
+    }
+    for ports in report.iter().map(|p| strings(&p["privileged_ports"])) {
+        if !ports.is_empty() {
+            say(format!(
+                "note: the image exposes {}: as a user its app binds a port below 1024 only \
+                 where net.ipv4.ip_unprivileged_port_start allows it (Docker sets 0; podman \
+                 needs --sysctl net.ipv4.ip_unprivileged_port_start=0, Kubernetes the same in \
+                 the pod's securityContext.sysctls)",
+                ports.join(", ")
+            ));
+        }
     }
 }
 
@@ -488,14 +523,21 @@ fn harden_image(
     }
     // The paths whose owner the defaults take, for the report.
     let config = rewrite::unharden(image)?.config_json()?;
-    let inferred = (config.get("config").and_then(Value::as_object))
+    let section = config.get("config").and_then(Value::as_object);
+    let inferred = section
         .map(|section| rewrite::inferred_owners(settings, section))
         .unwrap_or_default();
-    let (account, extra) = match settings.mode {
-        rewrite::Mode::Runtime => (None, Vec::new()),
+    let ports = section.map(rewrite::privileged_ports).unwrap_or_default();
+    let (account, extra, writable, left) = match settings.mode {
+        rewrite::Mode::Runtime => {
+            let writable = section
+                .map(|section| rewrite::inferred_writable(settings, section))
+                .unwrap_or_default();
+            (None, Vec::new(), writable, Vec::new())
+        }
         rewrite::Mode::Static => {
-            let (account, extra) = static_account(image, settings)?;
-            (Some(account), extra)
+            let (account, extra, baked) = static_account(image, settings)?;
+            (Some(account), extra, baked.given, baked.left)
         }
     };
     let layer = layer::stepdown_layer(stepdown_for(&platform.architecture)?, &extra)?;
@@ -507,7 +549,8 @@ fn harden_image(
         "manifest_digest": digest::Digest::of(&hardened.manifest()).as_str(),
         "image_id": hardened.config_digest().as_str(),
         "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
-        "inferred": {"match_owner": inferred},
+        "inferred": {"match_owner": inferred, "writable": writable, "writable_left": left},
+        "privileged_ports": ports,
     }));
     Ok(hardened)
 }
@@ -527,11 +570,12 @@ pub fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
 }
 
 /// Static mode: settles the user from the account files of the image as it
-/// was before any harden run (the only step that reads layer content).
+/// was before any harden run, and bakes the inferred writable directories
+/// (the only step that reads layer content).
 fn static_account(
     image: &image::Image,
     settings: &rewrite::Settings,
-) -> Result<(rewrite::Account, Vec<layer::LayerEntry>)> {
+) -> Result<(rewrite::Account, Vec<layer::LayerEntry>, rewrite::Baked)> {
     let base = rewrite::unharden(image)?;
     let config = base.config_json()?;
     let empty = serde_json::Map::new();
@@ -545,7 +589,10 @@ fn static_account(
     let dirs = rewrite::inferred_owners(settings, section);
     let mut paths = vec!["etc/passwd", "etc/group"];
     paths.extend(dirs.iter().map(|d| d.trim_start_matches('/')));
-    let mut found = rootfs::find(&base, &paths)?.into_iter();
+    let writable = rewrite::inferred_writable(settings, section);
+    let roots: Vec<&str> = writable.iter().map(|w| w.trim_start_matches('/')).collect();
+    let (found, trees) = rootfs::scan(&base, &paths, &roots)?;
+    let mut found = found.into_iter();
     let passwd = rootfs::file(paths[0], found.next().flatten())?;
     let group = rootfs::file(paths[1], found.next().flatten())?;
     let id = |n: u64| u32::try_from(n).ok().filter(|n| *n <= accounts::MAX_ID);
@@ -553,7 +600,12 @@ fn static_account(
         Some(rootfs::Found::Dir { uid, gid }) if uid != 0 => Some((id(uid)?, id(gid)?)),
         _ => None,
     });
-    rewrite::plan_static(settings, user, passwd.as_ref(), group.as_ref(), owner)
+    let (account, mut entries) =
+        rewrite::plan_static(settings, user, passwd.as_ref(), group.as_ref(), owner)?;
+    let trees: Vec<_> = writable.into_iter().zip(trees).collect();
+    let baked = rewrite::baked_writable(&account, &trees, &entries);
+    entries.extend(baked.entries.iter().cloned());
+    Ok((account, entries, baked))
 }
 
 /// SOURCE_DATE_EPOCH as an RFC 3339 time, for the history entry.

@@ -39,6 +39,100 @@ fn redis() -> &'static (String, u32) {
     })
 }
 
+/// The official image's entrypoint, shortened: as root, give the data to
+/// `postgres` and step down with gosu; as any other user, initialise an
+/// empty data directory, then run the command.
+const POSTGRES_ENTRYPOINT: &str = r#"#!/bin/sh
+set -e
+if [ "$(id -u)" = 0 ]; then
+    chown -R postgres "$PGDATA" /var/run/postgresql
+    exec gosu postgres "$0" "$@"
+fi
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    initdb --username=postgres --auth=trust >/dev/null
+fi
+exec "$@"
+"#;
+
+/// PostgreSQL 15 from Debian in an image like the official one: root
+/// User, VOLUME /var/lib/postgresql/data (PGDATA) owned by `postgres`,
+/// /var/run/postgresql 3777 owned by it, the entrypoint above, `postgres`
+/// as Cmd, SIGINT to stop. Returns the image and postgres's UID.
+fn postgres() -> &'static (String, u32) {
+    static P: OnceLock<(String, u32)> = OnceLock::new();
+    P.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("postgres-image");
+        let rootfs = debootstrap(&dir, &["postgresql-15", "gosu"]);
+        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+        let line = passwd.lines().find(|l| l.starts_with("postgres:")).unwrap();
+        let uid: u32 = line.split(':').nth(2).unwrap().parse().unwrap();
+        for (path, mode) in [
+            ("var/lib/postgresql/data", 0o1777),
+            ("run/postgresql", 0o3777),
+        ] {
+            let path = rootfs.join(path);
+            std::fs::create_dir_all(&path).unwrap();
+            std::os::unix::fs::chown(&path, Some(uid), Some(uid)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let script = rootfs.join("usr/local/bin/docker-entrypoint.sh");
+        std::fs::write(&script, POSTGRES_ENTRYPOINT).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let image = umoci_image(
+            &dir.join("layout"),
+            "postgres",
+            &rootfs,
+            &[
+                "--config.entrypoint",
+                "docker-entrypoint.sh",
+                "--config.cmd",
+                "postgres",
+                "--config.volume",
+                "/var/lib/postgresql/data",
+                "--config.stopsignal",
+                "SIGINT",
+                "--config.env",
+                "PATH=/usr/local/bin:/usr/lib/postgresql/15/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--config.env",
+                "PGDATA=/var/lib/postgresql/data",
+            ],
+        );
+        (image, uid)
+    })
+}
+
+/// nginx from Debian (nginx-light) in an image like the official one: root
+/// User, `nginx -g 'daemon off;'` as Cmd, SIGQUIT to stop; curl to ask it.
+/// Its package leaves /var/lib/nginx, /var/log/nginx and /run (its pid
+/// file) root's.
+fn nginx() -> &'static String {
+    static N: OnceLock<String> = OnceLock::new();
+    N.get_or_init(|| {
+        let dir = scratch("nginx-image");
+        let rootfs = debootstrap(&dir, &["nginx-light", "curl"]);
+        umoci_image(
+            &dir.join("layout"),
+            "nginx",
+            &rootfs,
+            &[
+                "--config.cmd",
+                "nginx",
+                "--config.cmd",
+                "-g",
+                "--config.cmd",
+                "daemon off;",
+                "--config.exposedports",
+                "80/tcp",
+                "--config.stopsignal",
+                "SIGQUIT",
+                "--config.env",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            ],
+        )
+    })
+}
+
 /// A detached container of `image` (removed when dropped).
 fn start(what: &str, options: &[&str], image: &str) -> Container {
     let c = Container::named(what);
@@ -151,6 +245,119 @@ fn redis_keeps_working_with_default_options() {
     );
 }
 
+fn psql(c: &Container, sql: &str) -> String {
+    exec(c, &["psql", "-U", "postgres", "-tAc", sql])
+}
+
+/// Waits until PostgreSQL answers (initdb first, a few seconds).
+fn wait_for_postgres(c: &Container) {
+    let start = Instant::now();
+    loop {
+        let answer = psql(c, "select 1");
+        if answer == "1" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "postgres did not answer: {answer}\n{}",
+            sh(podman().command().args(["logs", &c.0]))
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Defaults, in both modes: the official-style entrypoint finds itself
+/// not root (the step-down already runs it as postgres, the owner of the
+/// volume), initialises the data directory, and PostgreSQL answers, stops
+/// at once and keeps its data. In runtime mode a bind-mounted data
+/// directory owned by 1001 is initialised and used as 1001.
+#[test]
+fn postgres_keeps_working_with_default_options() {
+    let (src, uid) = postgres();
+    let dir = scratch("postgres");
+    let want = format!("{uid}\t{uid}\t{uid}\t{uid}");
+    let mut images = Vec::new();
+    for mode in ["runtime", "static"] {
+        let image = harden_and_load(src, &dir, &format!("pg-{mode}"), &["--mode", mode]);
+        images.push(image.clone());
+        let c = start(&format!("pg-{mode}"), &[], &image);
+        wait_for_postgres(&c);
+        assert_eq!(pid1_uids(&c), want, "{mode}: postgres runs as postgres");
+        assert_eq!(psql(&c, "create table t as select 42 as v"), "SELECT 1");
+        let took = stop(&c);
+        assert!(
+            took < Duration::from_secs(5),
+            "{mode}: podman stop took {took:?}"
+        );
+        sh(podman().command().args(["start", &c.0]));
+        wait_for_postgres(&c);
+        assert_eq!(psql(&c, "select v from t"), "42", "{mode}");
+    }
+
+    let data = dir.join("pgdata");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(1001), Some(1001)).unwrap();
+    let mount = format!("{}:/var/lib/postgresql/data", data.display());
+    let c = start("pg-mount", &["-v", &mount], &images[0]);
+    wait_for_postgres(&c);
+    assert_eq!(pid1_uids(&c), "1001\t1001\t1001\t1001");
+    let meta = std::fs::metadata(data.join("PG_VERSION")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1001);
+}
+
+/// Waits until nginx answers on port 80 from inside the container.
+fn wait_for_nginx(c: &Container) -> String {
+    let start = Instant::now();
+    loop {
+        let answer = exec(c, &["curl", "-fsS", "http://127.0.0.1/"]);
+        if answer.contains("Welcome to nginx") {
+            return answer;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "nginx did not answer: {answer}\n{}",
+            sh(podman().command().args(["logs", &c.0]))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What Docker sets for every container with its own network namespace,
+/// and podman does not: a user may bind port 80.
+const UNPRIVILEGED_PORTS: &str = "--sysctl=net.ipv4.ip_unprivileged_port_start=0";
+
+/// Defaults, in both modes: nginx finds the directories it writes
+/// (/var/lib/nginx, /var/log/nginx, /run for its pid file) the user's,
+/// answers on port 80 as that user and stops at once. `--no-infer` shows
+/// what the inference changes: nginx cannot start.
+#[test]
+fn nginx_keeps_working_with_default_options() {
+    let src = nginx();
+    let dir = scratch("nginx");
+    for mode in ["runtime", "static"] {
+        let image = harden_and_load(src, &dir, &format!("nginx-{mode}"), &["--mode", mode]);
+        let c = start(&format!("nginx-{mode}"), &[UNPRIVILEGED_PORTS], &image);
+        wait_for_nginx(&c);
+        assert_eq!(pid1_uids(&c), "1000\t1000\t1000\t1000", "{mode}");
+        let log = exec(&c, &["stat", "-c", "%u", "/var/log/nginx/access.log"]);
+        assert_eq!(log, "1000", "{mode}: nginx logs as the user");
+        let took = stop(&c);
+        assert!(
+            took < Duration::from_secs(5),
+            "{mode}: podman stop took {took:?}"
+        );
+    }
+    let dest = format!("docker-archive:{}", dir.join("plan.tar").display());
+    let plan = harden(&["rewrite", "--dry-run", src, &dest]);
+    let (_, e) = text(&plan);
+    assert!(e.contains("note: the image exposes 80/tcp"), "{e}");
+    let image = harden_and_load(src, &dir, "nginx-no-infer", &["--no-infer"]);
+    let out = podman().run(&[UNPRIVILEGED_PORTS], &image, &[]);
+    let (o, e) = text(&out);
+    assert!(!out.status.success(), "{o}{e}");
+    assert!(e.contains("Permission denied"), "{e}");
+}
+
 /// What was inferred is said on stderr and in the JSON report, and the dry
 /// run shows it in the new entrypoint.
 #[test]
@@ -167,14 +374,29 @@ fn the_inference_is_said() {
         report["platforms"][0]["inferred"]["match_owner"],
         serde_json::json!(["/data"])
     );
+    let writable = &report["platforms"][0]["inferred"]["writable"];
+    assert_eq!(writable[0], "/data", "{writable}");
+    assert!(writable
+        .as_array()
+        .unwrap()
+        .contains(&"/var/lib/redis".into()));
+    assert!(
+        e.contains("inferred: at start, gives the user whichever are there of /data, /run,"),
+        "{e}"
+    );
     let plan = sh(cmd(harden_bin(), &["rewrite", "--dry-run", src, &dest]));
-    assert!(plan.contains("--match-owner"), "{plan}");
+    assert!(
+        plan.contains("--match-owner") && plan.contains("--writable"),
+        "{plan}"
+    );
     let out = harden(&["rewrite", src, &dest, "--json", "--no-infer"]);
     let (o, e) = text(&out);
     assert!(out.status.success() && !e.contains("inferred"), "{e}");
     let report: serde_json::Value = serde_json::from_str(&o).unwrap();
-    assert_eq!(
-        report["platforms"][0]["inferred"]["match_owner"],
-        serde_json::json!([])
-    );
+    for what in ["match_owner", "writable"] {
+        assert_eq!(
+            report["platforms"][0]["inferred"][what],
+            serde_json::json!([])
+        );
+    }
 }

@@ -558,3 +558,56 @@ fn past_the_bounds_it_refuses_or_stops_cleanly() {
     let deepest = std::fs::metadata(p.join("f")).unwrap();
     assert_eq!(deepest.uid(), 4321, "past the bound nothing changes");
 }
+
+/// The directories harden infers an app writes (`--writable`: a VOLUME,
+/// /run, the app's own under /var/lib, /var/log, /var/cache, /run) are the
+/// image author's to name: a symbolic link there is not followed (to /etc
+/// here), a file is left, a host directory mounted on a VOLUME is never
+/// touched; what is the image's own becomes the user's, and so does a
+/// fresh, empty volume of root's.
+#[test]
+fn inferred_writable_directories_never_reach_a_link_or_a_host_mount() {
+    let dir = scratch("attack-writable");
+    let config = [
+        "--config.cmd",
+        "myapp",
+        "--config.volume",
+        "/data",
+        "--config.volume",
+        "/srv/cache",
+    ];
+    let src = image(&dir, "writable", &config, |r| {
+        for d in [
+            "var/lib/myapp/sub",
+            "var/log",
+            "var/cache",
+            "run",
+            "data",
+            "srv/cache",
+        ] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("var/lib/myapp/sub/state"), "x").unwrap();
+        std::fs::write(r.join("var/log/myapp"), "not a directory").unwrap();
+        symlink("/etc", r.join("var/cache/myapp")).unwrap();
+    });
+    let image = harden_and_load(&src, &dir, "writable", &[]);
+    let host = host_dir(&dir, "host-cache");
+    let before = snapshot(&host);
+    let v = mount(&host, "/srv/cache");
+    let (o, e) = run_probed(
+        &image,
+        &["-v", &v],
+        "stat -c '%u %n' /var/lib/myapp /var/lib/myapp/sub/state /var/log/myapp \
+         /var/cache/myapp/ /run /data /srv/cache",
+        1000,
+    );
+    assert_eq!(
+        o,
+        "1000 /var/lib/myapp\n1000 /var/lib/myapp/sub/state\n0 /var/log/myapp\n\
+         0 /var/cache/myapp/\n1000 /run\n1000 /data\n0 /srv/cache\n",
+        "{e}"
+    );
+    assert!(!e.contains("--writable"), "inferred paths are quiet: {e}");
+    assert_eq!(snapshot(&host), before);
+}

@@ -63,18 +63,35 @@ struct Walk {
     out: Outcome,
 }
 
-/// Makes PATH (created when missing) and everything below it on the same
-/// mount owned by uid:gid. Called at most once per --chown path, one at a
-/// time (the levels are shared).
-pub fn chown_tree(path: &CStr, uid: u32, gid: u32) -> Outcome {
+/// What a path is given to the user for.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Why {
+    /// `--chown`: the user asked; PATH is made when missing and may be a
+    /// mount (a volume).
+    Asked,
+    /// `--writable`: harden inferred it from the image. Only a directory
+    /// that is there, reached without another mount on the way, changes;
+    /// a mount only when it is an empty directory of root's (a volume the
+    /// engine just made): a host directory mounted there is never touched.
+    Inferred,
+}
+
+/// Makes PATH and everything below it on the same mount owned by uid:gid.
+/// Called at most once per path, one at a time (the levels are shared).
+pub fn chown_tree(path: &CStr, uid: u32, gid: u32, why: Why) -> Outcome {
     let mut walk = Walk {
         uid,
         gid,
         mount: ([0; 2], 0),
         out: Outcome::default(),
     };
-    match open_root(path) {
-        Ok((fd, st)) => {
+    let opened = match why {
+        Why::Asked => open_root(path),
+        Why::Inferred => open_inferred(path),
+    };
+    match opened {
+        Ok(None) => {}
+        Ok(Some((fd, st))) => {
             walk.mount = st.mount;
             walk.fix(&fd, &st);
             if st.is_dir() {
@@ -92,7 +109,7 @@ pub fn chown_tree(path: &CStr, uid: u32, gid: u32) -> Outcome {
 }
 
 /// PATH as an O_PATH descriptor and what it is (ELOOP for a symbolic link).
-fn open_root(path: &CStr) -> sys::Result<(Fd, Stat)> {
+fn open_root(path: &CStr) -> sys::Result<Option<(Fd, Stat)>> {
     let (dir, mut name) = resolve::parent(path.to_bytes(), CREATE | CROSS)?;
     let name = resolve::name(&mut name);
     if let Err(ENOENT) = sys::statx(dir.0, name, AT_SYMLINK_NOFOLLOW) {
@@ -103,7 +120,68 @@ fn open_root(path: &CStr) -> sys::Result<(Fd, Stat)> {
     if st.is_symlink() {
         return Err(ELOOP);
     }
-    Ok((fd, st))
+    Ok(Some((fd, st)))
+}
+
+/// An inferred PATH (see `Why::Inferred`); None when it is not one to change:
+/// missing, not a directory, a symbolic link or another mount on the way, a
+/// mount that holds something or is not root's.
+fn open_inferred(path: &CStr) -> sys::Result<Option<(Fd, Stat)>> {
+    let (dir, mut name) = match resolve::parent(path.to_bytes(), 0) {
+        Ok(found) => found,
+        Err(ENOENT | ELOOP | sys::EXDEV | sys::ENOTDIR) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let name = resolve::name(&mut name);
+    let fd = match sys::openat(dir.0, name, O_PATH | O_NOFOLLOW, 0) {
+        Ok(fd) => fd,
+        Err(ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let st = sys::fstat(&fd)?;
+    if !st.is_dir() {
+        return Ok(None);
+    }
+    if st.mount != sys::fstat(&dir)?.mount {
+        let fresh = (st.uid, st.gid) == (0, 0) && empty(&fd)?;
+        return Ok(fresh.then_some((fd, st)));
+    }
+    Ok(Some((fd, st)))
+}
+
+/// Does the directory `fd` (O_PATH) hold nothing but `.` and `..`?
+fn empty(fd: &Fd) -> sys::Result<bool> {
+    let dir = sys::openat(fd.0, c".", DIR_FLAGS, 0)?;
+    let mut buf = [0u8; 512];
+    loop {
+        let n = sys::getdents64(&dir, &mut buf)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        let mut at = 0;
+        while at < n {
+            let (reclen, name) = dirent(&buf[at..n]);
+            if !matches!(name.to_bytes(), b"." | b"..") {
+                return Ok(false);
+            }
+            at += reclen;
+        }
+    }
+}
+
+/// The length and name of the struct linux_dirent64 (ino u64, off i64,
+/// reclen u16, type u8, name) at the start of `records`, as getdents64 wrote
+/// them; an empty name for a record that is not whole.
+fn dirent(records: &[u8]) -> (usize, &CStr) {
+    let reclen = match records.get(16..18) {
+        Some(r) => usize::from(u16::from_ne_bytes([r[0], r[1]])).max(1),
+        None => records.len().max(1),
+    };
+    let name = records
+        .get(19..reclen)
+        .and_then(|n| CStr::from_bytes_until_nul(n).ok())
+        .unwrap_or(c"");
+    (reclen, name)
 }
 
 const DIR_FLAGS: usize = sys::O_RDONLY | sys::O_DIRECTORY | O_NOFOLLOW;
@@ -173,14 +251,9 @@ impl Walk {
                 }
                 continue;
             }
-            // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
-            let at = level.at;
-            let reclen = u16::from_ne_bytes([level.buf[at + 16], level.buf[at + 17]]) as usize;
+            let (reclen, name) = dirent(&level.buf[level.at..level.len]);
             level.at += reclen;
-            let Ok(name) = CStr::from_bytes_until_nul(&level.buf[at + 19..at + reclen]) else {
-                continue;
-            };
-            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            if matches!(name.to_bytes(), b"" | b"." | b"..") {
                 continue;
             }
             match self.entry(dir.0, name) {

@@ -41,6 +41,8 @@ const PASSWD: &CStr = c"/etc/passwd";
 const GROUP: &CStr = c"/etc/group";
 /// Most --chown paths, and most --match-owner paths, one entrypoint takes.
 const MAX_PATHS: usize = 8;
+/// Most --writable paths (harden's inference: VOLUMEs, /run, an app's own).
+const MAX_WRITABLE: usize = 16;
 /// Most supplementary groups of a target user.
 const MAX_GROUPS: usize = 256;
 /// Most environment variables passed on (the env is rebuilt on the stack).
@@ -65,8 +67,8 @@ const HELP: &str = "\
 harden-stepdown: drop root privileges, then exec COMMAND
   harden-stepdown [--allow-new-privs] [--init] USER[:GROUP] COMMAND [ARG...]
   harden-stepdown [--user NAME] [--uid N] [--gid N] [--home DIR] [--uid-env VAR]
-    [--gid-env VAR] [--match-owner PATH]... [--chown PATH]... [--init]
-    [--allow-new-privs] -- COMMAND [ARG...]
+    [--gid-env VAR] [--match-owner PATH]... [--chown PATH]... [--writable PATH]...
+    [--init] [--allow-new-privs] -- COMMAND [ARG...]
 The -- form runs as $HARDEN_UID:$HARDEN_GID, else the non-root owner of the
 first --match-owner PATH that has one, else --uid:--gid, adding the user to /etc/passwd and /etc/group.
 Exit: COMMAND's; 1 the step-down failed (COMMAND did not run); 126, 127 as sh.
@@ -201,7 +203,7 @@ fn caps_from_file(caps: sys::Result<sys::Caps>, ambient: impl Fn(usize) -> bool)
 }
 
 /// The options that take a value, in the order of `Options::values`.
-const VALUED: [&[u8]; 8] = [
+const VALUED: [&[u8]; 9] = [
     b"--user",
     b"--uid",
     b"--gid",
@@ -210,6 +212,7 @@ const VALUED: [&[u8]; 8] = [
     b"--gid-env",
     b"--match-owner",
     b"--chown",
+    b"--writable",
 ];
 const USER: usize = 0;
 const UID: usize = 1;
@@ -219,13 +222,15 @@ const UID_ENV: usize = 4;
 const GID_ENV: usize = 5;
 const MATCH_OWNER: usize = 6;
 const CHOWN: usize = 7;
+const WRITABLE: usize = 8;
 
 #[derive(Default)]
 struct Options {
     /// USER[:GROUP] of the gosu form; None for the entrypoint form.
     spec: Option<&'static [u8]>,
     /// The last value of each option of VALUED before --match-owner (the
-    /// repeatable --match-owner and --chown have lists of their own).
+    /// repeatable --match-owner, --chown and --writable have lists of their
+    /// own).
     values: [Option<&'static CStr>; MATCH_OWNER],
     match_owner: [&'static CStr; MAX_PATHS],
     match_owners: usize,
@@ -233,6 +238,8 @@ struct Options {
     gid: Option<u32>,
     chown: [&'static CStr; MAX_PATHS],
     chowns: usize,
+    writable: [&'static CStr; MAX_WRITABLE],
+    writables: usize,
     allow_new_privs: bool,
     init: bool,
 }
@@ -275,7 +282,7 @@ fn parse_options(args: Args) -> report::Result<(Options, Args)> {
                 q: value.to_bytes(),
                 ..NO
             };
-            let path = matches!(k, HOME | MATCH_OWNER | CHOWN);
+            let path = matches!(k, HOME | MATCH_OWNER | CHOWN | WRITABLE);
             if k == USER && !accounts::valid_name(v.q) {
                 return Err(error_with(b"%s %q is not a valid user name", v));
             } else if path && !accounts::valid_home(v.q) {
@@ -285,7 +292,7 @@ fn parse_options(args: Args) -> report::Result<(Options, Args)> {
                     b"%s %q: not a normalised path, or a system directory",
                     v,
                 ));
-            } else if k == CHOWN && !accounts::chown_allowed(v.q) {
+            } else if matches!(k, CHOWN | WRITABLE) && !accounts::chown_allowed(v.q) {
                 return Err(error_with(
                     b"%s %q: refusing to give / or a kernel filesystem to the user",
                     v,
@@ -307,6 +314,13 @@ fn parse_options(args: Args) -> report::Result<(Options, Args)> {
                 CHOWN => {
                     opts.chown[opts.chowns] = value;
                     opts.chowns += 1;
+                }
+                WRITABLE if opts.writables == MAX_WRITABLE => {
+                    return Err(error(b"more than 16 --writable paths"))
+                }
+                WRITABLE => {
+                    opts.writable[opts.writables] = value;
+                    opts.writables += 1;
                 }
                 _ => opts.values[k] = Some(value),
             }
@@ -451,7 +465,10 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
         _ => {}
     }
     for path in &opts.chown[..opts.chowns] {
-        chown_path(path, uid, gid);
+        chown_path(path, uid, gid, chown::Why::Asked);
+    }
+    for path in &opts.writable[..opts.writables] {
+        chown_path(path, uid, gid, chown::Why::Inferred);
     }
     let mut groups = [0u32; MAX_GROUPS + 1];
     groups[0] = gid;
@@ -554,31 +571,31 @@ fn owner_of(path: &CStr) -> report::Result<Option<(u32, u32)>> {
     Ok(Some((st.uid, st.gid)))
 }
 
-fn chown_path(path: &CStr, uid: u32, gid: u32) {
-    let out = chown::chown_tree(path, uid, gid);
+fn chown_path(path: &CStr, uid: u32, gid: u32, why: chown::Why) {
+    let out = chown::chown_tree(path, uid, gid, why);
     let v = Vals {
+        s: match why {
+            chown::Why::Asked => b"--chown",
+            chown::Why::Inferred => b"--writable",
+        },
         q: path.to_bytes(),
         n: out.failed,
         e: out.first_error,
-        ..NO
     };
     if out.symlink {
-        warn(b"--chown %q: a symbolic link on the way; not followed", v);
+        warn(b"%s %q: a symbolic link on the way; not followed", v);
         return;
     }
     if out.linked > 0 {
         warn(
-            b"--chown %q: %n files with more than one hard link left alone",
+            b"%s %q: %n files with more than one hard link left alone",
             Vals { n: out.linked, ..v },
         );
     }
     if out.first_error.is_some() {
-        warn(b"--chown %q: %n entries not changed%e", v);
+        warn(b"%s %q: %n entries not changed%e", v);
     } else if out.too_deep {
-        warn(
-            b"--chown %q: directories deeper than 128 levels left alone",
-            v,
-        );
+        warn(b"%s %q: directories deeper than 128 levels left alone", v);
     }
 }
 
