@@ -82,6 +82,11 @@ pub fn user_is_root(user: &str) -> bool {
     matches!(uid, "" | "0" | "root")
 }
 
+/// Does a config section's `User` (absent: root) run the command as root?
+fn runs_as_root(section: &Map<String, Value>) -> bool {
+    user_is_root(section.get("User").and_then(Value::as_str).unwrap_or(""))
+}
+
 /// Where the hardened image looks for the account to run as when nothing
 /// else says whom: the image's VOLUMEs, then its WorkingDir. An image that
 /// runs as root but prepared a service account gives it these (redis's
@@ -91,10 +96,9 @@ pub fn user_is_root(user: &str) -> bool {
 /// `--match-owner`), when the image already runs as a non-root User, and
 /// with `--no-infer`.
 pub fn inferred_owners(settings: &Settings, section: &Map<String, Value>) -> Vec<String> {
-    let user = section.get("User").and_then(Value::as_str).unwrap_or("");
     let chosen =
         settings.user.is_some() || settings.uid.is_some() || !settings.match_owner.is_empty();
-    if settings.no_infer || chosen || !user_is_root(user) {
+    if settings.no_infer || chosen || !runs_as_root(section) {
         return Vec::new();
     }
     let volumes = section.get("Volumes").and_then(Value::as_object);
@@ -125,8 +129,7 @@ pub fn inferred_owners(settings: &Settings, section: &Map<String, Value>) -> Vec
 /// owner into harden's layer. Empty with `--no-infer` and for an image that
 /// already runs as a non-root User (it works as it is).
 pub fn inferred_writable(settings: &Settings, section: &Map<String, Value>) -> Vec<String> {
-    let user = section.get("User").and_then(Value::as_str).unwrap_or("");
-    if settings.no_infer || !user_is_root(user) {
+    if settings.no_infer || !runs_as_root(section) {
         return Vec::new();
     }
     let volumes = section.get("Volumes").and_then(Value::as_object);
@@ -154,7 +157,9 @@ pub fn inferred_writable(settings: &Settings, section: &Map<String, Value>) -> V
 /// app binds them only where net.ipv4.ip_unprivileged_port_start allows it
 /// (Docker sets 0 for every container; podman and Kubernetes leave 1024).
 pub fn privileged_ports(section: &Map<String, Value>) -> Vec<String> {
-    let user = section.get("User").and_then(Value::as_str).unwrap_or("");
+    if !runs_as_root(section) {
+        return Vec::new();
+    }
     let ports = section.get("ExposedPorts").and_then(Value::as_object);
     ports
         .into_iter()
@@ -163,7 +168,6 @@ pub fn privileged_ports(section: &Map<String, Value>) -> Vec<String> {
             let number = p.split('/').next().unwrap_or("");
             number.parse::<u16>().is_ok_and(|n| n < 1024)
         })
-        .filter(|_| user_is_root(user))
         .cloned()
         .collect()
 }

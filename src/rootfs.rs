@@ -93,11 +93,13 @@ pub fn find(image: &Image, paths: &[&str]) -> Result<Vec<Option<Found>>> {
     Ok(scan(image, paths, &[])?.0)
 }
 
+/// What `scan` found: one entry per path, one tree per root.
+pub type Scanned = (Vec<Option<Found>>, Vec<Option<Vec<TreeEntry>>>);
+
 /// `find` for `paths`, and every entry at and below each of `trees` (roots
 /// without a leading `/`; empty when the image has none, None when it has
 /// more than MAX_TREE), in one pass over the layers. Trees need every layer;
 /// paths alone stop at the layer that settles the last of them.
-pub type Scanned = (Vec<Option<Found>>, Vec<Option<Vec<TreeEntry>>>);
 pub fn scan(image: &Image, paths: &[&str], trees: &[&str]) -> Result<Scanned> {
     let mut settled: HashMap<&str, Option<Found>> = HashMap::new();
     let mut collected: Vec<Option<Vec<TreeEntry>>> = vec![Some(Vec::new()); trees.len()];
@@ -156,7 +158,9 @@ pub fn scan(image: &Image, paths: &[&str], trees: &[&str]) -> Result<Scanned> {
             let kind = header.entry_type();
             let mut content = None;
             for (root, tree) in trees.iter().zip(collected.iter_mut()) {
-                let below = path == *root || path.starts_with(&format!("{root}/"));
+                let below = path
+                    .strip_prefix(*root)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
                 let Some(entries) = tree.as_mut().filter(|_| below) else {
                     continue;
                 };
