@@ -454,6 +454,7 @@ impl SettingsArgs {
             no_infer: self.no_infer,
             chown: self.chown,
             writable: Vec::new(),
+            mounted_home: None,
             init: self.init,
             allow_new_privs: self.allow_new_privs,
             mode: match self.mode {

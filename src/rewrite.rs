@@ -5,7 +5,7 @@ use crate::accounts;
 use crate::digest::Digest;
 use crate::image::{self, Image, Layer};
 use crate::layer::{LayerEntry, StepdownLayer, STEPDOWN_PATH};
-use crate::rootfs::FileEntry;
+use crate::rootfs::{self, FileEntry};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -33,6 +33,10 @@ pub struct Settings {
     /// Paths the step-down gives to the user at start when they are there
     /// (`inferred_writable`; not an option).
     pub writable: Vec<String>,
+    /// The HOME a root image ran with: when something is mounted at or below
+    /// it at start, it is the user's HOME and the mount's owner the user
+    /// (`inferred_mounted_home`; not an option).
+    pub mounted_home: Option<String>,
     /// Whether the step-down stays as PID 1 (signals, zombies).
     pub init: bool,
     pub allow_new_privs: bool,
@@ -153,6 +157,49 @@ pub fn inferred_writable(settings: &Settings, section: &Map<String, Value>) -> V
     paths
 }
 
+/// The HOME a root image ran with (its Env's HOME, else `/root`), where its
+/// users mount their files (`-v ~/.aws:/root/.aws`): in runtime mode, when
+/// something is mounted at or below it at start, the step-down makes it the
+/// user's HOME, runs as the mount's non-root owner (after --match-owner's
+/// paths) and lets the user search it. None when the user chose the account
+/// or HOME (`--user`, `--uid`, `--home`), for an image that already runs as
+/// a non-root User, and with `--no-infer`.
+pub fn inferred_mounted_home(settings: &Settings, section: &Map<String, Value>) -> Option<String> {
+    let chosen = settings.user.is_some() || settings.uid.is_some() || settings.home.is_some();
+    if settings.no_infer || chosen || !runs_as_root(section) {
+        return None;
+    }
+    let env = section.get("Env").and_then(Value::as_array);
+    let home = env
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|var| var.strip_prefix("HOME="))
+        .next_back()
+        .unwrap_or("/root");
+    // The step-down's rules for a HOME: `/` and system directories are not one.
+    let usable = accounts::valid_home(home.as_bytes()) && !accounts::home_refused(home.as_bytes());
+    usable.then(|| home.to_string())
+}
+
+/// Static mode's part of `inferred_mounted_home`: the user cannot make the
+/// HOME searchable at start, so harden's layer holds the directory (as the
+/// image has it: `found`) with the x bits for group and others added; never
+/// r or w. None when it is searchable already, not a directory or not
+/// root's.
+pub fn searchable_home(home: &str, found: Option<rootfs::Found>) -> Option<LayerEntry> {
+    match found? {
+        rootfs::Found::Dir { uid: 0, gid, mode } if mode & 0o011 != 0o011 => Some(LayerEntry {
+            path: home.trim_start_matches('/').to_string(),
+            content: None,
+            mode: (mode & 0o7777) | 0o011,
+            uid: 0,
+            gid,
+        }),
+        _ => None,
+    }
+}
+
 /// The ExposedPorts below 1024 of a root image ("80/tcp"): as a user, its
 /// app binds them only where net.ipv4.ip_unprivileged_port_start allows it
 /// (Docker sets 0 for every container; podman and Kubernetes leave 1024).
@@ -246,6 +293,7 @@ pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String>
     push("--home", s.home);
     push("--uid-env", s.uid_env);
     push("--gid-env", s.gid_env);
+    push("--mounted-home", s.mounted_home);
     for path in s.match_owner {
         push("--match-owner", Some(path));
     }
@@ -448,6 +496,7 @@ fn rewrite_config(
                 _ => settings.match_owner.clone(),
             },
             writable: inferred_writable(settings, c),
+            mounted_home: inferred_mounted_home(settings, c),
             ..settings.clone()
         },
         Some(a) => Settings {
@@ -455,6 +504,7 @@ fn rewrite_config(
             uid: Some(a.uid),
             gid: Some(a.gid),
             home: Some(a.home.clone()),
+            mounted_home: inferred_mounted_home(settings, c),
             ..settings.clone()
         },
     };
@@ -1098,6 +1148,75 @@ mod tests {
     }
 
     #[test]
+    fn a_root_image_looks_for_mounts_below_the_home_it_ran_with() {
+        let section = |user: &str, env: Value| object(json!({"User": user, "Env": env}));
+        let d = Settings::default();
+        let home =
+            |s: &Settings, user: &str, env: Value| inferred_mounted_home(s, &section(user, env));
+        assert_eq!(home(&d, "", Value::Null).as_deref(), Some("/root"));
+        let env = json!(["PATH=/bin", "HOME=/home/x", "HOME=/srv/aws"]);
+        assert_eq!(
+            home(&d, "0:0", env).as_deref(),
+            Some("/srv/aws"),
+            "the last HOME wins"
+        );
+        for unusable in ["HOME=/", "HOME=/etc", "HOME=rel", "HOME=/root/../etc"] {
+            assert_eq!(home(&d, "", json!([unusable])), None, "{unusable}");
+        }
+        assert_eq!(home(&d, "node", Value::Null), None, "already a user");
+        for chosen in [
+            Settings {
+                user: Some("aws".into()),
+                ..d.clone()
+            },
+            Settings {
+                uid: Some(5),
+                ..d.clone()
+            },
+            Settings {
+                home: Some("/root".into()),
+                ..d.clone()
+            },
+            Settings {
+                no_infer: true,
+                ..d.clone()
+            },
+        ] {
+            assert_eq!(home(&chosen, "", Value::Null), None, "{chosen:?}");
+        }
+        // Static mode: the layer holds a root-owned HOME with search bits.
+        let dir = |uid, mode| Some(rootfs::Found::Dir { uid, gid: 0, mode });
+        let entry = searchable_home("/root", dir(0, 0o40700)).unwrap();
+        assert_eq!(
+            (entry.path.as_str(), entry.mode, entry.content),
+            ("root", 0o711, None)
+        );
+        assert_eq!(
+            searchable_home("/root", dir(0, 0o755)),
+            None,
+            "searchable already"
+        );
+        assert_eq!(searchable_home("/root", dir(5, 0o700)), None, "not root's");
+        assert_eq!(searchable_home("/root", Some(rootfs::Found::Other)), None);
+        assert_eq!(searchable_home("/root", None), None);
+        // Runtime mode gives it to the step-down, health checks included
+        // (they must pick the same user).
+        let mut config = source_config();
+        config["config"] = json!({"Cmd": ["aws"], "Healthcheck": {"Test": ["CMD", "true"]}});
+        let out = harden(&image(config, 1), &d, &layer(), None, &ctx()).unwrap();
+        let config = cfg(&out);
+        for part in [
+            &config["config"]["Entrypoint"],
+            &config["config"]["Healthcheck"]["Test"],
+        ] {
+            assert!(
+                part.to_string().contains(r#""--mounted-home","/root""#),
+                "{part}"
+            );
+        }
+    }
+
+    #[test]
     fn static_mode_bakes_directories_and_says_what_it_left() {
         use crate::rootfs::TreeEntry;
         let entry = |path: &str, dir: bool, uid: u64| TreeEntry {
@@ -1510,6 +1629,8 @@ mod tests {
                 "1000",
                 "--home",
                 "/home/app",
+                "--mounted-home",
+                "/root",
                 "--",
                 "/bin/echo",
                 "entry"

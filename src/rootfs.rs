@@ -48,6 +48,7 @@ pub enum Found {
     Dir {
         uid: u64,
         gid: u64,
+        mode: u32,
     },
     /// A symbolic link, device, FIFO, ...: nothing harden reads or follows.
     Other,
@@ -216,7 +217,7 @@ pub fn scan(image: &Image, paths: &[&str], trees: &[&str]) -> Result<Scanned> {
                     gid,
                 })
             } else if kind.is_dir() {
-                Found::Dir { uid, gid }
+                Found::Dir { uid, gid, mode }
             } else {
                 Found::Other
             };

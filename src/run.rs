@@ -486,6 +486,13 @@ fn say_inferred(progress: &progress::Progress, report: &[Value], mode: rewrite::
                 writable.join(", ")
             ));
         }
+        if let Some(home) = inferred["mounted_home"].as_str() {
+            say(format!(
+                "inferred: when something is mounted at or below {home} (the image's HOME) at \
+                 start, it is the user's HOME and its non-root owner the user; --user, --uid, \
+                 --home or --no-infer turn this off",
+            ));
+        }
         for left in strings(&inferred["writable_left"]) {
             say(format!("warning: {left}"));
         }
@@ -540,6 +547,8 @@ fn harden_image(
             (Some(account), extra, baked.given, baked.left)
         }
     };
+    let mounted_home =
+        section.and_then(|section| rewrite::inferred_mounted_home(settings, section));
     let layer = layer::stepdown_layer(stepdown_for(&platform.architecture)?, &extra)?;
     let hardened = rewrite::harden(image, settings, &layer, account.as_ref(), ctx)
         .with_context(|| format!("hardening {platform}"))?;
@@ -549,7 +558,12 @@ fn harden_image(
         "manifest_digest": digest::Digest::of(&hardened.manifest()).as_str(),
         "image_id": hardened.config_digest().as_str(),
         "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
-        "inferred": {"match_owner": inferred, "writable": writable, "writable_left": left},
+        "inferred": {
+            "match_owner": inferred,
+            "writable": writable,
+            "writable_left": left,
+            "mounted_home": mounted_home,
+        },
         "privileged_ports": ports,
     }));
     Ok(hardened)
@@ -587,7 +601,9 @@ fn static_account(
     // The account files, then the directories whose owner a root image
     // prepared for itself (read now: a static image has no run-time choice).
     let dirs = rewrite::inferred_owners(settings, section);
+    let home = rewrite::inferred_mounted_home(settings, section);
     let mut paths = vec!["etc/passwd", "etc/group"];
+    paths.extend(home.iter().map(|h| h.trim_start_matches('/')));
     paths.extend(dirs.iter().map(|d| d.trim_start_matches('/')));
     let writable = rewrite::inferred_writable(settings, section);
     let roots: Vec<&str> = writable.iter().map(|w| w.trim_start_matches('/')).collect();
@@ -595,13 +611,16 @@ fn static_account(
     let mut found = found.into_iter();
     let passwd = rootfs::file(paths[0], found.next().flatten())?;
     let group = rootfs::file(paths[1], found.next().flatten())?;
+    let searchable = home.and_then(|home| rewrite::searchable_home(&home, found.next()?));
     let id = |n: u64| u32::try_from(n).ok().filter(|n| *n <= accounts::MAX_ID);
     let owner = found.find_map(|f| match f {
-        Some(rootfs::Found::Dir { uid, gid }) if uid != 0 => Some((id(uid)?, id(gid)?)),
+        Some(rootfs::Found::Dir { uid, gid, .. }) if uid != 0 => Some((id(uid)?, id(gid)?)),
         _ => None,
     });
     let (account, mut entries) =
         rewrite::plan_static(settings, user, passwd.as_ref(), group.as_ref(), owner)?;
+    // A HOME that is the account's own already has its entry.
+    entries.extend(searchable.filter(|s| !entries.iter().any(|e| e.path == s.path)));
     let trees: Vec<_> = writable.into_iter().zip(trees).collect();
     let baked = rewrite::baked_writable(&account, &trees, &entries);
     entries.extend(baked.entries.iter().cloned());

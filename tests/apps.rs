@@ -384,11 +384,17 @@ fn the_inference_is_said() {
         e.contains("inferred: at start, gives the user whichever are there of /data, /run,"),
         "{e}"
     );
+    assert_eq!(report["platforms"][0]["inferred"]["mounted_home"], "/root");
+    assert!(
+        e.contains("mounted at or below /root (the image's HOME)"),
+        "{e}"
+    );
     let plan = sh(cmd(harden_bin(), &["rewrite", "--dry-run", src, &dest]));
     assert!(
         plan.contains("--match-owner") && plan.contains("--writable"),
         "{plan}"
     );
+    assert!(plan.contains("--mounted-home"), "{plan}");
     let out = harden(&["rewrite", src, &dest, "--json", "--no-infer"]);
     let (o, e) = text(&out);
     assert!(out.status.success() && !e.contains("inferred"), "{e}");
@@ -399,4 +405,88 @@ fn the_inference_is_said() {
             serde_json::json!([])
         );
     }
+    assert!(report["platforms"][0]["inferred"]["mounted_home"].is_null());
+}
+
+/// A CLI like amazon/aws-cli: root User, HOME /root (mode 0700), the
+/// program as Entrypoint. It reads `$HOME/.aws/credentials` and writes its
+/// cache below `$HOME/.aws`, prints its UID, HOME and /root's mode.
+fn aws_cli() -> &'static String {
+    static A: OnceLock<String> = OnceLock::new();
+    A.get_or_init(|| {
+        let dir = scratch("aws-image");
+        let rootfs = busybox_rootfs(&dir);
+        let root = rootfs.join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let bin = rootfs.join("usr/local/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let script = "#!/bin/sh\nset -e\necho \"$(id -u) $HOME $(stat -c %a /root)\"\n\
+                      cat \"$HOME/.aws/credentials\"\nmkdir -p \"$HOME/.aws/cli/cache\"\n\
+                      echo token > \"$HOME/.aws/cli/cache/session.json\"\n";
+        std::fs::write(bin.join("aws"), script).unwrap();
+        std::fs::set_permissions(
+            bin.join("aws"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        umoci_image(
+            &dir.join("layout"),
+            "aws",
+            &rootfs,
+            &[
+                "--config.entrypoint",
+                "/usr/local/bin/aws",
+                "--config.workingdir",
+                "/aws",
+                "--config.env",
+                "PATH=/usr/local/bin:/bin",
+            ],
+        )
+    })
+}
+
+/// `-v ~/.aws:/root/.aws`, as the original image's users run it: with
+/// default options the hardened CLI runs as the owner of the mount, with
+/// HOME /root (made searchable), finds the credentials and writes its cache
+/// as that user. Static mode (its user fixed at 1000) finds them as well.
+#[test]
+fn an_aws_like_cli_finds_the_files_mounted_below_roots_home() {
+    let src = aws_cli();
+    let dir = scratch("aws");
+    let creds = |name: &str, uid: u32| {
+        let d = dir.join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("credentials"), "[default]\n").unwrap();
+        sh(cmd(
+            "chown",
+            &["-R", &format!("{uid}:{uid}"), d.to_str().unwrap()],
+        ));
+        sh(cmd("chmod", &["-R", "go-rwx", d.to_str().unwrap()]));
+        d
+    };
+    let mine = creds("dot-aws", 1001);
+    let v = format!("{}:/root/.aws", mine.display());
+    let image = harden_and_load(src, &dir, "aws-h", &[]);
+    let out = podman().run_ok(&["-v", &v], &image, &["s3", "ls"]);
+    assert_eq!(out, "1001 /root 711\n[default]\n");
+    let cache = std::fs::metadata(mine.join("cli/cache/session.json")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&cache), 1001);
+    // Nothing mounted there: the user's own HOME, /root left as it was.
+    let out = podman().run(&[], &image, &[]);
+    let (o, _) = text(&out);
+    assert!(o.starts_with("1000 /home/app 700\n"), "{o}");
+
+    let fixed = harden_and_load(src, &dir, "aws-static", &["--mode", "static"]);
+    let theirs = creds("dot-aws-1000", 1000);
+    let v = format!("{}:/root/.aws", theirs.display());
+    let out = podman().run_ok(&["-v", &v], &fixed, &[]);
+    assert_eq!(out, "1000 /root 711\n[default]\n", "static mode");
+
+    let plain = harden_and_load(src, &dir, "aws-no-infer", &["--no-infer"]);
+    let out = podman().run(&["-v", &v], &plain, &[]);
+    let (o, e) = text(&out);
+    assert!(!out.status.success(), "{o}{e}");
+    assert!(o.starts_with("1000 /home/app 700\n"), "{o}");
 }

@@ -611,3 +611,43 @@ fn inferred_writable_directories_never_reach_a_link_or_a_host_mount() {
     assert!(!e.contains("--writable"), "inferred paths are quiet: {e}");
     assert_eq!(snapshot(&host), before);
 }
+
+/// A mount at or below the HOME a root image ran with (`--mounted-home`,
+/// inferred) makes that HOME the user's and lets the user search it, but
+/// only the image's own directory: a `/root` that is a symbolic link (to
+/// /etc here) is not followed, and a host directory mounted as `/root`
+/// keeps its owner and mode.
+#[test]
+fn a_mount_below_the_original_home_never_changes_a_link_or_a_host_directory() {
+    let dir = scratch("attack-mounted-home");
+    let linked = hardened(&dir, "home-link", &[], |r| {
+        symlink("/etc", r.join("root")).unwrap();
+    });
+    let creds = host_dir(&dir, "creds");
+    chown(&creds, Some(1001), Some(1001)).unwrap();
+    let v = mount(&creds, "/root/.aws");
+    // runc resolves the link inside the container: the mount is at
+    // /etc/.aws, not below /root, and nothing is inferred from it.
+    let (o, e) = run_probed(&linked, &["-v", &v], "stat -c %a /etc; echo $HOME", 1000);
+    assert_eq!(o, "755\n/home/app\n", "{e}");
+
+    let plain = hardened(&dir, "home-host", &[], |r| {
+        std::fs::create_dir(r.join("root")).unwrap();
+        std::fs::set_permissions(r.join("root"), PermissionsExt::from_mode(0o700)).unwrap();
+    });
+    let host = host_dir(&dir, "host-root");
+    std::fs::set_permissions(&host, PermissionsExt::from_mode(0o700)).unwrap();
+    let before = snapshot(&host);
+    let (o, e) = run_probed(&plain, &["-v", &mount(&host, "/root")], "echo $HOME", 1000);
+    assert_eq!(o, "/root\n", "a mount at the HOME is one too: {e}");
+    assert_eq!(
+        snapshot(&host),
+        before,
+        "the host's directory is the user's business"
+    );
+    // The image's own /root becomes searchable (0711) only with a mount in it.
+    let (o, _) = run_probed(&plain, &[], "stat -c %a /root; echo $HOME", 1000);
+    assert_eq!(o, "700\n/home/app\n");
+    let (o, e) = run_probed(&plain, &["-v", &v], "stat -c %a /root; echo $HOME", 1001);
+    assert_eq!(o, "711\n/root\n", "{e}");
+}

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         let passwd = rootfs::file("etc/passwd", found.next().flatten());
         let group = rootfs::file("etc/group", found.next().flatten());
         let owner = match found.next().flatten() {
-            Some(rootfs::Found::Dir { uid, gid }) => {
+            Some(rootfs::Found::Dir { uid, gid, .. }) => {
                 u32::try_from(uid).ok().zip(u32::try_from(gid).ok())
             }
             _ => None,

@@ -188,6 +188,26 @@ pub fn prepare_home(home: &[u8], uid: u32, gid: u32) -> sys::Result<()> {
     sys::fchown(&home, uid, gid)
 }
 
+/// Lets every user search directory `dir` (adds the x bits for group and
+/// others; never r or w) when it is root's, on the root filesystem's mount
+/// and reached without a symbolic link: a mount below a root image's HOME
+/// (`/root`, mode 0700) is unreachable for the user otherwise. A bind-mounted
+/// `dir` is the user's business (EXDEV), a symbolic link is left (ELOOP).
+pub fn make_searchable(dir: &[u8]) -> sys::Result<()> {
+    let (parent, mut name) = resolve::parent(dir, 0)?;
+    let name = resolve::name(&mut name);
+    let fd = sys::openat(parent.0, name, O_RDONLY | sys::O_DIRECTORY | O_NOFOLLOW, 0)?;
+    let st = sys::fstat(&fd)?;
+    if st.mount != sys::fstat(&parent)?.mount {
+        return Err(sys::EXDEV);
+    }
+    let mode = u32::from(st.mode & 0o7777);
+    if st.uid != 0 || mode & 0o011 == 0o011 {
+        return Ok(());
+    }
+    sys::fchmod(&fd, mode | 0o011)
+}
+
 /// Whether a failed write is worth a warning: a read-only root filesystem
 /// is a supported setup.
 pub fn worth_a_warning(e: Errno) -> bool {

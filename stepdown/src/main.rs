@@ -20,6 +20,7 @@ mod accounts;
 mod chown;
 mod files;
 mod init;
+mod mounts;
 mod report;
 mod resolve;
 #[cfg(harden_stepdown_bin)]
@@ -67,10 +68,11 @@ const HELP: &str = "\
 harden-stepdown: drop root privileges, then exec COMMAND
   harden-stepdown [--allow-new-privs] [--init] USER[:GROUP] COMMAND [ARG...]
   harden-stepdown [--user NAME] [--uid N] [--gid N] [--home DIR] [--uid-env VAR]
-    [--gid-env VAR] [--match-owner PATH]... [--chown PATH]... [--writable PATH]...
-    [--init] [--allow-new-privs] -- COMMAND [ARG...]
+    [--gid-env VAR] [--mounted-home DIR] [--match-owner PATH]... [--chown PATH]...
+    [--writable PATH]... [--init] [--allow-new-privs] -- COMMAND [ARG...]
 The -- form runs as $HARDEN_UID:$HARDEN_GID, else the non-root owner of the
-first --match-owner PATH that has one, else --uid:--gid, adding the user to /etc/passwd and /etc/group.
+first --match-owner PATH that has one, else of a mount at or below --mounted-home
+DIR (HOME is then DIR), else --uid:--gid, adding the user to /etc/passwd and /etc/group.
 Exit: COMMAND's; 1 the step-down failed (COMMAND did not run); 126, 127 as sh.
 ";
 
@@ -203,13 +205,14 @@ fn caps_from_file(caps: sys::Result<sys::Caps>, ambient: impl Fn(usize) -> bool)
 }
 
 /// The options that take a value, in the order of `Options::values`.
-const VALUED: [&[u8]; 9] = [
+const VALUED: [&[u8]; 10] = [
     b"--user",
     b"--uid",
     b"--gid",
     b"--home",
     b"--uid-env",
     b"--gid-env",
+    b"--mounted-home",
     b"--match-owner",
     b"--chown",
     b"--writable",
@@ -220,9 +223,10 @@ const GID: usize = 2;
 const HOME: usize = 3;
 const UID_ENV: usize = 4;
 const GID_ENV: usize = 5;
-const MATCH_OWNER: usize = 6;
-const CHOWN: usize = 7;
-const WRITABLE: usize = 8;
+const MOUNTED_HOME: usize = 6;
+const MATCH_OWNER: usize = 7;
+const CHOWN: usize = 8;
+const WRITABLE: usize = 9;
 
 #[derive(Default)]
 struct Options {
@@ -282,12 +286,12 @@ fn parse_options(args: Args) -> report::Result<(Options, Args)> {
                 q: value.to_bytes(),
                 ..NO
             };
-            let path = matches!(k, HOME | MATCH_OWNER | CHOWN | WRITABLE);
+            let path = matches!(k, HOME | MOUNTED_HOME | MATCH_OWNER | CHOWN | WRITABLE);
             if k == USER && !accounts::valid_name(v.q) {
                 return Err(error_with(b"%s %q is not a valid user name", v));
             } else if path && !accounts::valid_home(v.q) {
                 return Err(error_with(b"%s %q is not an absolute path", v));
-            } else if k == HOME && accounts::home_refused(v.q) {
+            } else if matches!(k, HOME | MOUNTED_HOME) && accounts::home_refused(v.q) {
                 return Err(error_with(
                     b"%s %q: not a normalised path, or a system directory",
                     v,
@@ -397,7 +401,7 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
         }
         // Safety: taken once (entrypoint_form runs once).
         let plan = unsafe { PLAN.take() };
-        let vars = unlisted_user_vars(plan, opts, env, caller.uid);
+        let vars = started_user_vars(plan, opts, env, caller.uid);
         run_command(command, env, vars, opts.init);
     }
     let (passwd, group) = (read_passwd()?, read_group()?);
@@ -414,12 +418,25 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
             break;
         }
     }
-    let (uid, gid) = choose_target(opts, |n| env.get(n), owner, named.as_ref())?;
+    let (mounted_home, mounted) = mounted_home(opts);
+    let (uid, gid) = choose_target(
+        opts,
+        |n| env.get(n),
+        owner.or(mounted.and_then(|m| m.owner)),
+        named.as_ref(),
+    )?;
     require_setid_caps()?;
 
     // Safety: taken once (entrypoint_form runs once).
     let plan = unsafe { PLAN.take() };
-    plan.fill(passwd, group, uid, gid, wanted, opts.get(HOME));
+    plan.fill(
+        passwd,
+        group,
+        uid,
+        gid,
+        wanted,
+        mounted_home.or(opts.get(HOME)),
+    );
     if !plan.home.whole() {
         return Err(error(b"the user's HOME is longer than 4096 bytes"));
     }
@@ -464,6 +481,24 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
         ),
         _ => {}
     }
+    if let Some(dir) = mounted_home {
+        match files::make_searchable(dir) {
+            Ok(()) | Err(sys::EXDEV) => {}
+            Err(sys::ELOOP) => warn(
+                b"--mounted-home %q: a symbolic link on the way; not followed",
+                Vals { q: dir, ..NO },
+            ),
+            Err(e) if files::worth_a_warning(e) => warn(
+                b"cannot let the user search %q%e",
+                Vals {
+                    q: dir,
+                    e: Some(e),
+                    ..NO
+                },
+            ),
+            Err(_) => {}
+        }
+    }
     for path in &opts.chown[..opts.chowns] {
         chown_path(path, uid, gid, chown::Why::Asked);
     }
@@ -483,26 +518,31 @@ fn entrypoint_form(opts: &Options, command: Args, env: &Env, caller: Caller) -> 
     run_command(command, env, Some(vars), opts.init)
 }
 
-/// HOME, USER and LOGNAME for a caller whose UID /etc/passwd does not list
-/// (`docker run --user 1001:1001`), as after a drop to that UID: the runtime
-/// gave it HOME=/, where the app finds none of the files mounted into the
-/// image's home. Only when HOME is what runtimes give such a UID (unset,
-/// `/` from docker, the working directory from podman), and only a baked
-/// HOME that is an existing directory; nothing is written.
-fn unlisted_user_vars<'a>(
+/// HOME, USER and LOGNAME for a caller started as a user: HOME is the
+/// `--mounted-home` DIR when something is mounted there (a static-mode
+/// image whose user mounts files into `/root`). Else only for a UID
+/// /etc/passwd does not list (`docker run --user 1001:1001`), as after a
+/// drop to that UID: the runtime gave it HOME=/, where the app finds none of
+/// the files mounted into the image's home. Only when HOME is what runtimes
+/// give such a UID (unset, `/` from docker, the working directory from
+/// podman), and only a baked HOME that is an existing directory; nothing is
+/// written.
+fn started_user_vars<'a>(
     plan: &'a mut accounts::AccountPlan,
     opts: &Options,
     env: &Env,
     uid: u32,
 ) -> Option<[&'a [u8]; 2]> {
-    let runtime_given = match env.get(b"HOME") {
-        None | Some(b"/") => true,
-        Some(home) => {
-            let mut cwd = [0u8; 4096];
-            let n = sys::readlinkat(sys::AT_FDCWD, c"/proc/self/cwd", &mut cwd).ok()?;
-            cwd.get(..n) == Some(home)
-        }
-    };
+    let mounted = mounted_home(opts).0;
+    let runtime_given = mounted.is_some()
+        || match env.get(b"HOME") {
+            None | Some(b"/") => true,
+            Some(home) => {
+                let mut cwd = [0u8; 4096];
+                let n = sys::readlinkat(sys::AT_FDCWD, c"/proc/self/cwd", &mut cwd).ok()?;
+                cwd.get(..n) == Some(home)
+            }
+        };
     if !runtime_given {
         return None;
     }
@@ -513,16 +553,29 @@ fn unlisted_user_vars<'a>(
         Err(EACCES) => None,
         _ => read_passwd().ok()?,
     };
-    if passwd.is_some_and(|p| accounts::user_by_uid(p, uid).is_some()) {
+    if mounted.is_none() && passwd.is_some_and(|p| accounts::user_by_uid(p, uid).is_some()) {
         return None;
     }
     let wanted = opts.get(USER).unwrap_or(b"app");
-    plan.fill(passwd, None, uid, uid, wanted, opts.get(HOME));
+    plan.fill(passwd, None, uid, uid, wanted, mounted.or(opts.get(HOME)));
     let is_dir = plan
         .home
         .c_str()
         .is_some_and(|home| sys::statx(sys::AT_FDCWD, home, 0).is_ok_and(|st| st.is_dir()));
     is_dir.then(|| [plan.home.as_bytes(), plan.name.as_bytes()])
+}
+
+/// `--mounted-home DIR` when something is mounted at or below DIR, with
+/// what was found there: the user's HOME is then DIR (over `--home`), where
+/// the files the user mounted are.
+fn mounted_home(opts: &Options) -> (Option<&'static [u8]>, Option<mounts::Found>) {
+    let Some(dir) = opts.get(MOUNTED_HOME) else {
+        return (None, None);
+    };
+    match mounts::at_or_below(dir) {
+        Some(found) => (Some(dir), Some(found)),
+        None => (None, None),
+    }
 }
 
 /// "/etc/passwd line N: the entry of NAME cannot be read".
@@ -1080,14 +1133,24 @@ mod tests {
     #[test]
     fn parses_both_forms() {
         let (o, cmd) = parse_options(args(&[
-            c"--uid", c"42", c"--user", c"aws", c"--chown", c"/data", c"--init", c"--", c"ls",
+            c"--uid",
+            c"42",
+            c"--user",
+            c"aws",
+            c"--chown",
+            c"/data",
+            c"--init",
+            c"--mounted-home",
+            c"/root",
+            c"--",
+            c"ls",
             c"-l",
         ]))
         .ok()
         .unwrap();
         assert_eq!(
-            (o.uid, o.get(USER), o.spec),
-            (Some(42), Some(&b"aws"[..]), None)
+            (o.uid, o.get(USER), o.spec, o.get(MOUNTED_HOME)),
+            (Some(42), Some(&b"aws"[..]), None, Some(&b"/root"[..]))
         );
         assert_eq!(
             (o.chowns, o.chown[0].to_bytes(), o.init),
@@ -1133,6 +1196,9 @@ mod tests {
             &[c"--user", c"a:b", c"--", c"x"],
             &[c"--home", c"rel", c"--", c"x"],
             &[c"--chown", c"rel", c"--", c"x"],
+            &[c"--mounted-home", c"/etc", c"--", c"x"],
+            &[c"--mounted-home", c"/", c"--", c"x"],
+            &[c"--mounted-home", c"/root/../etc", c"--", c"x"],
             &[c"--uid", c"5"],
         ] {
             assert!(parse_options(args(bad)).is_err(), "{bad:?} accepted");
