@@ -619,7 +619,7 @@ fn inferred_writable_directories_never_reach_a_link_or_a_host_mount() {
 /// keeps its owner and mode.
 #[test]
 fn a_mount_below_the_original_home_never_changes_a_link_or_a_host_directory() {
-    let dir = scratch("attack-mounted-home");
+    let dir = scratch("attack-home-mounts");
     let linked = hardened(&dir, "home-link", &[], |r| {
         symlink("/etc", r.join("root")).unwrap();
     });
