@@ -490,3 +490,96 @@ fn an_aws_like_cli_finds_the_files_mounted_below_roots_home() {
     assert!(!out.status.success(), "{o}{e}");
     assert!(o.starts_with("1000 /home/app 700\n"), "{o}");
 }
+
+/// `python3 -m http.server` from Debian's python3 in a root image, as many
+/// images run a small web app: no SIGTERM handler.
+fn python() -> &'static String {
+    static P: OnceLock<String> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = scratch("python-image");
+        let rootfs = debootstrap(&dir, &["python3"]);
+        umoci_image(
+            &dir.join("layout"),
+            "python",
+            &rootfs,
+            &[
+                "--config.cmd",
+                "python3",
+                "--config.cmd",
+                "-m",
+                "--config.cmd",
+                "http.server",
+                "--config.exposedports",
+                "8000/tcp",
+                "--config.workingdir",
+                "/srv",
+                "--config.env",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            ],
+        )
+    })
+}
+
+fn wait_for_python(c: &Container) {
+    let ask = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/').status)";
+    let start = Instant::now();
+    while exec(c, &["python3", "-c", ask]) != "200" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "http.server did not answer: {}",
+            sh(podman().command().args(["logs", &c.0]))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `podman stop` with a 3 s grace period.
+fn stop_within_3s(c: &Container) -> Duration {
+    let t = Instant::now();
+    sh(podman().command().args(["stop", "-t", "3", &c.0]));
+    t.elapsed()
+}
+
+/// Defaults, in both modes: http.server serves as the user. As PID 1 it
+/// ignores SIGTERM, so `podman stop` waits for the grace period, exactly as
+/// for the original image: harden does not make stopping worse, and
+/// `--init` (an unprivileged PID 1 that forwards the signal) makes it stop
+/// at once. This is why `--init` is not a default (docs/inference.md).
+#[test]
+fn python_http_server_serves_and_stops_as_the_original_does() {
+    let src = python();
+    let dir = scratch("python");
+    let original = dir.join("original.tar");
+    skopeo_copy(
+        src,
+        &format!("docker-archive:{}:example/python:1", original.display()),
+    );
+    let original = podman().load(&original);
+    let c = start("python-original", &[], &original);
+    wait_for_python(&c);
+    assert_eq!(pid1_uids(&c), "0\t0\t0\t0");
+    let took = stop_within_3s(&c);
+    assert!(
+        took >= Duration::from_millis(2500),
+        "the original stopped in {took:?}"
+    );
+    for mode in ["runtime", "static"] {
+        let image = harden_and_load(src, &dir, &format!("python-{mode}"), &["--mode", mode]);
+        let c = start(&format!("python-{mode}"), &[], &image);
+        wait_for_python(&c);
+        assert_eq!(pid1_uids(&c), "1000\t1000\t1000\t1000", "{mode}");
+        let took = stop_within_3s(&c);
+        assert!(
+            took >= Duration::from_millis(2500),
+            "{mode}: stopped in {took:?}"
+        );
+    }
+    let image = harden_and_load(src, &dir, "python-init", &["--init"]);
+    let c = start("python-init", &[], &image);
+    wait_for_python(&c);
+    let took = stop_within_3s(&c);
+    assert!(
+        took < Duration::from_secs(2),
+        "--init: podman stop took {took:?}"
+    );
+}
