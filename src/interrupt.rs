@@ -42,26 +42,35 @@ pub fn temp_error(dir: &Path, what: &str, e: std::io::Error) -> anyhow::Error {
     )
 }
 
-/// Starts listening for the signals (on the async runtime's threads).
+/// Starts listening for the signals, on a thread of its own that waits for
+/// them (sigwait). Called first thing in main: the signals are blocked in
+/// every thread started after it, so that only that thread takes them.
+/// (Children get an empty mask: std's Command resets it.)
 pub fn install() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let runtime = crate::registry::runtime();
-    for (kind, code) in [
-        (SignalKind::interrupt(), 130),
-        (SignalKind::terminate(), 143),
-        (SignalKind::hangup(), 129),
-    ] {
-        let _guard = runtime.enter();
-        let Ok(mut stream) = signal(kind) else {
-            continue;
-        };
-        runtime.spawn(async move {
-            stream.recv().await;
-            let removed = clean_up();
-            eprintln!("harden: interrupted; removed {removed} temporary file(s), wrote nothing");
-            std::process::exit(code);
-        });
-    }
+    const CAUGHT: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+    // Safety: a sigset_t is plain data that sigemptyset initialises;
+    // pthread_sigmask only changes this thread's mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in CAUGHT {
+            libc::sigaddset(&mut set, signal);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        set
+    };
+    std::thread::spawn(move || {
+        let mut signal: libc::c_int = 0;
+        // Safety: `set` is initialised and `signal` a valid out pointer.
+        if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+            return;
+        }
+        let removed = clean_up();
+        eprintln!("harden: interrupted; removed {removed} temporary file(s), wrote nothing");
+        std::process::exit(128 + signal);
+    });
 }
 
 /// `--timeout`: after `seconds`, remove the temp files and exit 124 (as

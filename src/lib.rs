@@ -5,32 +5,18 @@
 
 pub mod compress;
 pub mod copies;
-pub mod decompress;
-pub mod digest;
 pub mod exit;
-pub mod image;
-pub mod inspect;
 pub mod interrupt;
-pub mod layer;
-pub mod limits;
 pub mod mapping;
-pub mod platform;
 pub mod progress;
 pub mod registry;
-pub mod rewrite;
-pub mod rootfs;
 pub mod run;
 pub mod sink;
 pub mod source;
 pub mod store;
 pub mod transport;
 
-/// The step-down's own ID and name checks, shared so that harden refuses at
-/// rewrite time exactly what the step-down would refuse at run time.
-#[path = "../stepdown/src/accounts.rs"]
-#[allow(dead_code)]
-pub mod accounts;
-/// The fixed-capacity text type accounts.rs builds its lines with.
-#[path = "../stepdown/src/text.rs"]
-#[allow(dead_code)]
-mod text;
+// The core crate's modules, where the rest of harden names them (`crate::image`).
+pub use harden_core::{
+    accounts, decompress, digest, image, inspect, layer, limits, platform, rewrite, rootfs,
+};

@@ -131,8 +131,8 @@ Examples:
         image: String,
         /// any: hardened by harden, or a non-root User (numeric, or a name /etc/passwd
         /// maps to a non-zero UID); static: kubelet's runAsNonRoot rule (numeric, non-zero User)
-        #[arg(long, value_enum, default_value_t = inspect::Require::Any)]
-        require: inspect::Require,
+        #[arg(long, value_enum, default_value_t = RequireArg::Any)]
+        require: RequireArg,
         /// Print the verdict as one JSON object on stdout
         #[arg(long)]
         json: bool,
@@ -377,6 +377,18 @@ struct SettingsArgs {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ModeArg {
     Runtime,
+    Static,
+}
+
+/// `check --require` (inspect::Require, which knows nothing of clap).
+// Plain comments: doc comments on the values would give `check --help` a
+// layout of its own (clap's long help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RequireArg {
+    // The command must not run as root: hardened by harden (either mode),
+    // or a non-root User (numeric, or a name that /etc/passwd maps to a non-zero UID).
+    Any,
+    // kubelet's runAsNonRoot rule: the image's User is numeric and not 0.
     Static,
 }
 
@@ -629,6 +641,10 @@ fn run(cli: Cli) -> Result<()> {
             let mut results = Vec::new();
             for (platform, image) in run::platform_images(&content) {
                 let d = inspect::describe(image)?;
+                let require = match require {
+                    RequireArg::Any => inspect::Require::Any,
+                    RequireArg::Static => inspect::Require::Static,
+                };
                 let verdict = inspect::check(&d, require, |name| {
                     let passwd = rootfs::read_files(image, &["etc/passwd"])?.remove(0);
                     let passwd = passwd.map(|f| f.content).unwrap_or_default();

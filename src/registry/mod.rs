@@ -15,7 +15,7 @@ pub use client::Access;
 
 use crate::compress::Growing;
 use crate::digest::{Digest, Hasher};
-use crate::image::{Blob, Content, Image, MAX_MANIFEST};
+use crate::image::{self, Blob, Content, Image, MAX_MANIFEST};
 use crate::progress::{trace, Bar, Progress};
 use crate::sink::{BlobSummary, Written};
 use anyhow::{bail, Context, Result};
@@ -417,13 +417,16 @@ async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>
             tokio_util::io::ReaderStream::with_capacity(f.take(*len), 256 << 10).boxed()
         }
         Blob::Bytes(b) => stream::once(std::future::ready(Ok(Bytes::copy_from_slice(b)))).boxed(),
-        Blob::Remote(rb) => rb
-            .repo
-            .blob_response(&rb.digest, 0)
-            .await?
-            .bytes_stream()
-            .map_err(io::Error::other)
-            .boxed(),
+        Blob::Fetched(f) => match remote(blob) {
+            Some(rb) => rb
+                .repo
+                .blob_response(&rb.digest, 0)
+                .await?
+                .bytes_stream()
+                .map_err(io::Error::other)
+                .boxed(),
+            None => bail!("cannot upload a blob {}", f.origin()),
+        },
     })
 }
 
@@ -503,22 +506,38 @@ pub struct RemoteBlob {
     pub size: u64,
 }
 
-impl RemoteBlob {
+impl image::Fetched for RemoteBlob {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
     /// The repository the blob is read from, for messages.
-    pub fn origin(&self) -> String {
+    fn origin(&self) -> String {
         format!("from {}/{}", self.repo.host(), self.repo.name)
     }
 
     /// A blocking reader that resumes (with a Range request) after a broken
     /// connection; the caller verifies the digest, as for every blob.
-    pub fn reader(self: &Arc<Self>) -> Box<dyn Read + Send> {
+    fn reader(self: Arc<Self>) -> Box<dyn Read + Send> {
         Box::new(RemoteReader {
-            blob: self.clone(),
+            blob: self,
             position: 0,
             body: None,
             chunk: Bytes::new(),
             failures: 0,
         })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The registry blob behind `blob`, when it is one.
+fn remote(blob: &Blob) -> Option<&RemoteBlob> {
+    match blob {
+        Blob::Fetched(f) => f.as_any().downcast_ref(),
+        _ => None,
     }
 }
 
@@ -624,7 +643,7 @@ pub fn read(r: &Reference, registries: &Registries) -> Result<Content> {
         Ok(bytes)
     };
     let blob = |digest: &Digest, size: u64| -> Result<Blob> {
-        Ok(Blob::Remote(Arc::new(RemoteBlob {
+        Ok(Blob::Fetched(Arc::new(RemoteBlob {
             repo: repo.clone(),
             digest: digest.clone(),
             size,
@@ -921,14 +940,9 @@ pub fn plan(
 
 /// The repository to mount `blob` from: another repository of the same registry.
 fn mount_source<'a>(blob: &'a Blob, dest: &Repo) -> Option<&'a Repo> {
-    match blob {
-        Blob::Remote(rb)
-            if Arc::ptr_eq(&rb.repo.registry, &dest.registry) && rb.repo.name != dest.name =>
-        {
-            Some(&rb.repo)
-        }
-        _ => None,
-    }
+    remote(blob)
+        .filter(|rb| Arc::ptr_eq(&rb.repo.registry, &dest.registry) && rb.repo.name != dest.name)
+        .map(|rb| &rb.repo)
 }
 
 async fn ensure_blob(

@@ -3,7 +3,6 @@
 
 use crate::decompress::{self, Compression};
 use crate::digest::Digest;
-use crate::registry::RemoteBlob;
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 use std::fs::File;
@@ -64,8 +63,21 @@ impl BlobFile {
     }
 }
 
+/// Bytes a transport fetches only when a sink needs them (a blob in a
+/// registry). The model knows how to read them and where they are from;
+/// a sink of the same transport may look behind them (`as_any`), e.g. to
+/// mount a blob from another repository of the same registry.
+pub trait Fetched: std::fmt::Debug + Send + Sync {
+    fn size(&self) -> u64;
+    /// Where the bytes are, for messages (`from HOST/REPO`).
+    fn origin(&self) -> String;
+    /// A blocking reader of the whole blob; the caller verifies its digest.
+    fn reader(self: Arc<Self>) -> Box<dyn Read + Send>;
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
 /// Where a blob's bytes are: a byte range of a file (a file in a layout, or a
-/// member of a tar archive), bytes harden made, or a blob in a registry.
+/// member of a tar archive), bytes harden made, or bytes a transport fetches.
 #[derive(Debug, Clone)]
 pub enum Blob {
     File {
@@ -77,7 +89,7 @@ pub enum Blob {
         origin: Option<Arc<str>>,
     },
     Bytes(Arc<Vec<u8>>),
-    Remote(Arc<RemoteBlob>),
+    Fetched(Arc<dyn Fetched>),
 }
 
 impl Blob {
@@ -86,7 +98,7 @@ impl Blob {
         match self {
             Blob::File { len, .. } => *len,
             Blob::Bytes(b) => b.len() as u64,
-            Blob::Remote(r) => r.size,
+            Blob::Fetched(f) => f.size(),
         }
     }
 
@@ -96,7 +108,7 @@ impl Blob {
         match self {
             Blob::File { origin, .. } => origin.as_deref().map(str::to_string),
             Blob::Bytes(_) => None,
-            Blob::Remote(r) => Some(r.origin()),
+            Blob::Fetched(f) => Some(f.origin()),
         }
     }
 
@@ -127,7 +139,7 @@ impl Blob {
                 Box::new(f.take(*len))
             }
             Blob::Bytes(b) => Box::new(io::Cursor::new(SharedBytes(b.clone()))),
-            Blob::Remote(r) => r.reader(),
+            Blob::Fetched(f) => f.clone().reader(),
         })
     }
 

@@ -206,14 +206,12 @@ pub fn diff(before: &Image, after: &Image) -> Result<String> {
 }
 
 /// What `harden check --require` demands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-// Plain comments: doc comments on the values would give `check --help` a
-// layout of its own (clap's long help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Require {
-    // The command must not run as root: hardened by harden (either mode),
-    // or a non-root User (numeric, or a name that /etc/passwd maps to a non-zero UID).
+    /// The command must not run as root: hardened by harden (either mode),
+    /// or a non-root User (numeric, or a name that /etc/passwd maps to a non-zero UID).
     Any,
-    // kubelet's runAsNonRoot rule: the image's User is numeric and not 0.
+    /// kubelet's runAsNonRoot rule: the image's User is numeric and not 0.
     Static,
 }
 
