@@ -2,7 +2,7 @@
 //! step-down of its architecture, write it; and batches of such runs.
 
 use crate::image::{self, Content, Image, Index, IndexEntry};
-use crate::transport::{self, ImageRef};
+use crate::transport::{self, ImageRef, LayerForm};
 use crate::{
     accounts, compress, decompress, digest, inspect, layer, platform, progress, registry, rewrite,
     rootfs, sink, source,
@@ -369,7 +369,7 @@ fn print_dry_run(
                 for l in new {
                     // A docker-archive stores layers uncompressed: the plain
                     // tar (named by its diff_id) is what it would get.
-                    if matches!(dst, ImageRef::DockerArchive { .. }) && l.is_compressed() {
+                    if dst.capabilities().layers == LayerForm::Plain && l.is_compressed() {
                         let mut gzip = l.blob.open()?;
                         let mut tar =
                             decompress::layer_tar(&mut gzip, l.blob.len(), "new layer".into())?;

@@ -107,36 +107,49 @@ fn write_to(
     early: Option<registry::EarlyUploads>,
     sync: bool,
 ) -> Result<Written> {
-    let oci = || match content {
-        Content::Image(i) => Content::Image(i.clone().into_oci()),
-        Content::Index(i) => Content::Index(i.clone().into_oci()),
+    let can = dest.capabilities();
+    let converted;
+    let content = match content {
+        _ if can.docker_media_types => content,
+        Content::Image(i) => {
+            converted = Content::Image(i.clone().into_oci());
+            &converted
+        }
+        Content::Index(i) => {
+            converted = Content::Index(i.clone().into_oci());
+            &converted
+        }
+    };
+    // One image for a destination that holds one platform.
+    let one = match content {
+        Content::Image(image) => Some(image),
+        Content::Index(index) => match index.entries.as_slice() {
+            [one] if !can.many_platforms => Some(&one.image),
+            entries if !can.many_platforms => {
+                let platforms: Vec<String> =
+                    entries.iter().map(|e| e.platform.to_string()).collect();
+                bail!(
+                    "{} holds one platform; choose one of {} with --platform",
+                    dest.transport_name(),
+                    platforms.join(", ")
+                )
+            }
+            _ => None,
+        },
     };
     let name = dest.output_name()?;
     match dest {
         ImageRef::Docker(r) => registry::write(content, r, registries, progress, early),
         ImageRef::DockerArchive { path, .. } => {
-            let image = match content {
-                Content::Image(image) => image,
-                Content::Index(index) => match index.entries.as_slice() {
-                    [one] => &one.image,
-                    entries => {
-                        let platforms: Vec<String> =
-                            entries.iter().map(|e| e.platform.to_string()).collect();
-                        bail!(
-                            "a docker-archive holds one platform; choose one of {} with --platform",
-                            platforms.join(", ")
-                        )
-                    }
-                },
-            };
+            let image = one.context("a docker-archive holds one image")?;
             let name = name
                 .map(str::to_string)
                 .or_else(|| image.name.as_deref().and_then(hardened_name));
             write_docker_archive(image, path, name, sync)
         }
-        ImageRef::Oci { dir, .. } => write_oci(&oci(), Layout::open_dir(dir, sync)?, name),
+        ImageRef::Oci { dir, .. } => write_oci(content, Layout::open_dir(dir, sync)?, name),
         ImageRef::OciArchive { path, .. } => {
-            write_oci(&oci(), Layout::new_archive(path, sync)?, name)
+            write_oci(content, Layout::new_archive(path, sync)?, name)
         }
     }
 }

@@ -49,7 +49,62 @@ impl Select {
     }
 }
 
+/// How a destination wants an image's layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerForm {
+    /// As the source has them (an OCI layout holds any).
+    AsTheyAre,
+    /// Compressed: plain layers are gzipped first (a registry, as docker
+    /// push, skopeo and crane write them).
+    Gzip,
+    /// Plain tars, which the format wants (docker-archive).
+    Plain,
+}
+
+/// What a destination holds and wants. The pipeline asks these instead of
+/// matching the transport, as containers/image's destinations declare their
+/// manifest types and layer compression; a new transport states them here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Docker v2s2 media types as well as OCI's; without them a Docker image
+    /// is converted to OCI (as `skopeo copy` does to an OCI layout).
+    pub docker_media_types: bool,
+    pub layers: LayerForm,
+    /// An index of several platforms; else exactly one image.
+    pub many_platforms: bool,
+}
+
 impl ImageRef {
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            ImageRef::Docker(_) => Capabilities {
+                docker_media_types: true,
+                layers: LayerForm::Gzip,
+                many_platforms: true,
+            },
+            ImageRef::DockerArchive { .. } => Capabilities {
+                docker_media_types: true,
+                layers: LayerForm::Plain,
+                many_platforms: false,
+            },
+            ImageRef::Oci { .. } | ImageRef::OciArchive { .. } => Capabilities {
+                docker_media_types: false,
+                layers: LayerForm::AsTheyAre,
+                many_platforms: true,
+            },
+        }
+    }
+
+    /// The transport's name in messages ("a docker-archive").
+    pub fn transport_name(&self) -> &'static str {
+        match self {
+            ImageRef::Docker(_) => "a registry",
+            ImageRef::DockerArchive { .. } => "a docker-archive",
+            ImageRef::Oci { .. } => "an OCI layout",
+            ImageRef::OciArchive { .. } => "an oci-archive",
+        }
+    }
+
     /// The name a file destination is written under (`:NAME:TAG`, `:TAG`);
     /// none for a registry, whose reference is the name.
     pub fn output_name(&self) -> Result<Option<&str>> {
