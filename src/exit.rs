@@ -17,7 +17,6 @@ macro_rules! kind {
         impl std::error::Error for $name {}
     };
 }
-pub(crate) use kind;
 
 kind!(
     /// A bad option value or argument, found before anything is read (exit 2,

@@ -9,14 +9,14 @@ pub mod exit;
 pub mod interrupt;
 pub mod mapping;
 pub mod progress;
-pub mod registry;
 pub mod run;
-pub mod sink;
-pub mod source;
-pub mod store;
 pub mod transport;
 
 // The core crate's modules, where the rest of harden names them (`crate::image`).
 pub use harden_core::{
-    accounts, decompress, digest, image, inspect, layer, limits, platform, rewrite, rootfs,
+    accounts, decompress, digest, image, inspect, layer, limits, manifest, platform, rewrite,
+    rootfs,
 };
+
+// The registry transport, where the pipeline names it (`crate::registry`).
+pub use transport::registry;

@@ -3,8 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use harden::{
-    accounts, exit, image, inspect, platform, progress, registry, rewrite, rootfs, run, sink,
-    source, transport,
+    accounts, exit, image, inspect, platform, progress, registry, rewrite, rootfs, run, transport,
 };
 use image::Content;
 use serde_json::Value;
@@ -557,8 +556,8 @@ fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             let registries = registry.registries()?;
-            let before = source::read(&image_ref(&image)?, &registries)?;
-            let after = source::read(&image_ref(&other)?, &registries)?;
+            let before = transport::read(&image_ref(&image)?, &registries)?;
+            let after = transport::read(&image_ref(&other)?, &registries)?;
             let (before, after) = (run::platform_images(&before), run::platform_images(&after));
             let mut described = Vec::new();
             for (platform, b) in &before {
@@ -595,7 +594,7 @@ fn run(cli: Cli) -> Result<()> {
             registry,
             ..
         } => {
-            let content = source::read(&image_ref(&image)?, &registry.registries()?)?;
+            let content = transport::read(&image_ref(&image)?, &registry.registries()?)?;
             let mut described = Vec::new();
             for (platform, image) in run::platform_images(&content) {
                 let mut d = inspect::describe(image)?;
@@ -637,7 +636,7 @@ fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             let src = image_ref(&image)?;
-            let content = source::read(&src, &registry.registries()?)?;
+            let content = transport::read(&src, &registry.registries()?)?;
             let mut results = Vec::new();
             for (platform, image) in run::platform_images(&content) {
                 let d = inspect::describe(image)?;
@@ -717,7 +716,7 @@ fn run(cli: Cli) -> Result<()> {
             for (name, command) in pages {
                 let mut page = Vec::new();
                 clap_mangen::Man::new(command).render(&mut page)?;
-                sink::write_file(&dir.join(format!("{name}.1")), &page, 0o644, true)?;
+                transport::files::write_file(&dir.join(format!("{name}.1")), &page, 0o644, true)?;
             }
             Ok(())
         }
@@ -732,7 +731,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let bytes = run::stepdown_for(arch)?;
             if output != Path::new("-") {
-                return sink::write_file(&output, bytes, 0o755, true);
+                return transport::files::write_file(&output, bytes, 0o755, true);
             }
             let mut stdout = std::io::stdout().lock();
             if stdout.is_terminal() {

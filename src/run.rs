@@ -5,7 +5,7 @@ use crate::image::{self, Content, Image, Index, IndexEntry};
 use crate::transport::{self, ImageRef, LayerForm};
 use crate::{
     accounts, compress, decompress, digest, inspect, layer, platform, progress, registry, rewrite,
-    rootfs, sink, source,
+    rootfs,
 };
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -173,7 +173,7 @@ pub fn harden_one(
         registries,
         ..
     } = run;
-    sink::check_destination(src, dst)?;
+    transport::check_destination(src, dst)?;
     if let Some(home) = settings.home.as_deref() {
         if !accounts::home_preparable(home.as_bytes()) {
             let roots: Vec<_> = accounts::HOME_ROOTS
@@ -187,7 +187,7 @@ pub fn harden_one(
             ));
         }
     }
-    let content = source::read(src, registries)?;
+    let content = transport::read(src, registries)?;
     // A registry gets compressed layers (as from docker push, skopeo, crane),
     // each pushed as soon as it is made; a dry run only says so.
     let mut early = None;
@@ -280,7 +280,7 @@ pub fn harden_one(
         print_dry_run(&pairs, dst, registries)?;
         return Ok(None);
     }
-    let written = sink::write(&hardened, dst, registries, progress, early, run.sync)?;
+    let written = transport::write(&hardened, dst, registries, progress, early, run.sync)?;
     progress.say(&format!("wrote {}", written.destination));
     say_inferred(progress, &report, settings.mode);
     if written.manifest_digest.is_none() {

@@ -10,6 +10,7 @@ pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod limits;
+pub mod manifest;
 pub mod platform;
 pub mod rewrite;
 pub mod rootfs;

@@ -4,7 +4,7 @@
 #![no_main]
 use harden::digest::Digest;
 use harden::image::{Blob, Content};
-use harden::{inspect, layer, rewrite, source};
+use harden::{inspect, layer, manifest, rewrite};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         }))
     };
     let load = |_: &Digest, _: u64| -> anyhow::Result<Vec<u8>> { Ok(manifest.to_vec()) };
-    let Ok(content) = source::read_content(manifest, Digest::of(manifest), &load, &blob) else {
+    let Ok(content) = manifest::read_content(manifest, Digest::of(manifest), &load, &blob) else {
         return;
     };
     let images = match &content {

@@ -6,6 +6,7 @@
 use crate::decompress::{self, Compression};
 use crate::exit::NotFound;
 use crate::image::{Blob, BlobFile};
+use crate::manifest::Missing;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fs::File;
@@ -85,6 +86,16 @@ fn spool(mut reader: impl Read, origin: &Path, doing: &str) -> Result<(File, Arc
 }
 
 impl Store {
+    /// "not KIND", and when the store holds `other_marker`, the transport that
+    /// reads it (a docker-archive read as oci-archive, or the other way round).
+    /// The error's cause names the path and the missing file.
+    pub fn not_a(&self, kind: &str, other_marker: &str, other: &str) -> String {
+        match self.get(other_marker) {
+            Ok(_) => format!("not {kind} (read it as {other}:)"),
+            Err(_) => format!("not {kind}"),
+        }
+    }
+
     pub fn dir(path: &Path) -> Result<Store> {
         match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -262,18 +273,6 @@ impl Store {
                 bail!("{}: too many links resolving {name:?}", origin.display())
             }
         }
-    }
-}
-
-crate::exit::kind!(
-    /// A file a store does not hold.
-    Missing
-);
-
-impl Missing {
-    /// Is `e`, or one of its causes, a missing file?
-    pub fn caused(e: &anyhow::Error) -> bool {
-        e.chain().any(|c| c.is::<Missing>())
     }
 }
 

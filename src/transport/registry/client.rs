@@ -3,7 +3,7 @@
 
 use super::auth::{self, AuthFile, Challenge, Credential};
 use super::tls::Trust;
-use super::{AuthError, NotFound};
+use crate::exit::{AuthError, NotFound};
 use crate::progress::{trace, warn};
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;

@@ -1,280 +1,54 @@
-//! Reading images: docker-archive and OCI layouts (directory or tar), all
-//! through `Store`, so nothing but small JSON documents is read here; and
-//! registries, through `registry`.
+//! The manifest codec: an image or an index from its manifest bytes, with
+//! the transport's way to load a child manifest and to find a blob passed in,
+//! so the registry and the OCI layout read manifests with the same code.
 
-use crate::decompress::Compression;
 use crate::digest::Digest;
-use crate::exit::NotFound;
 use crate::image::{
     self, Blob, Content, Family, Image, Index, IndexEntry, Layer, OtherEntry, Skipped, MAX_CONFIG,
-    MAX_MANIFEST,
 };
 use crate::platform::Platform;
-use crate::registry::{self, Registries};
-use crate::store::{Missing, Store};
-use crate::transport::{same_image, ImageRef, Select};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::path::Path;
 
-/// Reads what `r` names: an image, or an index of images.
-pub fn read(r: &ImageRef, registries: &Registries) -> Result<Content> {
-    // No `?` in here: every error gets the context below.
-    let result = match r {
-        ImageRef::Docker(reference) => registry::read(reference, registries),
-        ImageRef::DockerArchive { path, select } => Store::tar(path)
-            .and_then(|s| read_docker_archive(&s, select))
-            .map(Content::Image),
-        ImageRef::Oci { dir, select } => Store::dir(dir).and_then(|s| read_oci_layout(&s, select)),
-        ImageRef::OciArchive { path, select } => {
-            Store::tar(path).and_then(|s| read_oci_layout(&s, select))
-        }
-    };
-    result.with_context(|| format!("reading {r}"))
-}
-
-fn parse_json<T: for<'a> Deserialize<'a>>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes)
-        .with_context(|| format!("{what} is not valid JSON of the expected shape"))
-}
-
-/// One image of a docker-archive's manifest.json.
-struct ArchiveManifestEntry {
-    config: String,
-    repo_tags: Option<Vec<String>>,
-    layers: Vec<String>,
-}
-
-impl ArchiveManifestEntry {
-    /// The entries of manifest.json. Its readers are Go programs whose JSON
-    /// decoding matches field names without regard to case (`docker load`,
-    /// podman, skopeo), and Jib writes `config`, `repoTags`, `layers`: an
-    /// exact match is preferred, any case accepted, as encoding/json does.
-    fn parse(bytes: &[u8]) -> Result<Vec<Self>> {
-        let entries: Vec<Map<String, Value>> = parse_json(bytes, "manifest.json")?;
-        entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| Self::of(e).with_context(|| format!("manifest.json, image @{i}")))
-            .collect()
-    }
-
-    fn of(entry: &Map<String, Value>) -> Result<Self> {
-        let field = |name: &str| {
-            entry.get(name).or_else(|| {
-                entry
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            })
-        };
-        let strings = |name: &str| -> Result<Option<Vec<String>>> {
-            match field(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => serde_json::from_value(v.clone())
-                    .map(Some)
-                    .with_context(|| format!("{name} is not a list of strings")),
-            }
-        };
-        Ok(Self {
-            config: field("Config")
-                .and_then(Value::as_str)
-                .context("no Config (a string) names the image's config")?
-                .to_string(),
-            repo_tags: strings("RepoTags")?,
-            layers: strings("Layers")?.context("no Layers list")?,
-        })
-    }
-}
-
-fn read_docker_archive(store: &Store, select: &Select) -> Result<Image> {
-    let manifest = store
-        .get("manifest.json")
-        .with_context(|| not_a("a docker-archive", store, "oci-layout", "oci-archive"))?;
-    let entries =
-        ArchiveManifestEntry::parse(&manifest.read_capped(MAX_MANIFEST, "manifest.json")?)?;
-    let (entry, name) = match select {
-        Select::Only => match entries.as_slice() {
-            [one] => (one, None),
-            [] => bail!("manifest.json lists no image"),
-            _ => bail!(
-                "the archive holds {} images: name one with :NAME:TAG or :@INDEX",
-                entries.len()
-            ),
-        },
-        Select::Index(i) => (
-            entries.get(*i).ok_or_else(|| {
-                NotFound(format!(
-                    "the archive has no image @{i} ({})",
-                    image::count(entries.len())
-                ))
-            })?,
-            None,
-        ),
-        // The name as the archive spells it (docker's short form, or podman's and skopeo's full one).
-        Select::Name(n) => entries
-            .iter()
-            .find_map(|e| {
-                let tag = e.repo_tags.iter().flatten().find(|t| same_image(t, n))?;
-                Some((e, Some(tag.clone())))
-            })
-            .ok_or_else(|| NotFound(format!("the archive has no image tagged {n}")))?,
-    };
-    let name = name.or_else(|| entry.repo_tags.iter().flatten().next().cloned());
-
-    let config_blob = store.get(&entry.config)?;
-    // Config is only a path (docker names it by its digest, Jib `config.json`):
-    // the image ID is the digest of the content, and the layers are checked
-    // against its diff_ids as they are copied.
-    let config = config_blob.read_capped(MAX_CONFIG, &format!("config {}", entry.config))?;
-    let config_json: Value = parse_json(&config, &format!("config {}", entry.config))?;
-    let diff_ids = image::diff_ids(&config_json)?;
-    if diff_ids.len() != entry.layers.len() {
-        bail!(
-            "manifest.json lists {} layers but the config has {} diff_ids",
-            entry.layers.len(),
-            diff_ids.len()
-        );
-    }
-    let mut layers = Vec::new();
-    let mut zstd = false;
-    for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
-        let blob = store.get(path)?;
-        // docker save writes plain tar; docker load also takes compressed layers.
-        let compression = blob.compression()?;
-        let media_type = match compression {
-            Compression::Plain => image::DOCKER_LAYER,
-            Compression::Gzip => image::DOCKER_LAYER_GZIP,
-            Compression::Zstd => {
-                zstd = true;
-                image::OCI_LAYER_ZSTD
-            }
-            Compression::Unsupported(kind) => {
-                bail!(crate::decompress::unsupported(
-                    &format!("layer {path}"),
-                    kind
-                ))
-            }
-        };
-        // Uncompressed layers are their own diff_id (checked when copied); a
-        // compressed one is hashed here: its file name may be the diff_id's.
-        let digest = if compression == Compression::Plain {
-            diff_id.clone()
-        } else {
-            crate::digest::copy_hashed(&mut blob.open()?, &mut std::io::sink())?.0
-        };
-        layers.push(Layer::new(media_type, digest, diff_id, blob));
-    }
-    let image = Image {
-        family: Family::Docker,
-        config,
-        layers,
-        manifest_annotations: Map::new(),
-        manifest_digest: None,
-        name,
-    };
-    // A Docker manifest has no zstd layer type; an OCI one has.
-    Ok(if zstd { image.into_oci() } else { image })
-}
-
+/// A descriptor as manifests and indexes list them (the fields harden reads).
 #[derive(Deserialize)]
-struct Descriptor {
+pub struct Descriptor {
     #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    size: u64,
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
     #[serde(default)]
-    annotations: Map<String, Value>,
+    pub annotations: Map<String, Value>,
 }
 
+/// A blob the source does not hold (a partial archive may lack blobs its
+/// index names): an index entry that needs it is left out, with the reason.
+#[derive(Debug)]
+pub struct Missing(pub String);
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Missing {}
+
+impl Missing {
+    /// Is `e`, or one of its causes, a missing blob?
+    pub fn caused(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| c.is::<Missing>())
+    }
+}
+
+/// The manifest annotation an OCI layout's index names an image by.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-fn blob(store: &Store, digest: &Digest, size: u64) -> Result<Blob> {
-    let b = store.get(&format!("blobs/sha256/{}", digest.hex()))?;
-    if b.len() != size {
-        bail!(
-            "blob {digest} is {} bytes, its descriptor says {size}",
-            b.len()
-        );
-    }
-    Ok(b)
-}
-
-/// "not KIND", and when the store holds `other_marker`, the transport that
-/// reads it (a docker-archive read as oci-archive, or the other way round).
-/// The error's cause names the path and the missing file.
-fn not_a(kind: &str, store: &Store, other_marker: &str, other: &str) -> String {
-    match store.get(other_marker) {
-        Ok(_) => format!("not {kind} (read it as {other}:)"),
-        Err(_) => format!("not {kind}"),
-    }
-}
-
-/// The manifests listed in a layout's index.json (after checking oci-layout).
-fn layout_manifests(store: &Store) -> Result<Vec<Descriptor>> {
-    let layout = store.get("oci-layout").with_context(|| {
-        not_a(
-            "an OCI image layout",
-            store,
-            "manifest.json",
-            "docker-archive",
-        )
-    })?;
-    let _: Value = parse_json(&layout.read_capped(4096, "oci-layout")?, "oci-layout")?;
-    let index: Value = parse_json(
-        &store
-            .get("index.json")?
-            .read_capped(MAX_MANIFEST, "index.json")?,
-        "index.json",
-    )?;
-    serde_json::from_value(index.get("manifests").cloned().unwrap_or(Value::Null))
-        .context("index.json has no valid manifests list")
-}
-
-fn ref_name(d: &Descriptor) -> Option<&str> {
-    d.annotations.get(REF_NAME).and_then(Value::as_str)
-}
-
-/// The entry of a layout's index that `select` picks.
-fn select_manifest<'a>(manifests: &'a [Descriptor], select: &Select) -> Result<&'a Descriptor> {
-    Ok(match select {
-        Select::Name(t) => manifests
-            .iter()
-            .find(|d| ref_name(d) == Some(t))
-            .ok_or_else(|| NotFound(format!("the layout has no image tagged {t:?}")))?,
-        Select::Index(i) => manifests.get(*i).ok_or_else(|| {
-            NotFound(format!(
-                "the layout has no image @{i} ({})",
-                image::count(manifests.len())
-            ))
-        })?,
-        Select::Only => match manifests {
-            [one] => one,
-            [] => bail!("the layout holds no image"),
-            _ => bail!(
-                "the layout holds {} images: name one with :TAG or :@INDEX",
-                manifests.len()
-            ),
-        },
-    })
-}
-
-/// The ref name of the image `select` picks in the layout at `dir`, if it has one.
-pub fn layout_ref_name(dir: &Path, select: &Select) -> Result<Option<String>> {
-    let manifests = layout_manifests(&Store::dir(dir)?)?;
-    Ok(ref_name(select_manifest(&manifests, select)?).map(str::to_string))
-}
-
-fn read_oci_layout(store: &Store, select: &Select) -> Result<Content> {
-    let manifests = layout_manifests(store)?;
-    let chosen = select_manifest(&manifests, select)?;
-    let digest = Digest::parse(&chosen.digest).context("in index.json")?;
-    let bytes =
-        blob(store, &digest, chosen.size)?.read_verified(&digest, MAX_MANIFEST, "manifest")?;
-    let load =
-        |d: &Digest, size: u64| blob(store, d, size)?.read_verified(d, MAX_MANIFEST, "manifest");
-    read_content(&bytes, digest, &load, &|d, size| blob(store, d, size))
+/// JSON of the shape `T`, or an error naming `what` was read.
+pub fn parse_json<T: for<'a> Deserialize<'a>>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .with_context(|| format!("{what} is not valid JSON of the expected shape"))
 }
 
 /// An image or an index from its manifest bytes (verified by the caller).

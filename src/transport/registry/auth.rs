@@ -1,7 +1,7 @@
 //! Registry credentials (the files docker and podman users already have) and
 //! the token dance of the distribution spec (WWW-Authenticate bearer realm).
 
-use super::AuthError;
+use crate::exit::AuthError;
 use anyhow::{bail, Context, Result};
 use docker_credential::{CredentialRetrievalError as CredErr, DockerCredential};
 use serde::Deserialize;

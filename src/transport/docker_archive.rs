@@ -1,0 +1,272 @@
+//! The `docker-archive:` transport: the `docker save` format, one image
+//! with uncompressed layers named by diff_id and a manifest.json. Read
+//! through `Store`, so only small JSON documents are read here.
+
+use super::reference::{hardened_tag, same_image, Select};
+use super::store::Store;
+use super::tar_output::TarOutput;
+use super::written::Written;
+use crate::decompress::{self, Compression};
+use crate::digest::{self, HashingReader};
+use crate::exit::NotFound;
+use crate::image::{self, Family, Image, Layer, MAX_CONFIG, MAX_MANIFEST};
+use crate::layer::header;
+use crate::manifest::parse_json;
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Map, Value};
+use std::collections::HashSet;
+use std::io::{self, BufWriter, Seek, Write};
+use std::path::Path;
+use tar::EntryType;
+
+/// One image of a docker-archive's manifest.json.
+struct ArchiveManifestEntry {
+    config: String,
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+impl ArchiveManifestEntry {
+    /// The entries of manifest.json. Its readers are Go programs whose JSON
+    /// decoding matches field names without regard to case (`docker load`,
+    /// podman, skopeo), and Jib writes `config`, `repoTags`, `layers`: an
+    /// exact match is preferred, any case accepted, as encoding/json does.
+    fn parse(bytes: &[u8]) -> Result<Vec<Self>> {
+        let entries: Vec<Map<String, Value>> = parse_json(bytes, "manifest.json")?;
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Self::of(e).with_context(|| format!("manifest.json, image @{i}")))
+            .collect()
+    }
+
+    fn of(entry: &Map<String, Value>) -> Result<Self> {
+        let field = |name: &str| {
+            entry.get(name).or_else(|| {
+                entry
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v)
+            })
+        };
+        let strings = |name: &str| -> Result<Option<Vec<String>>> {
+            match field(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map(Some)
+                    .with_context(|| format!("{name} is not a list of strings")),
+            }
+        };
+        Ok(Self {
+            config: field("Config")
+                .and_then(Value::as_str)
+                .context("no Config (a string) names the image's config")?
+                .to_string(),
+            repo_tags: strings("RepoTags")?,
+            layers: strings("Layers")?.context("no Layers list")?,
+        })
+    }
+}
+
+pub fn read(store: &Store, select: &Select) -> Result<Image> {
+    let manifest = store
+        .get("manifest.json")
+        .with_context(|| store.not_a("a docker-archive", "oci-layout", "oci-archive"))?;
+    let entries =
+        ArchiveManifestEntry::parse(&manifest.read_capped(MAX_MANIFEST, "manifest.json")?)?;
+    let (entry, name) = match select {
+        Select::Only => match entries.as_slice() {
+            [one] => (one, None),
+            [] => bail!("manifest.json lists no image"),
+            _ => bail!(
+                "the archive holds {} images: name one with :NAME:TAG or :@INDEX",
+                entries.len()
+            ),
+        },
+        Select::Index(i) => (
+            entries.get(*i).ok_or_else(|| {
+                NotFound(format!(
+                    "the archive has no image @{i} ({})",
+                    image::count(entries.len())
+                ))
+            })?,
+            None,
+        ),
+        // The name as the archive spells it (docker's short form, or podman's and skopeo's full one).
+        Select::Name(n) => entries
+            .iter()
+            .find_map(|e| {
+                let tag = e.repo_tags.iter().flatten().find(|t| same_image(t, n))?;
+                Some((e, Some(tag.clone())))
+            })
+            .ok_or_else(|| NotFound(format!("the archive has no image tagged {n}")))?,
+    };
+    let name = name.or_else(|| entry.repo_tags.iter().flatten().next().cloned());
+
+    let config_blob = store.get(&entry.config)?;
+    // Config is only a path (docker names it by its digest, Jib `config.json`):
+    // the image ID is the digest of the content, and the layers are checked
+    // against its diff_ids as they are copied.
+    let config = config_blob.read_capped(MAX_CONFIG, &format!("config {}", entry.config))?;
+    let config_json: Value = parse_json(&config, &format!("config {}", entry.config))?;
+    let diff_ids = image::diff_ids(&config_json)?;
+    if diff_ids.len() != entry.layers.len() {
+        bail!(
+            "manifest.json lists {} layers but the config has {} diff_ids",
+            entry.layers.len(),
+            diff_ids.len()
+        );
+    }
+    let mut layers = Vec::new();
+    let mut zstd = false;
+    for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
+        let blob = store.get(path)?;
+        // docker save writes plain tar; docker load also takes compressed layers.
+        let compression = blob.compression()?;
+        let media_type = match compression {
+            Compression::Plain => image::DOCKER_LAYER,
+            Compression::Gzip => image::DOCKER_LAYER_GZIP,
+            Compression::Zstd => {
+                zstd = true;
+                image::OCI_LAYER_ZSTD
+            }
+            Compression::Unsupported(kind) => {
+                bail!(decompress::unsupported(&format!("layer {path}"), kind))
+            }
+        };
+        // Uncompressed layers are their own diff_id (checked when copied); a
+        // compressed one is hashed here: its file name may be the diff_id's.
+        let digest = if compression == Compression::Plain {
+            diff_id.clone()
+        } else {
+            digest::copy_hashed(&mut blob.open()?, &mut std::io::sink())?.0
+        };
+        layers.push(Layer::new(media_type, digest, diff_id, blob));
+    }
+    let image = Image {
+        family: Family::Docker,
+        config,
+        layers,
+        manifest_annotations: Map::new(),
+        manifest_digest: None,
+        name,
+    };
+    // A Docker manifest has no zstd layer type; an OCI one has.
+    Ok(if zstd { image.into_oci() } else { image })
+}
+
+/// `repo:tag` → `repo:tag-hardened`, the default name of a hardened image.
+pub fn hardened_name(name: &str) -> Option<String> {
+    let (repo, tag) = name
+        .rsplit_once(':')
+        .filter(|(r, t)| !r.is_empty() && !r.contains('@') && !t.contains('/'))?;
+    Some(format!("{repo}:{}", hardened_tag(tag)))
+}
+
+/// The `docker save` format: uncompressed layers named by diff_id, the config
+/// named by its digest, and manifest.json.
+pub fn write(image: &Image, path: &Path, repo_tag: Option<String>, sync: bool) -> Result<Written> {
+    let mut out = TarOutput::create(path, sync)?;
+    let mut layer_names = Vec::new();
+    let mut written = HashSet::new();
+    for layer in &image.layers {
+        let name = format!("{}.tar", layer.diff_id.hex());
+        if written.insert(name.clone()) {
+            if layer.is_compressed() {
+                append_decompressed(&mut out.tar, &name, layer, &out.out.scratch_dir())?;
+            } else {
+                out.append_blob(&name, &layer.blob, &layer.diff_id)?;
+            }
+        }
+        layer_names.push(name);
+    }
+    let config_digest = image.config_digest();
+    let config_name = format!("{}.json", config_digest.hex());
+    out.append_bytes(&config_name, &image.config)?;
+    let manifest = json!([{
+        "Config": config_name,
+        "RepoTags": repo_tag.iter().collect::<Vec<_>>(),
+        "Layers": layer_names,
+    }]);
+    out.append_bytes("manifest.json", &serde_json::to_vec(&manifest)?)?;
+    out.finish()?;
+    Ok(Written {
+        destination: format!(
+            "docker-archive:{}{}",
+            path.display(),
+            repo_tag.map(|t| format!(":{t}")).unwrap_or_default()
+        ),
+        manifest_digest: None,
+        image_id: Some(config_digest.to_string()),
+        blobs: None,
+    })
+}
+
+/// docker-archive layers are uncompressed: decompress (gzip or zstd) into a
+/// scratch file (the tar header needs the size first), checking the
+/// compressed digest and the diff_id.
+fn append_decompressed<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    layer: &Layer,
+    scratch_dir: &Path,
+) -> Result<()> {
+    let mut scratch = tempfile::tempfile_in(scratch_dir)?;
+    let mut compressed = HashingReader::new(layer.blob.open()?);
+    let mut tar_stream = decompress::layer_tar(
+        &mut compressed,
+        layer.blob.len(),
+        format!("layer {}", layer.digest),
+    )?;
+    let mut out = BufWriter::new(&mut scratch);
+    let plain = digest::copy_hashed(&mut tar_stream, &mut out).with_context(|| {
+        let origin = layer
+            .blob
+            .origin()
+            .map(|o| format!(" ({o})"))
+            .unwrap_or_default();
+        format!("decompressing layer {}{origin}", layer.digest)
+    })?;
+    out.flush()?;
+    drop((out, tar_stream));
+    // Whatever follows the compressed stream still belongs to the blob's digest.
+    io::copy(&mut compressed, &mut io::sink())?;
+    layer
+        .blob
+        .verify("layer", &layer.digest, compressed.finish())?;
+    if plain.0 != layer.diff_id {
+        bail!(
+            "layer {} decompresses to {}, but the config says {}",
+            layer.digest,
+            plain.0,
+            layer.diff_id
+        );
+    }
+    scratch.rewind()?;
+    let mut h = header(EntryType::Regular, 0o644, plain.1);
+    tar.append_data(&mut h, name, &mut scratch)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names() {
+        assert_eq!(
+            hardened_name("example/t:latest").as_deref(),
+            Some("example/t:latest-hardened")
+        );
+        assert_eq!(
+            hardened_name("localhost:5000/t:1").as_deref(),
+            Some("localhost:5000/t:1-hardened")
+        );
+        assert_eq!(
+            hardened_name("example/t:1-hardened").as_deref(),
+            Some("example/t:1-hardened")
+        );
+        assert_eq!(hardened_name("notag"), None);
+        assert_eq!(hardened_name("localhost:5000/notag"), None);
+    }
+}
