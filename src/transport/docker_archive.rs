@@ -15,6 +15,7 @@ use crate::manifest::parse_json;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
 use std::path::Path;
 use tar::EntryType;
@@ -166,7 +167,28 @@ pub fn hardened_name(name: &str) -> Option<String> {
 /// The `docker save` format: uncompressed layers named by diff_id, the config
 /// named by its digest, and manifest.json.
 pub fn write(image: &Image, path: &Path, repo_tag: Option<String>, sync: bool) -> Result<Written> {
-    let mut out = TarOutput::create(path, sync)?;
+    write_tar(image, TarOutput::create(path, sync)?, repo_tag.as_deref())?;
+    Ok(Written {
+        destination: format!(
+            "docker-archive:{}{}",
+            path.display(),
+            repo_tag.map(|t| format!(":{t}")).unwrap_or_default()
+        ),
+        manifest_digest: None,
+        image_id: Some(image.config_digest().to_string()),
+        blobs: None,
+    })
+}
+
+/// Writes the archive of `image`, tagged `repo_tag`, into `stream` in order
+/// (what `docker load` reads from a pipe).
+pub fn write_stream(image: &Image, stream: File, repo_tag: &str) -> Result<()> {
+    write_tar(image, TarOutput::stream(stream)?, Some(repo_tag))
+}
+
+/// The members in order: layers, config, and manifest.json last, so that a
+/// reader of a cut-off stream finds no image in it.
+fn write_tar(image: &Image, mut out: TarOutput, repo_tag: Option<&str>) -> Result<()> {
     let mut layer_names = Vec::new();
     let mut written = HashSet::new();
     for layer in &image.layers {
@@ -189,17 +211,7 @@ pub fn write(image: &Image, path: &Path, repo_tag: Option<String>, sync: bool) -
         "Layers": layer_names,
     }]);
     out.append_bytes("manifest.json", &serde_json::to_vec(&manifest)?)?;
-    out.finish()?;
-    Ok(Written {
-        destination: format!(
-            "docker-archive:{}{}",
-            path.display(),
-            repo_tag.map(|t| format!(":{t}")).unwrap_or_default()
-        ),
-        manifest_digest: None,
-        image_id: Some(config_digest.to_string()),
-        blobs: None,
-    })
+    out.finish()
 }
 
 /// docker-archive layers are uncompressed: decompress (gzip or zstd) into a

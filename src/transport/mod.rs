@@ -4,6 +4,7 @@
 //! and the pipeline asks a destination's `Capabilities` instead.
 
 pub mod docker_archive;
+pub mod docker_daemon;
 pub mod files;
 pub mod oci_layout;
 pub mod reference;
@@ -37,6 +38,7 @@ pub fn read(r: &ImageRef, registries: &Registries) -> Result<Content> {
         ImageRef::OciArchive { path, select } => {
             Store::tar(path).and_then(|s| oci_layout::read(&s, select))
         }
+        ImageRef::DockerDaemon(name) => docker_daemon::read(name).map(Content::Image),
     };
     result.with_context(|| format!("reading {r}"))
 }
@@ -67,8 +69,10 @@ pub fn check_destination(src: &ImageRef, dest: &ImageRef) -> Result<()> {
         (ImageRef::Docker(a), ImageRef::Docker(b)) => {
             a.registry() == b.registry() && a.repository() == b.repository() && a.tag() == b.tag()
         }
-        (ImageRef::Oci { .. } | ImageRef::Docker(_), _)
-        | (_, ImageRef::Oci { .. } | ImageRef::Docker(_)) => false,
+        // Loading over the source's own name would move it off the source.
+        (ImageRef::DockerDaemon(a), ImageRef::DockerDaemon(b)) => same_image(a, b),
+        (ImageRef::Oci { .. } | ImageRef::Docker(_) | ImageRef::DockerDaemon(_), _)
+        | (_, ImageRef::Oci { .. } | ImageRef::Docker(_) | ImageRef::DockerDaemon(_)) => false,
         (
             ImageRef::DockerArchive { path: a, .. } | ImageRef::OciArchive { path: a, .. },
             ImageRef::DockerArchive { path: b, .. } | ImageRef::OciArchive { path: b, .. },
@@ -144,6 +148,9 @@ fn write_to(
                     .and_then(docker_archive::hardened_name)
             });
             docker_archive::write(image, path, name, sync)
+        }
+        ImageRef::DockerDaemon(name) => {
+            docker_daemon::write(one.context("an engine loads one image")?, name)
         }
         ImageRef::Oci { dir, .. } => oci_layout::write_dir(content, dir, name, sync),
         ImageRef::OciArchive { path, .. } => oci_layout::write_archive(content, path, name, sync),

@@ -16,6 +16,11 @@ pub enum ImageRef {
     /// `docker://REF`, an image in a registry, normalized as docker does
     /// (`alpine` is `docker.io/library/alpine:latest`).
     Docker(Reference),
+    /// `docker-daemon:NAME[:TAG|@DIGEST]` or `docker-daemon:sha256:ID`, an
+    /// image in a Docker Engine API (dockerd, podman's service), named as
+    /// written: the engine resolves it (podman's `aws:v1` is
+    /// `localhost/aws:v1`, docker's `docker.io/library/aws:v1`).
+    DockerDaemon(String),
 }
 
 /// Which image of a file or layout: the only one, one by name (a
@@ -87,6 +92,12 @@ impl ImageRef {
                 layers: LayerForm::Plain,
                 many_platforms: false,
             },
+            // The engine loads a docker-archive.
+            ImageRef::DockerDaemon(_) => Capabilities {
+                docker_media_types: true,
+                layers: LayerForm::Plain,
+                many_platforms: false,
+            },
             ImageRef::Oci { .. } | ImageRef::OciArchive { .. } => Capabilities {
                 docker_media_types: false,
                 layers: LayerForm::AsTheyAre,
@@ -102,6 +113,7 @@ impl ImageRef {
             ImageRef::DockerArchive { .. } => "a docker-archive",
             ImageRef::Oci { .. } => "an OCI layout",
             ImageRef::OciArchive { .. } => "an oci-archive",
+            ImageRef::DockerDaemon(_) => "a Docker engine",
         }
     }
 
@@ -110,6 +122,13 @@ impl ImageRef {
     pub fn output_name(&self) -> Result<Option<&str>> {
         match self {
             ImageRef::Docker(_) => Ok(None),
+            ImageRef::DockerDaemon(name) if is_image_id(name) => {
+                bail!("{name:?} is an image ID; a docker-daemon destination is NAME:TAG")
+            }
+            ImageRef::DockerDaemon(name) if name.contains('@') => {
+                bail!("{name:?} names a digest; a docker-daemon destination is NAME:TAG")
+            }
+            ImageRef::DockerDaemon(name) => Ok(Some(name)),
             ImageRef::DockerArchive { select, .. } => select.output_name(":NAME:TAG"),
             ImageRef::Oci { select, .. } | ImageRef::OciArchive { select, .. } => {
                 select.output_name(":TAG")
@@ -121,8 +140,11 @@ impl ImageRef {
         if let Some(r) = s.strip_prefix("docker://") {
             return Ok(ImageRef::Docker(parse_reference(r)?));
         }
+        if let Some(name) = s.strip_prefix("docker-daemon:") {
+            return Ok(ImageRef::DockerDaemon(daemon_name(name)?));
+        }
         let Some((transport, rest)) = s.split_once(':') else {
-            bail!("{s:?} names no transport: use docker://REF, docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH[:TAG]");
+            bail!("{s:?} names no transport: use docker://REF, docker-daemon:NAME:TAG, docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH[:TAG]");
         };
         let (path, reference) = match rest.split_once(':') {
             Some((p, r)) => (p, Some(r)),
@@ -171,7 +193,8 @@ impl ImageRef {
     }
 }
 
-const TRANSPORTS: &str = "docker://REF, docker-archive:PATH, oci:DIR, oci-archive:PATH";
+const TRANSPORTS: &str =
+    "docker://REF, docker-daemon:NAME:TAG, docker-archive:PATH, oci:DIR, oci-archive:PATH";
 
 /// The transport prefix `name` is a likely typo of (case aside, at most
 /// two edits away and a third of the name's length).
@@ -179,6 +202,7 @@ fn closest_transport(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
     [
         ("docker-archive", "docker-archive:"),
+        ("docker-daemon", "docker-daemon:"),
         ("oci-archive", "oci-archive:"),
         ("docker", "docker://"),
         ("oci", "oci:"),
@@ -210,6 +234,7 @@ impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (transport, path, select) = match self {
             ImageRef::Docker(r) => return write!(f, "docker://{r}"),
+            ImageRef::DockerDaemon(name) => return write!(f, "docker-daemon:{name}"),
             ImageRef::DockerArchive { path, select } => ("docker-archive", path, select),
             ImageRef::Oci { dir, select } => ("oci", dir, select),
             ImageRef::OciArchive { path, select } => ("oci-archive", path, select),
@@ -304,6 +329,28 @@ pub fn archive_name(n: &str) -> Result<String> {
     })
 }
 
+/// `sha256:` and 64 hex digits: an engine's image ID.
+fn is_image_id(name: &str) -> bool {
+    name.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// An engine image as skopeo's docker-daemon: takes it: an image ID, or a
+/// reference with a tag or a digest; without either it is `:latest`, as
+/// `docker run` takes it. Kept as written, for the engine to resolve.
+fn daemon_name(n: &str) -> Result<String> {
+    if is_image_id(n) {
+        return Ok(n.to_string());
+    }
+    let r = parse_reference(n).map_err(|e| anyhow::anyhow!("docker-daemon:{n}: {e}"))?;
+    let tagged = r.digest().is_some() || n.rsplit('/').next().is_some_and(|l| l.contains(':'));
+    Ok(if tagged {
+        n.to_string()
+    } else {
+        format!("{n}:latest")
+    })
+}
+
 /// Whether two image names are the same once docker's normalization is
 /// applied to both (`alpine:3.19` is `docker.io/library/alpine:3.19`).
 pub fn same_image(a: &str, b: &str) -> bool {
@@ -332,6 +379,40 @@ mod tests {
         for host in ["alpine", "localhost", "quay.io", "nope", "oci"] {
             assert_eq!(closest_transport(host), None, "{host}");
         }
+    }
+
+    #[test]
+    fn parses_daemon_names() {
+        let parse = |s: &str| ImageRef::parse(s).map_err(|e| e.to_string());
+        assert_eq!(
+            parse("docker-daemon:aws:v1"),
+            Ok(ImageRef::DockerDaemon("aws:v1".into()))
+        );
+        assert_eq!(
+            parse("docker-daemon:localhost:5000/app"),
+            Ok(ImageRef::DockerDaemon("localhost:5000/app:latest".into()))
+        );
+        let id = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            parse(&format!("docker-daemon:{id}")),
+            Ok(ImageRef::DockerDaemon(id.clone()))
+        );
+        let dest = |s: &str| {
+            let r = ImageRef::parse(s).unwrap();
+            r.output_name()
+                .map(|n| n.map(str::to_string))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(dest("docker-daemon:aws:v1"), Ok(Some("aws:v1".into())));
+        assert!(dest(&format!("docker-daemon:{id}")).is_err());
+        let digest = format!("docker-daemon:aws@sha256:{}", "0".repeat(64));
+        assert!(dest(&digest).unwrap_err().contains("NAME:TAG"));
+        assert!(parse("docker-daemon:UPPER:v1").is_err());
+        assert!(parse("docker-daemon:").is_err());
+        assert_eq!(
+            ImageRef::parse("docker-daemon:aws:v1").unwrap().to_string(),
+            "docker-daemon:aws:v1"
+        );
     }
 
     #[test]

@@ -129,11 +129,22 @@ impl Store {
                 path.display()
             );
         }
-        let (mut file, mut blob_file) = if meta.is_file() {
+        let (file, blob_file) = if meta.is_file() {
             (file, BlobFile::new(path))
         } else {
             spool(file, path, "reading")?
         };
+        Self::index_tar(file, blob_file, path)
+    }
+
+    /// Indexes a tar that arrives as a stream (an engine's `docker save`),
+    /// copied to a temp file first; `origin` names it in messages.
+    pub fn tar_stream(stream: impl Read, origin: &Path) -> Result<Store> {
+        let (file, blob_file) = spool(stream, origin, "reading")?;
+        Self::index_tar(file, blob_file, origin)
+    }
+
+    fn index_tar(mut file: File, mut blob_file: Arc<BlobFile>, path: &Path) -> Result<Store> {
         let len = file.metadata()?.len();
         let whole = Blob::File {
             path: blob_file.clone(),

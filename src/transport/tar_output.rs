@@ -29,6 +29,15 @@ pub(super) struct TarOutput {
 impl TarOutput {
     pub(super) fn create(dest: &Path, sync: bool) -> Result<TarOutput> {
         let (file, out) = OutFile::create(dest, sync)?;
+        Self::over(file, out)
+    }
+
+    /// A tar written in order into `stream` (a pipe), as into `/dev/stdout`.
+    pub(super) fn stream(stream: File) -> Result<TarOutput> {
+        Self::over(stream, OutFile::Stream)
+    }
+
+    fn over(file: File, out: OutFile) -> Result<TarOutput> {
         let placed = match out {
             OutFile::Temp { .. } => Some(Arc::new(file.try_clone()?)),
             OutFile::Stream => None,

@@ -1,0 +1,349 @@
+//! The `docker-daemon:` transport: an image in a Docker Engine, over its API
+//! (dockerd, or podman's Docker-compatible service). Reading streams
+//! `GET /images/{name}/get` (the `docker save` format) into a temp file and
+//! reads it as a docker-archive; writing streams the archive writer's output
+//! into `POST /images/load` through a pipe, so no archive is written to disk.
+//!
+//! The engine is the one the docker CLI talks to: `DOCKER_HOST` (default
+//! `unix:///var/run/docker.sock`; `tcp://HOST:PORT`, with TLS from
+//! `DOCKER_CERT_PATH` when `DOCKER_TLS_VERIFY` is set).
+
+use super::docker_archive;
+use super::reference::Select;
+use super::store::Store;
+use super::written::Written;
+use crate::exit::{AuthError, NotFound};
+use crate::image::Image;
+use crate::registry::runtime;
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// How long a request may wait for the engine to answer at all; the
+/// transfers themselves take as long as they take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An engine API endpoint, as `DOCKER_HOST` names it.
+struct Engine {
+    http: reqwest::Client,
+    /// The URL requests are made against (`http://docker` for a socket).
+    base: String,
+    /// `DOCKER_HOST` as given, for messages.
+    host: String,
+}
+
+impl Engine {
+    fn from_env() -> Result<Engine> {
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        let builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+        let (builder, base) = if let Some(path) = host.strip_prefix("unix://") {
+            (
+                builder.unix_socket(PathBuf::from(path)),
+                "http://docker".to_string(),
+            )
+        } else if let Some(addr) = host.strip_prefix("tcp://") {
+            let addr = addr.trim_end_matches('/');
+            match std::env::var("DOCKER_TLS_VERIFY") {
+                Ok(v) if !v.is_empty() => (tls(builder)?, format!("https://{addr}")),
+                _ => (builder, format!("http://{addr}")),
+            }
+        } else {
+            bail!("DOCKER_HOST={host}: harden reaches an engine at unix://PATH or tcp://HOST:PORT");
+        };
+        let http = builder
+            .build()
+            .context("cannot set up the engine's HTTP client")?;
+        Ok(Engine { http, base, host })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The engine's answer, or an error naming the engine and what it said
+    /// (its JSON `message`); `missing` is the error for a 404.
+    async fn check(&self, r: reqwest::Result<Response>, missing: &str) -> Result<Response> {
+        let r = r.map_err(|e| self.unreachable(&e))?;
+        let status = r.status();
+        if status.is_success() {
+            return Ok(r);
+        }
+        let body = r.text().await.unwrap_or_default();
+        let said = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| body.trim().to_string());
+        match status {
+            StatusCode::NOT_FOUND => Err(NotFound(format!("{missing} ({said})")).into()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err(AuthError(format!("the engine at {} refused: {said}", self.host)).into())
+            }
+            _ => bail!("the engine at {} answered {status}: {said}", self.host),
+        }
+    }
+
+    /// Why the engine could not be reached, from the I/O error under `e`.
+    fn unreachable(&self, e: &reqwest::Error) -> anyhow::Error {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<io::Error>() {
+                let host = &self.host;
+                return match io.kind() {
+                    io::ErrorKind::PermissionDenied => AuthError(format!(
+                        "permission denied on {host}: run as a user the engine's socket \
+                         allows (root, or a member of its group)"
+                    ))
+                    .into(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                        anyhow::anyhow!(
+                            "no engine answers at {host} ({io}): is it running? \
+                             (DOCKER_HOST names another)"
+                        )
+                    }
+                    _ => anyhow::anyhow!("cannot reach the engine at {host}: {io}"),
+                };
+            }
+            cause = c.source();
+        }
+        anyhow::anyhow!("cannot reach the engine at {}: {e}", self.host)
+    }
+
+    /// The image ID (config digest) the engine has under `name`.
+    async fn image_id(&self, name: &str) -> Result<String> {
+        let url = self.url(&format!("/images/{}/json", path_segment(name)));
+        let missing = format!("the engine at {} has no image {name}", self.host);
+        let r = self
+            .check(self.http.get(url).send().await, &missing)
+            .await?;
+        let body = r
+            .bytes()
+            .await
+            .context("reading the engine's image inspect")?;
+        let info: Value =
+            serde_json::from_slice(&body).context("the engine's image inspect is not JSON")?;
+        info["Id"]
+            .as_str()
+            .map(str::to_string)
+            .context("the engine's image inspect has no Id")
+    }
+}
+
+/// The client certificate and CA of `DOCKER_CERT_PATH` (default
+/// `~/.docker`), as the docker CLI reads them for `DOCKER_TLS_VERIFY`.
+fn tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder> {
+    let dir = match std::env::var_os("DOCKER_CERT_PATH").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker"),
+    };
+    let read = |f: &str| {
+        let path = dir.join(f);
+        std::fs::read(&path)
+            .with_context(|| format!("DOCKER_TLS_VERIFY: cannot read {}", path.display()))
+    };
+    let ca = reqwest::Certificate::from_pem(&read("ca.pem")?).context("ca.pem")?;
+    let mut identity = read("cert.pem")?;
+    identity.extend_from_slice(&read("key.pem")?);
+    let identity = reqwest::Identity::from_pem(&identity).context("cert.pem and key.pem")?;
+    // ring, as for registries: pure Rust and C, builds static everywhere.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(builder.tls_certs_only([ca]).identity(identity))
+}
+
+/// `name` as one path segment of the API (`/` and `:` stay, as the docker
+/// CLI sends them; the engine's router takes the rest of the path).
+fn path_segment(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'/' | b':' | b'@' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A response body as a blocking reader, for the archive reader.
+struct BodyReader {
+    response: Response,
+    chunk: Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match runtime().block_on(self.response.chunk()) {
+                Ok(Some(c)) => self.chunk = c,
+                Ok(None) => return Ok(0),
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Reads the image the engine has as `name`: its `docker save` stream,
+/// spooled to a temp file (removed with the image, or on Ctrl-C), read as a
+/// docker-archive, and checked to be the image the engine names so.
+pub fn read(name: &str) -> Result<Image> {
+    let engine = Engine::from_env()?;
+    let (id, response) = runtime().block_on(async {
+        let id = engine.image_id(name).await?;
+        // By ID: the image inspected, even if the name moves meanwhile.
+        let url = engine.url(&format!("/images/{}/get", path_segment(&id)));
+        let missing = format!("the engine at {} has no image {id}", engine.host);
+        let r = engine
+            .check(engine.http.get(url).send().await, &missing)
+            .await?;
+        anyhow::Ok((id, r))
+    })?;
+    let origin = Path::new("the engine's archive");
+    let body = BodyReader {
+        response,
+        chunk: Bytes::new(),
+    };
+    let store = Store::tar_stream(body, origin)?;
+    let mut image = docker_archive::read(&store, &Select::Only)?;
+    if image.config_digest().as_str() != id {
+        bail!(
+            "the engine sent image {}, not the {id} it has as {name}",
+            image.config_digest()
+        );
+    }
+    // An archive of an image ID names no tag: the name asked for is its name.
+    image.name.get_or_insert_with(|| name.to_string());
+    Ok(image)
+}
+
+/// Loads `image` into the engine as `name` (NAME:TAG): the archive is
+/// written into a pipe that is the request's body. The engine tags an image
+/// only once it has read the whole archive, whose manifest.json comes last:
+/// a write that fails ends the request with an error, and no tag is made.
+pub fn write(image: &Image, name: &str) -> Result<Written> {
+    let engine = Engine::from_env()?;
+    let (pipe_out, pipe_in) = io::pipe().context("cannot make a pipe")?;
+    let (done, finished) = tokio::sync::oneshot::channel::<std::result::Result<(), String>>();
+    let (written, loaded) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            let result =
+                docker_archive::write_stream(image, File::from(OwnedFd::from(pipe_in)), name);
+            let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+            result
+        });
+        let loaded = runtime().block_on(async {
+            let archive = tokio::fs::File::from_std(File::from(OwnedFd::from(pipe_out)));
+            // After the archive's last byte: fail the body when the writer
+            // failed, so the engine sees a broken request, not an archive.
+            let end = stream::once(async move {
+                match finished.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(Err(io::Error::other(e))),
+                    Err(_) => Some(Err(io::Error::other("the archive writer stopped"))),
+                }
+            })
+            .filter_map(|end| async move { end });
+            let body = tokio_util::io::ReaderStream::with_capacity(archive, 256 << 10).chain(end);
+            let request = engine
+                .http
+                .post(engine.url("/images/load?quiet=1"))
+                .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await;
+            let r = engine
+                .check(
+                    request,
+                    &format!("the engine at {} has no load endpoint", engine.host),
+                )
+                .await?;
+            let said = r
+                .text()
+                .await
+                .context("reading the engine's answer to the load")?;
+            load_outcome(&said)
+        });
+        (writer.join(), loaded)
+    });
+    // The writer's error is the cause of any the engine reports.
+    match written {
+        Ok(result) => result.context("writing the archive for the engine")?,
+        Err(_) => bail!("the archive writer panicked"),
+    }
+    loaded.with_context(|| format!("the engine at {} did not load the image", engine.host))?;
+    let id = runtime().block_on(engine.image_id(name))?;
+    let want = image.config_digest();
+    if id != want.as_str() {
+        bail!("the engine has {id} as {name} after the load, not the {want} harden wrote");
+    }
+    Ok(Written {
+        destination: format!("docker-daemon:{name}"),
+        manifest_digest: None,
+        image_id: Some(id),
+        blobs: None,
+    })
+}
+
+/// Whether the load's answer (a stream of JSON messages; an error comes
+/// with status 200, as `{"error": ...}`) says an image was loaded.
+fn load_outcome(said: &str) -> Result<()> {
+    let messages: Vec<Value> = serde_json::Deserializer::from_str(said)
+        .into_iter::<Value>()
+        .filter_map(|m| m.ok())
+        .collect();
+    if let Some(error) = messages.iter().find_map(|m| {
+        m["errorDetail"]["message"]
+            .as_str()
+            .or(m["error"].as_str())
+            .map(str::to_string)
+    }) {
+        bail!("{error}");
+    }
+    let loaded = messages
+        .iter()
+        .filter_map(|m| m["stream"].as_str())
+        .any(|s| s.contains("Loaded image"));
+    if !loaded {
+        bail!("its answer names no loaded image: {}", said.trim());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_answers() {
+        assert!(load_outcome("{\"stream\":\"Loaded image: aws:v1\\n\"}\n").is_ok());
+        // podman's compat API says it in one message, without a newline.
+        assert!(load_outcome("{\"stream\":\"Loaded image: localhost/aws:v1\"}").is_ok());
+        let e = load_outcome(
+            "{\"errorDetail\":{\"message\":\"unexpected EOF\"},\"error\":\"unexpected EOF\"}",
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "unexpected EOF");
+        assert!(load_outcome("").is_err());
+        assert!(load_outcome("{\"stream\":\"Open manifest.json\"}").is_err());
+    }
+
+    #[test]
+    fn names_are_one_segment() {
+        assert_eq!(
+            path_segment("localhost:5000/a/b:v1"),
+            "localhost:5000/a/b:v1"
+        );
+        assert_eq!(path_segment("a b?#"), "a%20b%3F%23");
+    }
+}
