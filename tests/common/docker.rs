@@ -14,11 +14,17 @@ pub struct Docker {
 
 impl Docker {
     pub fn start() -> Docker {
+        Docker::start_named("dockerd")
+    }
+
+    /// An engine in a directory of its own (`name`), so that the tests of
+    /// one binary can each have one at the same time.
+    pub fn start_named(name: &str) -> Docker {
         which("dockerd");
         which("docker");
         // Its sockets' paths must stay short (sun_path is 108 bytes): dockerd's
         // own, and containerd's below exec/.
-        let dir = super::scratch("dockerd");
+        let dir = super::scratch(name);
         assert!(
             dir.as_os_str().len() < 70,
             "{}: too long a path for dockerd's sockets (set a shorter TMPDIR)",

@@ -1,0 +1,344 @@
+//! The `docker-daemon:` transport against real engines: a private dockerd
+//! (Debian's docker.io) and podman's Docker-compatible service, each on a
+//! unix socket in the test's temp dir (../shared/RECIPES.md).
+
+mod common;
+use common::docker::Docker;
+use common::registry::Registry;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// harden with `DOCKER_HOST=host`.
+fn harden_at(host: &str, args: &[&str]) -> Output {
+    Command::new(harden_bin())
+        .env("DOCKER_HOST", host)
+        .args(args)
+        .output()
+        .expect("run harden")
+}
+
+fn harden_ok(host: &str, args: &[&str]) -> String {
+    let out = harden_at(host, args);
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "harden {args:?}: {o}\n{e}");
+    o
+}
+
+/// `docker build` of a FROM-scratch busybox image (root, HOME /root).
+fn build(docker: &Docker, dir: &Path, tag: &str) {
+    let context = dir.join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::copy(which("busybox"), context.join("busybox")).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\n\
+         COPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         ENV PATH=/bin\n\
+         CMD [\"id\", \"-u\"]\n",
+    )
+    .unwrap();
+    docker.build(tag, &context);
+}
+
+fn docker_id(docker: &Docker, name: &str) -> String {
+    sh(docker
+        .command()
+        .args(["image", "inspect", "--format", "{{.Id}}", name]))
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn docker_images_are_hardened_in_the_engine_and_run_there() {
+    let docker = Docker::start_named("dd-run");
+    let host = docker.host();
+    let dir = scratch("daemon-docker");
+    build(&docker, &dir, "app:1");
+    let source_id = docker_id(&docker, "app:1");
+
+    // daemon → daemon, with the report's ID the engine's.
+    let report = harden_ok(
+        &host,
+        &[
+            "rewrite",
+            "-q",
+            "--json",
+            "docker-daemon:app:1",
+            "docker-daemon:app:1-hardened",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let id = docker_id(&docker, "app:1-hardened");
+    assert_eq!(report["image_id"], id.as_str(), "{report}");
+    assert_eq!(report["destination"], "docker-daemon:app:1-hardened");
+    assert_eq!(
+        docker_id(&docker, "app:1"),
+        source_id,
+        "the source is untouched"
+    );
+    assert_eq!(docker.run_ok(&[], "app:1-hardened", &[]).trim(), "1000");
+    assert_eq!(
+        docker
+            .run_ok(&["-e", "HARDEN_UID=4321"], "app:1-hardened", &[])
+            .trim(),
+        "4321"
+    );
+
+    // The seed's bind mount: a host directory owned by 1001 is used as 1001.
+    harden_ok(
+        &host,
+        &[
+            "rewrite",
+            "-q",
+            "docker-daemon:app:1",
+            "docker-daemon:app:1-data",
+            "--uid-env",
+            "AWS_UID",
+            "--match-owner",
+            "/data",
+        ],
+    );
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(1001), Some(1001)).unwrap();
+    let mount = format!("type=bind,src={},dst=/data", data.display());
+    let out = docker.run_ok(
+        &["--mount", &mount],
+        "app:1-data",
+        &["sh", "-c", "id -u; touch /data/f; stat -c %u /data/f"],
+    );
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1001", "1001"]);
+    let out = docker.run_ok(&["-e", "AWS_UID=1500"], "app:1-data", &[]);
+    assert_eq!(out.trim(), "1500");
+
+    // daemon → archive → daemon gives the same image as daemon → daemon.
+    let tar = dir.join("hardened.tar");
+    let archive = format!("docker-archive:{}", tar.display());
+    harden_ok(&host, &["rewrite", "-q", "docker-daemon:app:1", &archive]);
+    harden_ok(&host, &["rewrite", "-q", &archive, "docker-daemon:again:1"]);
+    assert_eq!(docker_id(&docker, "again:1"), id);
+
+    // daemon → registry: docker pulls the same image back.
+    let registry = Registry::plain("daemon");
+    let pushed = format!("{}/app:1-hardened", registry.addr);
+    harden_ok(
+        &host,
+        &[
+            "rewrite",
+            "-q",
+            "--dest-tls-verify=false",
+            "docker-daemon:app:1",
+            &format!("docker://{pushed}"),
+        ],
+    );
+    sh(docker.command().args(["pull", "-q", &pushed]));
+    assert_eq!(docker_id(&docker, &pushed), id);
+
+    // inspect and check read the engine too.
+    let out = harden_ok(&host, &["check", "docker-daemon:app:1-hardened"]);
+    assert!(out.contains("PASS"), "{out}");
+    let out = harden_at(&host, &["check", "docker-daemon:app:1"]);
+    assert!(!out.status.success(), "the unhardened source fails check");
+}
+
+#[test]
+fn a_load_that_fails_leaves_no_tag() {
+    let docker = Docker::start_named("dd-broken");
+    let host = docker.host();
+    let dir = scratch("daemon-broken");
+    build(&docker, &dir, "app:1");
+    // A saved image whose layer no longer matches its diff_id: harden finds
+    // out only once the layer has streamed to the engine.
+    let tar = dir.join("saved.tar");
+    sh(docker
+        .command()
+        .args(["save", "-o", tar.to_str().unwrap(), "app:1"]));
+    let unpacked = dir.join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    sh(cmd(
+        "tar",
+        &[
+            "-xf",
+            tar.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+        ],
+    ));
+    let layer = walk_files(&unpacked)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tar"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("a layer");
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&layer, bytes).unwrap();
+    let broken = dir.join("broken.tar");
+    sh(cmd(
+        "tar",
+        &[
+            "-cf",
+            broken.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+            ".",
+        ],
+    ));
+    let out = harden_at(
+        &host,
+        &[
+            "rewrite",
+            "-q",
+            &format!("docker-archive:{}", broken.display()),
+            "docker-daemon:broken:1",
+        ],
+    );
+    let (_, err) = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("sha256:"),
+        "the error names the mismatch: {err}"
+    );
+    let inspect = docker
+        .command()
+        .args(["image", "inspect", "broken:1"])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "no tag after a failed load");
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn engine_errors_name_the_engine_and_choose_the_exit_code() {
+    let docker = Docker::start_named("dd-errors");
+    let host = docker.host();
+    let dir = scratch("daemon-errors");
+
+    let out = harden_at(&host, &["inspect", "docker-daemon:absent:1"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains(&host) && err.contains("absent:1"), "{err}");
+
+    // No engine at the socket's path: stopped, or never started.
+    let gone = format!("unix://{}", dir.join("stopped.sock").display());
+    let out = harden_at(&gone, &["inspect", "docker-daemon:app:1"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&gone) && err.contains("is it running"),
+        "{err}"
+    );
+
+    // A socket the user may not open (mode 600, root's; harden as nobody).
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = dir.join("closed.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let closed = format!("unix://{}", socket.display());
+    let mut parent = dir.parent();
+    while let Some(p) = parent {
+        // Every directory above must let nobody reach the socket.
+        let mode = std::fs::metadata(p).unwrap().permissions().mode();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o011)).unwrap();
+        parent = p.parent().filter(|p| p != &Path::new("/"));
+    }
+    // A copy nobody may run, wherever the build is.
+    let bin = dir.join("harden");
+    std::fs::copy(harden_bin(), &bin).unwrap();
+    let out = Command::new(which("setpriv"))
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["inspect", "docker-daemon:app:1"])
+        .env("DOCKER_HOST", &closed)
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("permission denied") && err.contains(&closed),
+        "{err}"
+    );
+
+    let out = harden_at("ssh://host", &["inspect", "docker-daemon:app:1"]);
+    assert!(text(&out).1.contains("DOCKER_HOST=ssh://host"));
+
+    let out = harden_at(
+        &host,
+        &["rewrite", "docker-daemon:a:1", "docker-daemon:a:1"],
+    );
+    assert!(text(&out).1.contains("is the source"));
+}
+
+/// podman's Docker-compatible API service on the test's podman store.
+struct PodmanService {
+    child: Child,
+    host: String,
+}
+
+impl PodmanService {
+    fn start(dir: &Path) -> PodmanService {
+        let socket = dir.join("podman.sock");
+        let host = format!("unix://{}", socket.display());
+        let child = podman()
+            .command()
+            .args(["system", "service", "--time", "0", &host])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start podman system service");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "podman's service did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        PodmanService { child, host }
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn podmans_service_is_an_engine_too() {
+    let dir = scratch("daemon-podman");
+    let service = PodmanService::start(&dir);
+    let host = &service.host;
+    let source = fixtures().archive("busybox");
+    harden_ok(host, &["rewrite", "-q", &source, "docker-daemon:papp:1"]);
+    let p = podman();
+    assert_eq!(p.run_ok(&[], "papp:1", &["id", "-u"]).trim(), "1000");
+    // Read back from podman's store and loaded again under a new name.
+    harden_ok(
+        host,
+        &[
+            "rewrite",
+            "-q",
+            "docker-daemon:papp:1",
+            "docker-daemon:papp:2",
+        ],
+    );
+    let out = p.run_ok(&["-e", "HARDEN_UID=1234"], "papp:2", &["id", "-u"]);
+    assert_eq!(out.trim(), "1234");
+    let out = harden_at(host, &["inspect", "docker-daemon:absent:1"]);
+    assert_eq!(out.status.code(), Some(4), "{:?}", text(&out));
+}
