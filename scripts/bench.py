@@ -93,6 +93,25 @@ def make_archive(path, mib):
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
+class Engine:
+    """A private dockerd on a unix socket, as ../shared/RECIPES.md starts it."""
+    def __init__(self):
+        d = os.path.join(W, "dd"); os.makedirs(d)
+        open(os.path.join(d, "daemon.json"), "w").write("{}")
+        self.host = f"unix://{d}/docker.sock"
+        self.p = subprocess.Popen(["dockerd", "--config-file", f"{d}/daemon.json", "--data-root", f"{d}/data",
+                                   "--exec-root", f"{d}/exec", "--pidfile", f"{d}/d.pid", "-H", self.host,
+                                   "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
+                                   "--bridge=none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            if subprocess.run(["docker", "version"], env=dict(os.environ, DOCKER_HOST=self.host),
+                              capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise SystemExit("bench: dockerd did not start")
+    def stop(self):
+        self.p.terminate(); self.p.wait()
+
 class Registry:
     def __init__(self, name):
         self.dir = os.path.join(W, "reg-" + name); shutil.rmtree(self.dir, ignore_errors=True); os.makedirs(self.dir)
@@ -141,7 +160,7 @@ class CountingProxy:
 # ---------- the cases
 
 def main():
-    for tool in ["docker-registry", "skopeo", "umoci", "gosu", "setpriv"]:
+    for tool in ["docker-registry", "skopeo", "umoci", "gosu", "setpriv", "dockerd", "docker"]:
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is missing (make deps installs the tools)")
     shutil.rmtree(W, ignore_errors=True); os.makedirs(W); os.makedirs(OUT, exist_ok=True)
@@ -247,6 +266,26 @@ def main():
     print(f"  {big} MiB: harden {f['harden']:.2f}s ({f['harden_mib_stored']:.0f} MiB stored), skopeo copy "
           f"{f['skopeo']:.2f}s ({f['skopeo_mib_stored']:.0f} MiB stored) ({f['skopeo']/f['harden']:.2f}x harden)")
     reg.stop()
+
+    print("== Docker engine: docker-daemon: -> docker-daemon: vs docker save | harden | docker load")
+    engine = Engine()
+    try:
+        big = SIZES[-1]
+        env = dict(os.environ, DOCKER_HOST=engine.host)
+        sh("docker", "load", "-q", "-i", f"{W}/img-{big}.tar", env=env)
+        name = f"bench/img:{big}"  # the name make_archive gives it
+        untag = lambda: subprocess.run(["docker", "rmi", "-f", "bench/img:h"], env=env, capture_output=True)
+        pipe = median(f"DOCKER_HOST={engine.host} docker save {name} | {HARDEN} rewrite -q "
+                      f"docker-archive:/dev/stdin docker-archive:/dev/stdout:bench/img:h | "
+                      f"DOCKER_HOST={engine.host} docker load -q", untag)
+        direct = median(f"DOCKER_HOST={engine.host} {HARDEN} rewrite -q docker-daemon:{name} "
+                        f"docker-daemon:bench/img:h", untag)
+        results["docker_daemon"] = {"mib": big, "save_harden_load": pipe[0], "harden": direct[0],
+                                    "harden_rss_kib": direct[1]}
+        print(f"  {big:4} MiB  save|harden|load {pipe[0]:6.2f}s  docker-daemon: {direct[0]:6.2f}s"
+              f" ({direct[0]/pipe[0]:.2f}x the pipe, peak {direct[1]//1024} MiB)")
+    finally:
+        engine.stop()
 
     print("== step-down: TOOL 1000:1000 /bin/true, 3 x 2000 spawns of each (posix_spawn + wait, no shell)")
     spawn = build_c(SPAWN_C, "spawn")
