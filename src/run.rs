@@ -188,13 +188,22 @@ pub fn harden_one(
         }
     }
     let content = transport::read(src, registries)?;
-    // A registry gets compressed layers (as from docker push, skopeo, crane),
-    // each pushed as soon as it is made; a dry run only says so.
+    // A destination that wants gzipped layers (a registry, as from docker
+    // push, skopeo, crane) gets them; a dry run only says so.
     let mut early = None;
-    let content = match dst {
-        ImageRef::Docker(r) if !run.dry_run => {
-            let uploads = early.insert(registry::EarlyUploads::new(r, registries, progress)?);
-            compress::gzip_layers(content, progress, |growing| uploads.push(growing))?
+    let content = match dst.capabilities().layers {
+        LayerForm::Gzip if !run.dry_run => {
+            // A registry starts pushing each layer while it is gzipped.
+            let mut uploads = match dst {
+                ImageRef::Docker(r) => {
+                    Some(early.insert(registry::EarlyUploads::new(r, registries, progress)?))
+                }
+                _ => None,
+            };
+            compress::gzip_layers(content, progress, |growing| match uploads.as_mut() {
+                Some(uploads) => uploads.push(growing),
+                None => Ok(()),
+            })?
         }
         _ => content,
     };

@@ -281,4 +281,87 @@ mod tests {
         assert_eq!(hardened_name("notag"), None);
         assert_eq!(hardened_name("localhost:5000/notag"), None);
     }
+
+    use crate::image::Family;
+    use crate::transport::testing;
+
+    #[test]
+    fn what_it_writes_it_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar");
+        let image = testing::image(Family::Docker, &[("a", b"one"), ("b", b"two")]);
+        let w = write(&image, &path, Some("example/t:1".into()), false).unwrap();
+        assert_eq!(
+            w.destination,
+            format!("docker-archive:{}:example/t:1", path.display())
+        );
+        assert_eq!(w.image_id, Some(image.config_digest().to_string()));
+        let back = read(
+            &Store::tar(&path).unwrap(),
+            &Select::Name("example/t:1".into()),
+        )
+        .unwrap();
+        assert_eq!(back.config, image.config);
+        assert_eq!(back.name.as_deref(), Some("example/t:1"));
+        let ids = |i: &Image| {
+            i.layers
+                .iter()
+                .map(|l| l.diff_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&back), ids(&image));
+        for (a, b) in back.layers.iter().zip(&image.layers) {
+            assert_eq!(
+                a.blob.read_capped(1 << 20, "a").unwrap(),
+                b.blob.read_capped(1 << 20, "b").unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_is_the_same_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = testing::image(Family::Docker, &[("a", b"one")]);
+        let path = dir.path().join("file.tar");
+        write(&image, &path, Some("t:1".into()), false).unwrap();
+        let streamed = dir.path().join("stream.tar");
+        write_stream(&image, File::create(&streamed).unwrap(), "t:1").unwrap();
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            std::fs::read(streamed).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_blob_that_fails_its_digest_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar");
+        let image = testing::corrupted(testing::image(Family::Docker, &[("a", b"one")]));
+        let e = write(&image, &path, None, false).unwrap_err();
+        assert!(
+            format!("{e:#}").contains(image.layers[0].diff_id.as_str()),
+            "{e:#}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        // Into a stream, manifest.json (which names the image) never comes.
+        let mut streamed = Vec::new();
+        let (mut out, into) = std::io::pipe().unwrap();
+        let reader = std::thread::spawn(move || {
+            std::io::copy(&mut out, &mut streamed).unwrap();
+            streamed
+        });
+        let file = File::from(std::os::fd::OwnedFd::from(into));
+        assert!(write_stream(&image, file, "t:1").is_err());
+        let streamed = reader.join().unwrap();
+        let mut names = Vec::new();
+        for e in tar::Archive::new(&streamed[..])
+            .entries()
+            .unwrap()
+            .flatten()
+        {
+            names.push(e.path().unwrap().to_string_lossy().to_string());
+        }
+        assert!(!names.contains(&"manifest.json".to_string()), "{names:?}");
+    }
 }

@@ -156,3 +156,58 @@ fn write_to(
         ImageRef::OciArchive { path, .. } => oci_layout::write_archive(content, path, name, sync),
     }
 }
+
+/// Images for the transports' unit tests, made in memory.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::digest::Digest;
+    use crate::image::{Blob, Family, Image, Layer, DOCKER_LAYER, OCI_LAYER};
+    use std::sync::Arc;
+
+    /// A plain layer tar holding one file `name` with `content`.
+    pub fn layer_tar(name: &str, content: &[u8]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = crate::layer::header(tar::EntryType::Regular, 0o644, content.len() as u64);
+        tar.append_data(&mut h, name, content).unwrap();
+        tar.into_inner().unwrap()
+    }
+
+    /// An image of `family` with one plain layer per `(name, content)`.
+    pub fn image(family: Family, files: &[(&str, &[u8])]) -> Image {
+        let media_type = match family {
+            Family::Docker => DOCKER_LAYER,
+            Family::Oci => OCI_LAYER,
+        };
+        let layers: Vec<Layer> = files
+            .iter()
+            .map(|(name, content)| {
+                let tar = layer_tar(name, content);
+                let d = Digest::of(&tar);
+                Layer::new(media_type, d.clone(), d, Blob::Bytes(Arc::new(tar)))
+            })
+            .collect();
+        let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Cmd": ["/bin/app"], "Env": ["PATH=/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        Image {
+            family,
+            config: serde_json::to_vec(&config).unwrap(),
+            layers,
+            manifest_annotations: Default::default(),
+            manifest_digest: None,
+            name: None,
+        }
+    }
+
+    /// `image` with its first layer's bytes changed, its digests not.
+    pub fn corrupted(mut image: Image) -> Image {
+        let layer = &mut image.layers[0];
+        let mut bytes = layer.blob.read_capped(1 << 20, "layer").unwrap();
+        bytes[600] ^= 0xff;
+        layer.blob = Blob::Bytes(Arc::new(bytes));
+        image
+    }
+}

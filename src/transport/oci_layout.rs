@@ -449,3 +449,52 @@ pub fn write_archive(
 ) -> Result<Written> {
     write(content, Layout::new_archive(path, sync)?, tag)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Family;
+    use crate::transport::testing;
+
+    fn only_image(content: Content) -> Image {
+        match content {
+            Content::Image(i) => i,
+            Content::Index(_) => panic!("an index"),
+        }
+    }
+
+    #[test]
+    fn what_it_writes_it_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = testing::image(Family::Oci, &[("a", b"one"), ("b", b"two")]);
+        let content = Content::Image(image.clone());
+        let layout = dir.path().join("layout");
+        let w = write_dir(&content, &layout, Some("v1"), false).unwrap();
+        assert_eq!(w.image_id, Some(image.config_digest().to_string()));
+        // A second image joins the first; the tag picks each.
+        let other = testing::image(Family::Oci, &[("c", b"three")]);
+        write_dir(&Content::Image(other.clone()), &layout, Some("v2"), false).unwrap();
+        let store = Store::dir(&layout).unwrap();
+        let v1 = only_image(read(&store, &Select::Name("v1".into())).unwrap());
+        let v2 = only_image(read(&store, &Select::Name("v2".into())).unwrap());
+        assert_eq!((v1.config, v2.config), (image.config.clone(), other.config));
+        assert_eq!(v1.manifest_digest.map(|d| d.to_string()), w.manifest_digest);
+
+        let archive = dir.path().join("a.tar");
+        write_archive(&content, &archive, Some("v1"), false).unwrap();
+        let back = only_image(read(&Store::tar(&archive).unwrap(), &Select::Only).unwrap());
+        assert_eq!(back.config, image.config);
+        assert_eq!(back.layers.len(), 2);
+    }
+
+    #[test]
+    fn a_blob_that_fails_its_digest_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = testing::corrupted(testing::image(Family::Oci, &[("a", b"one")]));
+        let content = Content::Image(image);
+        assert!(write_dir(&content, &dir.path().join("layout"), Some("v1"), false).is_err());
+        assert!(write_archive(&content, &dir.path().join("a.tar"), None, false).is_err());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -137,11 +137,12 @@ impl Store {
         Self::index_tar(file, blob_file, path)
     }
 
-    /// Indexes a tar that arrives as a stream (an engine's `docker save`),
-    /// copied to a temp file first; `origin` names it in messages.
-    pub fn tar_stream(stream: impl Read, origin: &Path) -> Result<Store> {
-        let (file, blob_file) = spool(stream, origin, "reading")?;
-        Self::index_tar(file, blob_file, origin)
+    /// Indexes a tar its caller has copied into `spooled` (an engine's
+    /// `docker save`), removed with the store's blobs; `origin` names it in
+    /// messages.
+    pub fn tar_spooled(spooled: tempfile::NamedTempFile, origin: &Path) -> Result<Store> {
+        let file = spooled.reopen()?;
+        Self::index_tar(file, BlobFile::temp(spooled.into_temp_path()), origin)
     }
 
     fn index_tar(mut file: File, mut blob_file: Arc<BlobFile>, path: &Path) -> Result<Store> {

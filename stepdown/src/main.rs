@@ -333,54 +333,25 @@ fn gosu_form(
     run_command(command, env, Some(vars), opts.init)
 }
 
+/// Helpers of the modules' unit tests.
 #[cfg(test)]
-mod tests {
+mod testing {
     use super::*;
-    use crate::accounts::User;
-    use crate::options::MOUNTED_HOME;
-    use crate::privileges::{caps_from_file, not_stuck};
 
     /// argv as the kernel gives it: pointers to NUL-terminated strings, NULL after the last.
-    fn args(list: &[&'static CStr]) -> Args {
+    pub fn args(list: &[&'static CStr]) -> Args {
         let mut v: Vec<*const c_char> = list.iter().map(|s| s.as_ptr()).collect();
         v.push(core::ptr::null());
         let v: &'static [*const c_char] = Vec::leak(v);
         &v[..list.len()]
     }
 
-    fn opts(list: &[&'static CStr]) -> Options {
+    pub fn opts(list: &[&'static CStr]) -> Options {
         parse_options(args(list)).ok().unwrap().0
     }
 
-    #[test]
-    fn keeps_the_groups_the_runtime_was_asked_for() {
-        let kept = |ids: &[u32], passwd: Option<&'static [u8]>, group: Option<&'static [u8]>| {
-            let mut ids = ids.to_vec();
-            let n = keep_runtime_groups(&mut ids, passwd, group);
-            ids[..n].to_vec()
-        };
-        // podman on an alpine-like image with --group-add 2000 --group-add 27:
-        // root's own groups (and 0) go, the added ones stay; 27 is root's too.
-        let group: &[u8] =
-            b"root:x:0:root\nwheel:x:10:root,other\ndisk:x:6:root\nvideo:x:27:root\nstaff:x:50:\n";
-        assert_eq!(
-            kept(&[1000, 0, 6, 10, 27, 2000], None, Some(group)),
-            [1000, 2000]
-        );
-        // Root under another name in /etc/passwd: that name's groups go.
-        let passwd: &[u8] = b"toor:x:0:0::/root:/bin/sh\n";
-        let group: &[u8] = b"wheel:x:10:toor\nstaff:x:50:root\n";
-        assert_eq!(kept(&[1000, 10, 50], Some(passwd), Some(group)), [50, 1000]);
-        // No /etc/group (scratch): everything the runtime gave but 0; sorted, once.
-        assert_eq!(
-            kept(&[1000, 3000, 0, 1000, 2000], None, None),
-            [1000, 2000, 3000]
-        );
-        assert_eq!(kept(&[1000], None, None), [1000]);
-    }
-
     /// The message of a failure, without prefix and newline.
-    fn err_text<T>(r: report::Result<T>) -> String {
+    pub fn err_text<T>(r: report::Result<T>) -> String {
         assert!(r.is_err(), "accepted");
         let line = report::last();
         line.trim_start_matches("harden-stepdown: ")
@@ -388,105 +359,7 @@ mod tests {
             .to_string()
     }
 
-    #[test]
-    fn failed_checks_say_what_did_not_stick() {
-        for (what, text) in [
-            (&b""[..], "privilege drop did not stick"),
-            (b": groups", "privilege drop did not stick: groups"),
-        ] {
-            assert_eq!(err_text::<()>(Err(not_stuck(what))), text);
-        }
-    }
-
-    #[test]
-    fn parses_both_forms() {
-        let (o, cmd) = parse_options(args(&[
-            c"--uid",
-            c"42",
-            c"--user",
-            c"aws",
-            c"--chown",
-            c"/data",
-            c"--init",
-            c"--mounted-home",
-            c"/root",
-            c"--",
-            c"ls",
-            c"-l",
-        ]))
-        .ok()
-        .unwrap();
-        assert_eq!(
-            (o.uid, o.get(USER), o.spec, o.get(MOUNTED_HOME)),
-            (Some(42), Some(&b"aws"[..]), None, Some(&b"/root"[..]))
-        );
-        assert_eq!(
-            (o.chowns, o.chown[0].to_bytes(), o.init),
-            (1, &b"/data"[..], true)
-        );
-        assert_eq!(
-            cmd.iter().map(|p| arg(*p)).collect::<Vec<_>>(),
-            [&b"ls"[..], b"-l"]
-        );
-        let (o, cmd) = parse_options(args(&[c"--allow-new-privs", c"1000:1000", c"id"]))
-            .ok()
-            .unwrap();
-        assert_eq!(o.spec, Some(&b"1000:1000"[..]));
-        assert!(o.allow_new_privs);
-        assert_eq!(arg(cmd[0]), b"id");
-    }
-
-    #[test]
-    fn file_capabilities_told_from_ambient_ones() {
-        let caps = |permitted| {
-            Ok(sys::Caps {
-                permitted,
-                ..Default::default()
-            })
-        };
-        let setid = 1 << sys::CAP_SETUID | 1 << sys::CAP_SETGID;
-        // podman --user 1000 --cap-add SETUID,SETGID: in the ambient set.
-        assert!(!caps_from_file(caps(setid), |c| c == sys::CAP_SETGID as usize));
-        // A copy with file capabilities: the kernel emptied the ambient set.
-        assert!(caps_from_file(caps(setid), |_| false));
-        assert!(!caps_from_file(caps(0), |_| false));
-        assert!(caps_from_file(Err(sys::Errno(1)), |_| true));
-    }
-
-    #[test]
-    fn rejects_bad_options() {
-        for bad in [
-            &[c"--uid", c"0", c"--", c"x"][..],
-            &[c"--uid", c"abc", c"--", c"x"],
-            &[c"--uid"],
-            &[c"--bogus", c"--", c"x"],
-            &[c"--uid", c"5", c"x"],
-            &[c"--user", c"a:b", c"--", c"x"],
-            &[c"--home", c"rel", c"--", c"x"],
-            &[c"--chown", c"rel", c"--", c"x"],
-            &[c"--mounted-home", c"/etc", c"--", c"x"],
-            &[c"--mounted-home", c"/", c"--", c"x"],
-            &[c"--mounted-home", c"/root/../etc", c"--", c"x"],
-            &[c"--uid", c"5"],
-        ] {
-            assert!(parse_options(args(bad)).is_err(), "{bad:?} accepted");
-        }
-        let nine = [c"--chown", c"/d"].repeat(9);
-        assert_eq!(
-            err_text(parse_options(args(&nine))),
-            "more than 8 --chown paths"
-        );
-        assert_eq!(
-            err_text(parse_options(args(&[c"--uid"]))),
-            "--uid needs a value"
-        );
-        assert_eq!(
-            err_text(parse_options(args(&[c"--bogus"]))),
-            "unknown option \"--bogus\"; see --help"
-        );
-    }
-
-    fn env_of(
+    pub fn env_of(
         pairs: &'static [(&'static str, &'static str)],
     ) -> impl Fn(&[u8]) -> Option<&'static [u8]> {
         move |k| {
@@ -495,122 +368,5 @@ mod tests {
                 .find(|(n, _)| n.as_bytes() == k)
                 .map(|(_, v)| v.as_bytes())
         }
-    }
-
-    #[test]
-    fn target_env_beats_owner_beats_default() {
-        let o = opts(&[c"--uid", c"2000", c"--"]);
-        let t = |env, owner| choose_target(&o, env_of(env), owner, None).ok();
-        assert_eq!(t(&[], None), Some((2000, 2000)));
-        assert_eq!(t(&[], Some((4321, 99))), Some((4321, 99)));
-        assert_eq!(t(&[], Some((0, 0))), Some((2000, 2000)));
-        assert_eq!(t(&[], Some((4321, 0))), Some((4321, 4321)));
-        assert_eq!(
-            t(&[("HARDEN_UID", "1234")], Some((4321, 99))),
-            Some((1234, 1234))
-        );
-        assert_eq!(
-            t(&[("HARDEN_UID", "1234"), ("HARDEN_GID", "55")], None),
-            Some((1234, 55))
-        );
-        assert_eq!(
-            choose_target(&opts(&[c"--"]), env_of(&[]), None, None).ok(),
-            Some((1000, 1000))
-        );
-    }
-
-    #[test]
-    fn target_uses_named_image_user_when_no_uid_given() {
-        let node = User {
-            name: b"node",
-            uid: 1001,
-            gid: 1002,
-            home: b"/home/node",
-        };
-        let o = opts(&[c"--user", c"node", c"--"]);
-        assert_eq!(
-            choose_target(&o, env_of(&[]), None, Some(&node)).ok(),
-            Some((1001, 1002))
-        );
-    }
-
-    #[test]
-    fn target_env_names_are_configurable_and_values_checked() {
-        let o = opts(&[c"--uid-env", c"AWS_UID", c"--gid-env", c"AWS_GID", c"--"]);
-        assert_eq!(
-            choose_target(&o, env_of(&[("AWS_UID", "501")]), None, None).ok(),
-            Some((501, 501))
-        );
-        assert_eq!(
-            choose_target(&o, env_of(&[("HARDEN_UID", "501")]), None, None).ok(),
-            Some((1000, 1000))
-        );
-        for bad in ["0", "", "1000; rm -rf /", "12\n", "4294967295", "-1"] {
-            let env = move |k: &[u8]| (k == b"AWS_UID").then_some(bad.as_bytes());
-            let e = err_text(choose_target(&o, env, None, None));
-            assert!(e.starts_with("$AWS_UID "), "{bad:?}: {e}");
-        }
-        let env = |k: &[u8]| (k == b"AWS_GID").then_some(&b"0"[..]);
-        assert_eq!(
-            err_text(choose_target(&o, env, None, None)),
-            "$AWS_GID is 0: refusing to run as root"
-        );
-    }
-
-    const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
-    const GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
-
-    fn resolve(spec: &str) -> report::Result<(u32, u32, Vec<u32>, String)> {
-        resolve_spec(spec.as_bytes(), PASSWD, || Ok(GROUP), 0).map(|t| {
-            let name = String::from_utf8_lossy(t.name.as_bytes()).into_owned();
-            (t.uid, t.gid, t.groups[..t.ngroups].to_vec(), name)
-        })
-    }
-
-    #[test]
-    fn spec_resolution_like_gosu_but_never_gid_zero() {
-        assert_eq!(
-            resolve("app").ok(),
-            Some((1000, 1000, vec![50, 1000], "app".into()))
-        );
-        let home = resolve_spec(b"app", PASSWD, || Ok(GROUP), 0)
-            .ok()
-            .unwrap()
-            .home;
-        assert_eq!(home, b"/home/app");
-        // /etc/group is read only when the spec needs it: a numeric group,
-        // or a UID without a passwd entry, never reads it.
-        let unreadable = || Err(error(b"read /etc/group"));
-        for (spec, uid, gid) in [("app:50", 1000, 50), ("4242", 4242, 4242), (":7", 0, 7)] {
-            let t = resolve_spec(spec.as_bytes(), PASSWD, unreadable, 0)
-                .ok()
-                .unwrap();
-            assert_eq!((t.uid, t.gid), (uid, gid), "{spec}");
-        }
-        for spec in ["app", "app:staff", "1000", "4242:staff"] {
-            let t = resolve_spec(spec.as_bytes(), PASSWD, unreadable, 0);
-            assert_eq!(err_text(t), "read /etc/group", "{spec}");
-        }
-        assert_eq!(
-            resolve("4242").ok(),
-            Some((4242, 4242, vec![4242], "4242".into()))
-        );
-        assert_eq!(
-            resolve("1000:50").ok(),
-            Some((1000, 50, vec![50], "app".into()))
-        );
-        assert_eq!(
-            resolve("app:staff").ok(),
-            Some((1000, 50, vec![50], "app".into()))
-        );
-        assert_eq!(resolve(":50").ok(), Some((0, 50, vec![50], "root".into())));
-        assert_eq!(
-            err_text(resolve("nobody-here")),
-            "unknown user \"nobody-here\" (not in /etc/passwd)"
-        );
-        assert!(resolve("app:nogroup").is_err());
-        // An empty group is the user's own, as gosu and runc read `app:`.
-        assert_eq!(resolve("app:").ok(), resolve("app").ok());
-        assert!(resolve("99999999999").is_err());
     }
 }

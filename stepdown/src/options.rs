@@ -165,3 +165,81 @@ pub(crate) fn nonzero_id(what: &[u8], value: &[u8]) -> report::Result<u32> {
         Err(IdError::TooLarge) => Err(error_with(b"%s %q is larger than 2147483647", v)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arg;
+    use crate::testing::{args, err_text};
+
+    #[test]
+    fn parses_both_forms() {
+        let (o, cmd) = parse_options(args(&[
+            c"--uid",
+            c"42",
+            c"--user",
+            c"aws",
+            c"--chown",
+            c"/data",
+            c"--init",
+            c"--mounted-home",
+            c"/root",
+            c"--",
+            c"ls",
+            c"-l",
+        ]))
+        .ok()
+        .unwrap();
+        assert_eq!(
+            (o.uid, o.get(USER), o.spec, o.get(MOUNTED_HOME)),
+            (Some(42), Some(&b"aws"[..]), None, Some(&b"/root"[..]))
+        );
+        assert_eq!(
+            (o.chowns, o.chown[0].to_bytes(), o.init),
+            (1, &b"/data"[..], true)
+        );
+        assert_eq!(
+            cmd.iter().map(|p| arg(*p)).collect::<Vec<_>>(),
+            [&b"ls"[..], b"-l"]
+        );
+        let (o, cmd) = parse_options(args(&[c"--allow-new-privs", c"1000:1000", c"id"]))
+            .ok()
+            .unwrap();
+        assert_eq!(o.spec, Some(&b"1000:1000"[..]));
+        assert!(o.allow_new_privs);
+        assert_eq!(arg(cmd[0]), b"id");
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        for bad in [
+            &[c"--uid", c"0", c"--", c"x"][..],
+            &[c"--uid", c"abc", c"--", c"x"],
+            &[c"--uid"],
+            &[c"--bogus", c"--", c"x"],
+            &[c"--uid", c"5", c"x"],
+            &[c"--user", c"a:b", c"--", c"x"],
+            &[c"--home", c"rel", c"--", c"x"],
+            &[c"--chown", c"rel", c"--", c"x"],
+            &[c"--mounted-home", c"/etc", c"--", c"x"],
+            &[c"--mounted-home", c"/", c"--", c"x"],
+            &[c"--mounted-home", c"/root/../etc", c"--", c"x"],
+            &[c"--uid", c"5"],
+        ] {
+            assert!(parse_options(args(bad)).is_err(), "{bad:?} accepted");
+        }
+        let nine = [c"--chown", c"/d"].repeat(9);
+        assert_eq!(
+            err_text(parse_options(args(&nine))),
+            "more than 8 --chown paths"
+        );
+        assert_eq!(
+            err_text(parse_options(args(&[c"--uid"]))),
+            "--uid needs a value"
+        );
+        assert_eq!(
+            err_text(parse_options(args(&[c"--bogus"]))),
+            "unknown option \"--bogus\"; see --help"
+        );
+    }
+}

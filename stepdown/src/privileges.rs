@@ -218,3 +218,36 @@ pub(crate) fn set_no_new_privs() -> report::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::err_text;
+
+    #[test]
+    fn failed_checks_say_what_did_not_stick() {
+        for (what, text) in [
+            (&b""[..], "privilege drop did not stick"),
+            (b": groups", "privilege drop did not stick: groups"),
+        ] {
+            assert_eq!(err_text::<()>(Err(not_stuck(what))), text);
+        }
+    }
+
+    #[test]
+    fn file_capabilities_told_from_ambient_ones() {
+        let caps = |permitted| {
+            Ok(sys::Caps {
+                permitted,
+                ..Default::default()
+            })
+        };
+        let setid = 1 << sys::CAP_SETUID | 1 << sys::CAP_SETGID;
+        // podman --user 1000 --cap-add SETUID,SETGID: in the ambient set.
+        assert!(!caps_from_file(caps(setid), |c| c == sys::CAP_SETGID as usize));
+        // A copy with file capabilities: the kernel emptied the ambient set.
+        assert!(caps_from_file(caps(setid), |_| false));
+        assert!(!caps_from_file(caps(0), |_| false));
+        assert!(caps_from_file(Err(sys::Errno(1)), |_| true));
+    }
+}
