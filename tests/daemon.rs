@@ -4,7 +4,7 @@
 
 mod common;
 use common::docker::Docker;
-use common::registry::Registry;
+use common::registry::{client_cert, free_port, make_certs, Registry};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -341,4 +341,70 @@ fn podmans_service_is_an_engine_too() {
     assert_eq!(out.trim(), "1234");
     let out = harden_at(host, &["inspect", "docker-daemon:absent:1"]);
     assert_eq!(out.status.code(), Some(4), "{:?}", text(&out));
+}
+
+#[test]
+fn an_engine_over_tcp_with_tls_as_the_docker_cli_reaches_it() {
+    let certs = scratch("daemon-tls-certs");
+    make_certs(&certs);
+    client_cert(&certs);
+    let c = |f: &str| certs.join(f).to_str().unwrap().to_string();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let docker = Docker::start_with(
+        "dd-tls",
+        &[
+            "--tlsverify".into(),
+            format!("--tlscacert={}", c("ca.crt")),
+            format!("--tlscert={}", c("server.crt")),
+            format!("--tlskey={}", c("server.key")),
+            "-H".into(),
+            format!("tcp://{addr}"),
+        ],
+    );
+    let dir = scratch("daemon-tls");
+    build(&docker, &dir, "app:1");
+    // DOCKER_CERT_PATH as the docker CLI reads it: ca.pem, cert.pem, key.pem.
+    let client = dir.join("client");
+    std::fs::create_dir(&client).unwrap();
+    for (from, to) in [
+        ("ca.crt", "ca.pem"),
+        ("client.crt", "cert.pem"),
+        ("client.key", "key.pem"),
+    ] {
+        std::fs::copy(certs.join(from), client.join(to)).unwrap();
+    }
+    let tcp = format!("tcp://{addr}");
+    let run = |tls: Option<&Path>, args: &[&str]| {
+        let mut c = Command::new(harden_bin());
+        c.env("DOCKER_HOST", &tcp).args(args);
+        if let Some(path) = tls {
+            c.env("DOCKER_TLS_VERIFY", "1")
+                .env("DOCKER_CERT_PATH", path);
+        }
+        c.output().unwrap()
+    };
+    let out = run(
+        Some(&client),
+        &[
+            "rewrite",
+            "-q",
+            "docker-daemon:app:1",
+            "docker-daemon:app:1-hardened",
+        ],
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(docker.run_ok(&[], "app:1-hardened", &[]).trim(), "1000");
+    // Without TLS, or without the client's certificate, the engine refuses.
+    let out = run(None, &["inspect", "docker-daemon:app:1"]);
+    assert!(
+        !out.status.success(),
+        "plain HTTP to a TLS engine: {:?}",
+        text(&out)
+    );
+    let no_cert = dir.join("no-cert");
+    std::fs::create_dir(&no_cert).unwrap();
+    std::fs::copy(client.join("ca.pem"), no_cert.join("ca.pem")).unwrap();
+    let out = run(Some(&no_cert), &["inspect", "docker-daemon:app:1"]);
+    let (_, err) = text(&out);
+    assert!(!out.status.success() && err.contains("cert.pem"), "{err}");
 }

@@ -177,8 +177,7 @@ fn path_segment(name: &str) -> String {
 /// docker-archive, and checked to be the image the engine names so.
 pub fn read(name: &str) -> Result<Image> {
     let engine = Engine::from_env()?;
-    let mut spooled = crate::interrupt::temp_file("harden-input-")?;
-    let id = runtime().block_on(async {
+    let (id, spooled) = runtime().block_on(async {
         let id = engine.image_id(name).await?;
         // By ID: the image inspected, even if the name moves meanwhile.
         let url = engine.url(&format!("/images/{}/get", path_segment(&id)));
@@ -186,14 +185,16 @@ pub fn read(name: &str) -> Result<Image> {
         let mut r = engine
             .check(engine.http.get(url).send().await, &missing)
             .await?;
-        // Into the temp file as the chunks come: the archive reader seeks.
+        // Into a temp file as the chunks come (the archive reader seeks),
+        // made once the engine has answered.
+        let mut spooled = crate::interrupt::temp_file("harden-input-")?;
         let spool = spooled.as_file_mut();
         while let Some(chunk) = r.chunk().await.context("reading the engine's archive")? {
             spool
                 .write_all(&chunk)
                 .context("spooling the engine's archive")?;
         }
-        anyhow::Ok(id)
+        anyhow::Ok((id, spooled))
     })?;
     let store = Store::tar_spooled(spooled, Path::new("the engine's archive"))?;
     let mut image = docker_archive::read(&store, &Select::Only)?;

@@ -20,6 +20,11 @@ impl Docker {
     /// An engine in a directory of its own (`name`), so that the tests of
     /// one binary can each have one at the same time.
     pub fn start_named(name: &str) -> Docker {
+        Docker::start_with(name, &[])
+    }
+
+    /// An engine that also takes `extra` arguments (another `-H`, TLS).
+    pub fn start_with(name: &str, extra: &[String]) -> Docker {
         which("dockerd");
         which("docker");
         // Its sockets' paths must stay short (sun_path is 108 bytes): dockerd's
@@ -49,6 +54,7 @@ impl Docker {
                 "--ip6tables=false",
             ])
             .arg("--bridge=none")
+            .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())

@@ -212,7 +212,7 @@ pub fn self_signed_cert(key: &std::path::Path, crt: &std::path::Path) {
 
 /// A CA, and a server certificate for IP 127.0.0.1 signed by it; `certs/`
 /// holds the CA as `ca.crt` (the certs.d layout).
-fn make_certs(dir: &std::path::Path) {
+pub fn make_certs(dir: &std::path::Path) {
     let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
     let ec = [
         "-newkey",
@@ -259,4 +259,48 @@ fn make_certs(dir: &std::path::Path) {
     ));
     std::fs::create_dir_all(dir.join("certs")).unwrap();
     std::fs::copy(dir.join("ca.crt"), dir.join("certs/ca.crt")).unwrap();
+}
+
+/// A client certificate (`client.crt`, `client.key`) signed by the CA of
+/// `make_certs` in `dir`, for servers that verify their clients.
+pub fn client_cert(dir: &std::path::Path) {
+    let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    sh(cmd(
+        "openssl",
+        &[
+            "req",
+            "-subj",
+            "/CN=harden test client",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &d("client.key"),
+            "-out",
+            &d("client.csr"),
+        ],
+    ));
+    std::fs::write(dir.join("client-ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    sh(cmd(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &d("client.csr"),
+            "-CA",
+            &d("ca.crt"),
+            "-CAkey",
+            &d("ca.key"),
+            "-CAcreateserial",
+            "-extfile",
+            &d("client-ext"),
+            "-out",
+            &d("client.crt"),
+        ],
+    ));
 }
