@@ -244,6 +244,15 @@ fn engine_errors_name_the_engine_and_choose_the_exit_code() {
         err.contains(&gone) && err.contains("is it running"),
         "{err}"
     );
+    // Writing to it says the same, not what the archive writer met after.
+    let source = fixtures().archive("busybox");
+    let out = harden_at(&gone, &["rewrite", "-q", &source, "docker-daemon:app:2"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is it running") && !err.contains("pipe"),
+        "{err}"
+    );
 
     // A socket the user may not open (mode 600, root's; harden as nobody).
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -262,12 +262,27 @@ pub fn write(image: &Image, name: &str) -> Result<Written> {
         });
         (writer.join(), loaded)
     });
-    // The writer's error is the cause of any the engine reports.
-    match written {
-        Ok(result) => result.context("writing the archive for the engine")?,
-        Err(_) => bail!("the archive writer panicked"),
+    let Ok(written) = written else {
+        bail!("the archive writer panicked")
+    };
+    // A writer that failed is the cause of what the engine says, unless
+    // it failed because the request ended first (the pipe's reader gone).
+    let reader_gone = |e: &anyhow::Error| {
+        e.chain()
+            .filter_map(|c| c.downcast_ref::<io::Error>())
+            .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    };
+    match (written, loaded) {
+        (Err(w), Err(l)) if reader_gone(&w) => return Err(l),
+        (Err(w), _) => return Err(w.context("writing the archive for the engine")),
+        (Ok(()), Err(l)) => {
+            return Err(l.context(format!(
+                "the engine at {} did not load the image",
+                engine.host
+            )))
+        }
+        (Ok(()), Ok(())) => {}
     }
-    loaded.with_context(|| format!("the engine at {} did not load the image", engine.host))?;
     let id = runtime().block_on(engine.image_id(name))?;
     let want = image.config_digest();
     if id != want.as_str() {
