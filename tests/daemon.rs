@@ -29,19 +29,7 @@ fn harden_ok(host: &str, args: &[&str]) -> String {
 
 /// `docker build` of a FROM-scratch busybox image (root, HOME /root).
 fn build(docker: &Docker, dir: &Path, tag: &str) {
-    let context = dir.join("context");
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::copy(which("busybox"), context.join("busybox")).unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\n\
-         COPY busybox /bin/busybox\n\
-         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-         ENV PATH=/bin\n\
-         CMD [\"id\", \"-u\"]\n",
-    )
-    .unwrap();
-    docker.build(tag, &context);
+    docker.build_busybox(tag, dir, "CMD [\"id\", \"-u\"]\n");
 }
 
 fn docker_id(docker: &Docker, name: &str) -> String {
@@ -177,26 +165,8 @@ fn a_load_that_fails_leaves_no_tag() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&layer, bytes).unwrap();
-    let broken = dir.join("broken.tar");
-    sh(cmd(
-        "tar",
-        &[
-            "-cf",
-            broken.to_str().unwrap(),
-            "-C",
-            unpacked.to_str().unwrap(),
-            ".",
-        ],
-    ));
-    let out = harden_at(
-        &host,
-        &[
-            "rewrite",
-            "-q",
-            &format!("docker-archive:{}", broken.display()),
-            "docker-daemon:broken:1",
-        ],
-    );
+    let broken = pack_archive(&unpacked, &dir.join("broken.tar"));
+    let out = harden_at(&host, &["rewrite", "-q", &broken, "docker-daemon:broken:1"]);
     let (_, err) = text(&out);
     assert!(!out.status.success(), "{err}");
     assert!(

@@ -11,21 +11,13 @@ use std::time::{Duration, Instant};
 /// `docker build` of a FROM-scratch busybox image with a health check that
 /// passes only for UID 1000; `docker save`d to `dir/source.tar`.
 fn build_source(docker: &Docker, dir: &Path) -> std::path::PathBuf {
-    let context = dir.join("context");
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::copy(which("busybox"), context.join("busybox")).unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\n\
-         COPY busybox /bin/busybox\n\
-         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-         ENV PATH=/bin\n\
-         WORKDIR /srv\n\
+    docker.build_busybox(
+        "example/src:1",
+        dir,
+        "WORKDIR /srv\n\
          HEALTHCHECK --interval=1s CMD test \"$(id -u)\" = 1000\n\
          CMD [\"sh\"]\n",
-    )
-    .unwrap();
-    docker.build("example/src:1", &context);
+    );
     let tar = dir.join("source.tar");
     sh(docker
         .command()

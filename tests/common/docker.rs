@@ -92,6 +92,21 @@ impl Docker {
         c
     }
 
+    /// `docker build -t TAG` of a FROM-scratch busybox image (the static
+    /// binary and its applets in /bin, PATH=/bin) with `rest` of the
+    /// Dockerfile after that, in `dir/context`.
+    pub fn build_busybox(&self, tag: &str, dir: &Path, rest: &str) {
+        let context = dir.join("context");
+        std::fs::create_dir_all(&context).unwrap();
+        std::fs::copy(super::which("busybox"), context.join("busybox")).unwrap();
+        let head = "FROM scratch\n\
+                    COPY busybox /bin/busybox\n\
+                    RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+                    ENV PATH=/bin\n";
+        std::fs::write(context.join("Dockerfile"), format!("{head}{rest}")).unwrap();
+        self.build(tag, &context);
+    }
+
     /// `docker build -t TAG` of `context` (the classic builder, which
     /// dockerd 20.10 has without buildx: it writes the legacy container_config).
     pub fn build(&self, tag: &str, context: &Path) {
