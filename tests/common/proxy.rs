@@ -15,7 +15,10 @@ pub struct Faults {
     pub too_many_every: Option<u64>,
     /// Cut the connection halfway through every Nth response body.
     pub cut_response_every: Option<u64>,
-    /// Cut the connection halfway through every Nth request body (uploads).
+    /// Cut the connection halfway through every Nth request body (uploads),
+    /// counted among requests with a body: a client whose retry is always
+    /// the same few requests (start, PUT, cancel) would otherwise meet the
+    /// cut at every attempt.
     pub cut_request_every: Option<u64>,
     /// Pass bodies at this many bytes per second (a slow link).
     pub throttle: Option<u64>,
@@ -28,6 +31,8 @@ pub struct Stats {
     pub bytes: AtomicU64,
     pub requests: AtomicU64,
     pub faults: AtomicU64,
+    /// Requests with a body that were forwarded.
+    pub bodies: AtomicU64,
     /// `METHOD PATH -> STATUS` per request.
     pub log: Mutex<Vec<String>>,
 }
@@ -206,7 +211,11 @@ fn serve(client: TcpStream, upstream: &str, stats: &Stats, faults: Faults) -> io
         }
         to_server.write_all(&request.bytes())?;
         let has_body = request.length.is_some_and(|l| l > 0) || request.chunked;
-        let cut = has_body && due(faults.cut_request_every, n);
+        let cut = has_body
+            && due(
+                faults.cut_request_every,
+                stats.bodies.fetch_add(1, Ordering::SeqCst) + 1,
+            );
         if copy_body(
             &mut from_client,
             &mut to_server,
