@@ -378,9 +378,14 @@ pub fn skopeo_copy(from: &str, to: &str) {
 /// The docker-archive of fixture `tag` unpacked into `dir/unpacked`, with its
 /// manifest.json, for a test to edit and pack again (`pack_archive`).
 pub fn unpack_archive(tag: &str, dir: &Path) -> (PathBuf, serde_json::Value) {
+    unpack_tar(&fixtures().archive_path(tag), dir)
+}
+
+/// The docker-archive at `archive` unpacked into `dir/unpacked`, with its
+/// manifest.json.
+pub fn unpack_tar(archive: &Path, dir: &Path) -> (PathBuf, serde_json::Value) {
     let unpacked = dir.join("unpacked");
     std::fs::create_dir(&unpacked).unwrap();
-    let archive = fixtures().archive_path(tag);
     sh(cmd(
         "tar",
         &[

@@ -228,35 +228,12 @@ pub fn make_certs(dir: &std::path::Path) {
     c.args(ec)
         .args(["-keyout", &d("ca.key"), "-out", &d("ca.crt")]);
     sh(c);
-    let mut c = cmd("openssl", &["req", "-subj", "/CN=127.0.0.1"]);
-    c.args(ec)
-        .args(["-keyout", &d("server.key"), "-out", &d("server.csr")]);
-    sh(c);
-    std::fs::write(
-        dir.join("ext"),
+    signed_by_ca(
+        dir,
+        "server",
+        "/CN=127.0.0.1",
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    sh(cmd(
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "2",
-            "-in",
-            &d("server.csr"),
-            "-CA",
-            &d("ca.crt"),
-            "-CAkey",
-            &d("ca.key"),
-            "-CAcreateserial",
-            "-extfile",
-            &d("ext"),
-            "-out",
-            &d("server.crt"),
-        ],
-    ));
+    );
     std::fs::create_dir_all(dir.join("certs")).unwrap();
     std::fs::copy(dir.join("ca.crt"), dir.join("certs/ca.crt")).unwrap();
 }
@@ -264,25 +241,42 @@ pub fn make_certs(dir: &std::path::Path) {
 /// A client certificate (`client.crt`, `client.key`) signed by the CA of
 /// `make_certs` in `dir`, for servers that verify their clients.
 pub fn client_cert(dir: &std::path::Path) {
+    signed_by_ca(
+        dir,
+        "client",
+        "/CN=harden test client",
+        "extendedKeyUsage=clientAuth\n",
+    );
+}
+
+/// `NAME.key` and `NAME.crt` for `subject` with the extensions `ext`,
+/// signed by the CA of `make_certs` in `dir`.
+fn signed_by_ca(dir: &std::path::Path, name: &str, subject: &str, ext: &str) {
     let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let (key, csr, crt, extfile) = (
+        d(&format!("{name}.key")),
+        d(&format!("{name}.csr")),
+        d(&format!("{name}.crt")),
+        d(&format!("{name}.ext")),
+    );
     sh(cmd(
         "openssl",
         &[
             "req",
             "-subj",
-            "/CN=harden test client",
+            subject,
             "-newkey",
             "ec",
             "-pkeyopt",
             "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-keyout",
-            &d("client.key"),
+            &key,
             "-out",
-            &d("client.csr"),
+            &csr,
         ],
     ));
-    std::fs::write(dir.join("client-ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    std::fs::write(&extfile, ext).unwrap();
     sh(cmd(
         "openssl",
         &[
@@ -291,16 +285,16 @@ pub fn client_cert(dir: &std::path::Path) {
             "-days",
             "2",
             "-in",
-            &d("client.csr"),
+            &csr,
             "-CA",
             &d("ca.crt"),
             "-CAkey",
             &d("ca.key"),
             "-CAcreateserial",
             "-extfile",
-            &d("client-ext"),
+            &extfile,
             "-out",
-            &d("client.crt"),
+            &crt,
         ],
     ));
 }
