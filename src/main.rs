@@ -746,23 +746,28 @@ fn run(cli: Cli) -> Result<()> {
 impl CommonArgs {
     /// The shared state of a run whose destinations are `dests`.
     fn run(&self, dests: &[&ImageRef]) -> Result<run::Run> {
-        let wanted = self
-            .platforms
-            .platform
-            .iter()
-            .map(|p| platform::Platform::parse(p))
-            .collect::<Result<Vec<_>>>()
-            .map_err(exit::usage)?;
         Ok(run::Run {
-            settings: self.settings.clone().validate().map_err(exit::usage)?,
-            wanted,
-            skip_unsupported: self.platforms.skip_unsupported,
+            hardening: hardening(&self.settings, &self.platforms).map_err(exit::usage)?,
             dry_run: self.dry_run,
             sync: true,
             registries: self.registry.registries(dests)?,
             progress: progress::Progress::new(self.quiet),
         })
     }
+}
+
+/// The hardening options, each value checked.
+fn hardening(settings: &SettingsArgs, platforms: &PlatformArgs) -> Result<run::Hardening> {
+    let wanted = platforms
+        .platform
+        .iter()
+        .map(|p| platform::Platform::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(run::Hardening {
+        settings: settings.clone().validate()?,
+        wanted,
+        skip_unsupported: platforms.skip_unsupported,
+    })
 }
 
 fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs, sync: bool) -> Result<()> {

@@ -24,13 +24,19 @@ macro_rules! stepdowns {
 const STEPDOWNS: [(&str, &[u8]); platform::ARCHITECTURES.len()] =
     stepdowns!("amd64", "arm64", "arm", "riscv64", "386", "ppc64le", "s390x");
 
-/// What every image of a run shares: the validated options, the registry
-/// clients (connections, tokens) and the progress output.
-pub struct Run {
+/// How to harden: the validated rewrite settings and the platforms wanted.
+#[derive(Debug, Clone)]
+pub struct Hardening {
     pub settings: rewrite::Settings,
     /// `--platform`: empty for every platform.
     pub wanted: Vec<platform::Platform>,
     pub skip_unsupported: bool,
+}
+
+/// What every image of a run shares: the hardening options, the registry
+/// clients (connections, tokens) and the progress output.
+pub struct Run {
+    pub hardening: Hardening,
     pub dry_run: bool,
     /// fsync file outputs before they are renamed into place (`--no-sync` turns it off).
     pub sync: bool,
@@ -167,12 +173,7 @@ pub fn harden_one(
     src: &ImageRef,
     dst: &ImageRef,
 ) -> Result<Option<Value>> {
-    let Run {
-        settings,
-        wanted,
-        registries,
-        ..
-    } = run;
+    let (settings, registries) = (&run.hardening.settings, &run.registries);
     transport::check_destination(src, dst)?;
     if let Some(home) = settings.home.as_deref() {
         if !accounts::home_preparable(home.as_bytes()) {
@@ -207,6 +208,79 @@ pub fn harden_one(
         }
         _ => content,
     };
+    let Hardened {
+        source_digest,
+        content: hardened,
+        report,
+        dropped,
+        pairs,
+    } = harden_content(&run.hardening, &content)?;
+    for d in &dropped {
+        progress.say(&format!(
+            "warning: left out {} ({}): {}",
+            d.platform, d.digest, d.reason
+        ));
+    }
+    if run.dry_run {
+        say_inferred(progress, &report, settings.mode);
+        print_dry_run(&pairs, dst, registries)?;
+        return Ok(None);
+    }
+    let written = transport::write(&hardened, dst, registries, progress, early, run.sync)?;
+    progress.say(&format!("wrote {}", written.destination));
+    say_inferred(progress, &report, settings.mode);
+    let mut report = report;
+    if written.manifest_digest.is_none() {
+        // A docker-archive stores no manifest: no manifest digests to report.
+        report
+            .iter_mut()
+            .for_each(|p| p["manifest_digest"] = Value::Null);
+    }
+    let mut out = serde_json::json!({
+        "source": src.to_string(),
+        "source_manifest_digest": source_digest.as_ref().map(|d| d.as_str()),
+        "destination": written.destination,
+        "manifest_digest": written.manifest_digest,
+        "image_id": written.image_id,
+        "platforms": report,
+        "dropped": dropped,
+        "kept": match &hardened {
+            Content::Index(x) => x.others.iter().map(|o| serde_json::json!({
+                "digest": o.descriptor.get("digest"),
+                "mediaType": o.media_type(),
+                "artifactType": o.descriptor.get("artifactType"),
+            })).collect(),
+            Content::Image(_) => Vec::new(),
+        },
+        "blobs": written.blobs,
+    });
+    if let Content::Image(_) = hardened {
+        out["added_layer"] = out["platforms"][0]["added_layer"].clone();
+    }
+    Ok(Some(out))
+}
+
+/// An image or index hardened, with what the report and a dry run show.
+pub struct Hardened<'a> {
+    /// Digest of the source manifest or index, when the source had one.
+    pub source_digest: Option<digest::Digest>,
+    pub content: Content,
+    /// Per platform, what was done (the `platforms` of the `--json` report).
+    pub report: Vec<Value>,
+    /// Index entries left out, with the reason.
+    pub dropped: Vec<image::Skipped>,
+    /// (platform, before, after) of every image hardened.
+    pub pairs: Vec<(String, &'a Image, Image)>,
+}
+
+/// Hardens each platform of `content` that `hardening` selects: a pure
+/// step over the model (static mode reads the account files out of the layers).
+pub fn harden_content<'a>(hardening: &Hardening, content: &'a Content) -> Result<Hardened<'a>> {
+    let Hardening {
+        settings,
+        wanted,
+        skip_unsupported,
+    } = hardening;
     let ctx = |image: &Image| -> Result<rewrite::RunContext> {
         Ok(rewrite::RunContext {
             version: VERSION.into(),
@@ -216,9 +290,8 @@ pub fn harden_one(
     };
     let mut report = Vec::new();
     let mut dropped = Vec::new();
-    // (platform, before, after) of every image hardened, for --dry-run.
     let mut pairs: Vec<(String, &Image, Image)> = Vec::new();
-    let (source_digest, hardened) = match &content {
+    let (source_digest, hardened) = match content {
         Content::Image(image) => {
             let p = image_platform(image)?;
             if !wanted.is_empty() && !wanted.iter().any(|w| p.matches(w)) {
@@ -231,7 +304,7 @@ pub fn harden_one(
         Content::Index(index) => {
             let all: Vec<_> = index.entries.iter().map(|e| e.platform.clone()).collect();
             check_absent(index, &all, wanted)?;
-            let choices = platform::choose(&all, wanted, run.skip_unsupported)?;
+            let choices = platform::choose(&all, wanted, *skip_unsupported)?;
             dropped = index.skipped.clone();
             dropped.extend(index.absent.iter().map(|a| image::Skipped {
                 reason: format!("not selected by --platform, and {}", a.reason),
@@ -278,48 +351,13 @@ pub fn harden_one(
             )
         }
     };
-    for d in &dropped {
-        progress.say(&format!(
-            "warning: left out {} ({}): {}",
-            d.platform, d.digest, d.reason
-        ));
-    }
-    if run.dry_run {
-        say_inferred(progress, &report, settings.mode);
-        print_dry_run(&pairs, dst, registries)?;
-        return Ok(None);
-    }
-    let written = transport::write(&hardened, dst, registries, progress, early, run.sync)?;
-    progress.say(&format!("wrote {}", written.destination));
-    say_inferred(progress, &report, settings.mode);
-    if written.manifest_digest.is_none() {
-        // A docker-archive stores no manifest: no manifest digests to report.
-        report
-            .iter_mut()
-            .for_each(|p| p["manifest_digest"] = Value::Null);
-    }
-    let mut out = serde_json::json!({
-        "source": src.to_string(),
-        "source_manifest_digest": source_digest.as_ref().map(|d| d.as_str()),
-        "destination": written.destination,
-        "manifest_digest": written.manifest_digest,
-        "image_id": written.image_id,
-        "platforms": report,
-        "dropped": dropped,
-        "kept": match &hardened {
-            Content::Index(x) => x.others.iter().map(|o| serde_json::json!({
-                "digest": o.descriptor.get("digest"),
-                "mediaType": o.media_type(),
-                "artifactType": o.descriptor.get("artifactType"),
-            })).collect(),
-            Content::Image(_) => Vec::new(),
-        },
-        "blobs": written.blobs,
-    });
-    if let Content::Image(_) = hardened {
-        out["added_layer"] = out["platforms"][0]["added_layer"].clone();
-    }
-    Ok(Some(out))
+    Ok(Hardened {
+        source_digest,
+        content: hardened,
+        report,
+        dropped,
+        pairs,
+    })
 }
 
 /// `--dry-run`: per platform the config changes, then what the destination
