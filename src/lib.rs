@@ -10,6 +10,7 @@ pub mod interrupt;
 pub mod mapping;
 pub mod progress;
 pub mod run;
+pub mod serve;
 pub mod transport;
 
 // The core crate's modules, where the rest of harden names them (`crate::image`).

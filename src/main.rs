@@ -140,6 +140,53 @@ Examples:
         #[command(flatten)]
         global: GlobalArgs,
     },
+    /// Serve the hardened variant of upstream images: a read-only registry to pull from
+    #[command(after_help = "\
+Clients pull HOST:PORT/UPSTREAM/REPOSITORY:TAG, where UPSTREAM is the NAME of an
+--upstream (default: docker.io only). Every manifest is hardened on request with
+the same code and options as rewrite; base layers stream from the upstream.
+
+Examples:
+  harden serve --listen 0.0.0.0:5080 --skip-unsupported
+  podman pull HOST:5080/docker.io/library/redis:7
+  harden serve --upstream ghcr.io --upstream local=http://127.0.0.1:5000 --config rules.json")]
+    Serve {
+        /// Address to listen on (HOST:PORT; port 0 picks a free one, printed at start)
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5080")]
+        listen: String,
+        /// An upstream registry, named by the first path component: NAME (the registry
+        /// at https://NAME) or NAME=URL (https:// or http://); repeatable
+        #[arg(
+            long = "upstream",
+            value_name = "NAME[=URL]",
+            default_value = "docker.io"
+        )]
+        upstreams: Vec<String>,
+        /// Hardening options per repository: a JSON file of rules (docs/serve.md);
+        /// the command line's options are for repositories no rule matches
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Memory for the hardened manifests, configs and layers, in MiB
+        #[arg(long, value_name = "MIB", default_value_t = 256)]
+        cache_mib: usize,
+        /// Requests to upstream registries at once (manifest reads and blob streams)
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        upstream_concurrency: usize,
+        /// Serve HTTPS with this certificate chain (PEM)
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM)
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        settings: SettingsArgs,
+        #[command(flatten)]
+        platforms: PlatformArgs,
+        #[command(flatten)]
+        registry: ReadRegistryArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = "Example:\n  harden completions bash > /etc/bash_completion.d/harden")]
     Completions { shell: clap_complete::Shell },
@@ -179,7 +226,7 @@ struct CommonArgs {
     platforms: PlatformArgs,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 #[command(next_help_heading = "Platform options (multi-platform indexes)")]
 struct PlatformArgs {
     /// Harden only this platform (OS/ARCH[/VARIANT], repeatable); the others are left out
@@ -231,7 +278,7 @@ struct RegistryArgs {
 
 /// The registry options of the commands that only read (inspect, check):
 /// no `--src-…`/`--dest-…` forms, as there is no destination.
-#[derive(Args)]
+#[derive(Args, Clone)]
 #[command(next_help_heading = "Registry options")]
 struct ReadRegistryArgs {
     /// Credentials for the registry (default: auth.json, then docker's config.json)
@@ -485,7 +532,8 @@ impl Command {
             Command::Rewrite { global, .. }
             | Command::PullRewritePush { global, .. }
             | Command::Inspect { global, .. }
-            | Command::Check { global, .. } => *global,
+            | Command::Check { global, .. }
+            | Command::Serve { global, .. } => *global,
             _ => GlobalArgs::default(),
         }
     }
@@ -697,6 +745,45 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Serve {
+            listen,
+            upstreams,
+            config,
+            cache_mib,
+            upstream_concurrency,
+            tls_cert,
+            tls_key,
+            settings,
+            platforms,
+            registry,
+            ..
+        } => {
+            let upstreams = upstreams
+                .iter()
+                .map(|u| {
+                    let u = harden::serve::upstream::parse(u).map_err(exit::usage)?;
+                    let registries = ReadRegistryArgs {
+                        plain_http: registry.plain_http || u.plain_http,
+                        ..registry.clone()
+                    }
+                    .registries()?;
+                    Ok((u, registries))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let rules = match config {
+                Some(file) => serve_rules(&file).map_err(exit::usage)?,
+                None => Vec::new(),
+            };
+            harden::serve::serve(harden::serve::Config {
+                listen,
+                upstreams,
+                rules,
+                default: hardening(&settings, &platforms).map_err(exit::usage)?,
+                cache_bytes: cache_mib.saturating_mul(1 << 20),
+                upstream_concurrency,
+                tls: tls_cert.zip(tls_key),
+            })
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -768,6 +855,72 @@ fn hardening(settings: &SettingsArgs, platforms: &PlatformArgs) -> Result<run::H
         wanted,
         skip_unsupported: platforms.skip_unsupported,
     })
+}
+
+/// A rule's options, parsed as the command line's.
+#[derive(Parser)]
+#[command(name = "rule", no_binary_name = true)]
+struct RuleArgs {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(flatten)]
+    platforms: PlatformArgs,
+}
+
+/// `serve --config FILE`: `{"rules": [{"match": PATTERN, "options": {...}}]}`,
+/// each option named as on the command line (`"match-owner": ["/data"]`,
+/// `"init": true`), so that it means the same.
+fn serve_rules(file: &Path) -> Result<Vec<harden::serve::Rule>> {
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let doc: Value =
+        serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+    let Some(rules) = doc.get("rules").and_then(Value::as_array) else {
+        bail!("{}: no \"rules\" list", file.display());
+    };
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let at = || format!("{}: rule {}", file.display(), i + 1);
+        let pattern = rule
+            .get("match")
+            .and_then(Value::as_str)
+            .with_context(|| format!("{}: no \"match\" pattern", at()))?;
+        let empty = serde_json::Map::new();
+        let options = match rule.get("options") {
+            None => &empty,
+            Some(Value::Object(o)) => o,
+            Some(_) => bail!("{} ({pattern}): \"options\" is not an object", at()),
+        };
+        let mut args: Vec<String> = Vec::new();
+        for (key, value) in options {
+            let flag = format!("--{key}");
+            let values = match value {
+                Value::Array(list) => list.clone(),
+                v => vec![v.clone()],
+            };
+            for v in values {
+                match v {
+                    Value::Bool(true) => args.push(flag.clone()),
+                    Value::Bool(false) => {}
+                    Value::String(s) => args.extend([flag.clone(), s]),
+                    Value::Number(n) => args.extend([flag.clone(), n.to_string()]),
+                    _ => bail!(
+                        "{} ({pattern}): {key}: not a string, number or boolean",
+                        at()
+                    ),
+                }
+            }
+        }
+        let parsed = RuleArgs::try_parse_from(&args).map_err(|e| {
+            anyhow::anyhow!("{} ({pattern}): {}", at(), e.render().to_string().trim())
+        })?;
+        let hardening = hardening(&parsed.settings, &parsed.platforms)
+            .with_context(|| format!("{} ({pattern})", at()))?;
+        out.push(harden::serve::Rule {
+            pattern: pattern.to_string(),
+            hardening,
+        });
+    }
+    Ok(out)
 }
 
 fn rewrite(src: ImageRef, dst: ImageRef, common: CommonArgs, sync: bool) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use super::auth::{self, AuthFile, Challenge, Credential};
 use super::tls::Trust;
-use crate::exit::{AuthError, NotFound};
+use crate::exit::Answered;
 use crate::progress::{trace, warn};
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
@@ -381,18 +381,19 @@ pub async fn check(response: Response, host: &str, what: &str) -> Result<Respons
     }
     let body = response.text().await.unwrap_or_default();
     let detail = registry_errors(&body);
-    match status {
-        StatusCode::UNAUTHORIZED => Err(AuthError(format!(
+    let message = match status {
+        StatusCode::UNAUTHORIZED => format!(
             "authentication failed at {host} ({what}: 401{detail}); check --creds, auth.json or docker config.json"
-        ))
-        .into()),
-        StatusCode::FORBIDDEN => Err(AuthError(format!(
-            "{host} denied access ({what}: 403{detail})"
-        ))
-        .into()),
-        StatusCode::NOT_FOUND => Err(NotFound(format!("{what}: not found at {host}{detail}")).into()),
-        s => bail!("{what}: {host} answered {s}{detail}"),
+        ),
+        StatusCode::FORBIDDEN => format!("{host} denied access ({what}: 403{detail})"),
+        StatusCode::NOT_FOUND => format!("{what}: not found at {host}{detail}"),
+        s => format!("{what}: {host} answered {s}{detail}"),
+    };
+    Err(Answered {
+        status: status.as_u16(),
+        message,
     }
+    .into())
 }
 
 /// The `errors` array of a distribution error body, as `: CODE message; …`.

@@ -22,4 +22,4 @@ pub use client::Access;
 pub use pool::{runtime, Registries};
 pub use push::{plan, write, BlobKind, EarlyUploads};
 pub use read::read;
-pub use repo::Repo;
+pub use repo::{read_capped, Repo};

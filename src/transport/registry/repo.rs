@@ -38,8 +38,13 @@ impl Repo {
         &self.registry.host
     }
 
+    /// Asks for pull access to this repository in the tokens from now on.
+    pub async fn want_pull(&self) {
+        self.registry.want(&self.name, &["pull"]).await;
+    }
+
     /// The manifest's bytes (capped); what it is, harden reads from its content.
-    pub(super) async fn manifest(&self, reference: &str) -> Result<Vec<u8>> {
+    pub async fn manifest(&self, reference: &str) -> Result<Vec<u8>> {
         let what = format!("manifest {}:{reference}", self.name);
         let r = self
             .registry
@@ -52,8 +57,39 @@ impl Repo {
         read_capped(r, MAX_MANIFEST, &what).await
     }
 
+    /// The digest the registry names for a tag (`HEAD`, Docker-Content-Digest);
+    /// none when it sends no such header.
+    pub async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        let what = format!("manifest {}:{reference}", self.name);
+        let r = self
+            .registry
+            .send(&what, true, |http, base| {
+                http.head(self.url(base, &format!("manifests/{reference}")))
+                    .header(ACCEPT, MANIFEST_TYPES)
+            })
+            .await?;
+        let r = check(r, self.host(), &what).await?;
+        let header = r.headers().get("Docker-Content-Digest");
+        Ok(header
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok()))
+    }
+
+    /// `GET tags/list`, with the client's query (`n`, `last`) as it was.
+    pub async fn tags(&self, query: Option<&str>) -> Result<Response> {
+        let what = format!("tags of {}", self.name);
+        let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+        let r = self
+            .registry
+            .send(&what, true, |http, base| {
+                http.get(self.url(base, &format!("tags/list{query}")))
+            })
+            .await?;
+        check(r, self.host(), &what).await
+    }
+
     /// `GET` a blob from byte `from` on (a resumed download asks for a range).
-    pub(super) async fn blob_response(&self, digest: &Digest, from: u64) -> Result<Response> {
+    pub async fn blob_response(&self, digest: &Digest, from: u64) -> Result<Response> {
         let what = format!("blob {digest}");
         let r = self
             .registry
@@ -70,6 +106,12 @@ impl Repo {
     }
 
     pub(super) async fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.blob_size(digest).await?.is_some())
+    }
+
+    /// `HEAD` a blob: its size (Content-Length), none when the registry has
+    /// no such blob.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         let what = format!("HEAD blob {digest}");
         let r = self
             .registry
@@ -78,9 +120,14 @@ impl Repo {
             })
             .await?;
         if r.status() == StatusCode::NOT_FOUND {
-            return Ok(false);
+            return Ok(None);
         }
-        check(r, self.host(), &what).await.map(|_| true)
+        let r = check(r, self.host(), &what).await?;
+        let size = r.headers().get(CONTENT_LENGTH);
+        Ok(Some(
+            size.and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or_default(),
+        ))
     }
 
     /// Cross-repository mount; false when the registry starts an upload
@@ -172,7 +219,7 @@ pub(super) fn with_query(url: &str, key: &str, value: &str) -> String {
     format!("{url}{sep}{key}={value}")
 }
 
-pub(super) async fn read_capped(r: Response, cap: u64, what: &str) -> Result<Vec<u8>> {
+pub async fn read_capped(r: Response, cap: u64, what: &str) -> Result<Vec<u8>> {
     if r.content_length().is_some_and(|n| n > cap) {
         bail!("{what} is larger than the {cap} bytes allowed");
     }
