@@ -162,6 +162,10 @@ Examples:
             default_value = "docker.io"
         )]
         upstreams: Vec<String>,
+        /// Paths whose first component names no upstream are repositories of this one
+        /// (`/v2/library/redis/…`, as Docker's registry-mirrors and a plain containerd mirror send)
+        #[arg(long, value_name = "NAME")]
+        mirror_of: Option<String>,
         /// Hardening options per repository: a JSON file of rules (docs/serve.md);
         /// the command line's options are for repositories no rule matches
         #[arg(long, value_name = "FILE")]
@@ -748,6 +752,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve {
             listen,
             upstreams,
+            mirror_of,
             config,
             cache_mib,
             upstream_concurrency,
@@ -770,6 +775,13 @@ fn run(cli: Cli) -> Result<()> {
                     Ok((u, registries))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(m) = mirror_of.as_ref() {
+                if !upstreams.iter().any(|(u, _)| &u.name == m) {
+                    return Err(exit::usage(anyhow::anyhow!(
+                        "--mirror-of {m}: no --upstream is named so"
+                    )));
+                }
+            }
             let rules = match config {
                 Some(file) => serve_rules(&file).map_err(exit::usage)?,
                 None => Vec::new(),
@@ -779,6 +791,7 @@ fn run(cli: Cli) -> Result<()> {
                 upstreams,
                 rules,
                 default: hardening(&settings, &platforms).map_err(exit::usage)?,
+                mirror_of,
                 cache_bytes: cache_mib.saturating_mul(1 << 20),
                 upstream_concurrency,
                 tls: tls_cert.zip(tls_key),

@@ -101,13 +101,6 @@ impl Drop for Serve {
     }
 }
 
-/// `skopeo inspect`'s digest of `reference` (through serve when it names it).
-fn digest_of(reference: &str, flags: &[&str]) -> String {
-    let out = sh(cmd("skopeo", &[&["inspect"], flags, &[reference]].concat()));
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v["Digest"].as_str().unwrap().to_string()
-}
-
 /// `skopeo inspect --raw`'s manifest digest (an index stays an index).
 fn raw_digest(reference: &str, flags: &[&str]) -> String {
     use sha2::{Digest, Sha256};
@@ -495,4 +488,41 @@ fn a_client_that_leaves_mid_blob_stops_the_upstream_stream() {
     );
     assert!(serve.log().contains("(client left)"), "{}", serve.log());
     assert_eq!(serve.get("GET", "/healthz").0, 200);
+}
+
+#[test]
+fn the_docker_engine_pulls_through_serve_as_its_registry_mirror() {
+    // An upstream named docker.io that is the local registry: the engine
+    // asks its mirror for docker.io images only, as /v2/library/NAME/….
+    let reg = Registry::plain("serve-mirror");
+    reg.push(
+        &fixtures().oci("busybox"),
+        "library/hardened-fixture:1",
+        &[],
+    );
+    let serve = Serve::start(
+        "mirror",
+        &[
+            "--upstream",
+            &format!("docker.io=http://{}", reg.addr),
+            "--mirror-of",
+            "docker.io",
+        ],
+    );
+    let docker = common::docker::Docker::start_with(
+        "dk-mirror",
+        &["--registry-mirror".into(), format!("http://{}", serve.addr)],
+    );
+    sh(docker.command().args(["pull", "-q", "hardened-fixture:1"]));
+    let id = docker.run_ok(&[], "hardened-fixture:1", &["id"]);
+    assert!(id.contains("uid=1000(app)"), "{id}");
+    let log = serve.log();
+    assert!(
+        log.contains("HEAD /v2/library/hardened-fixture/manifests/1 200"),
+        "{log}"
+    );
+    // The mirror and the prefixed name give one digest.
+    let (_, by_prefix) = serve.get("GET", "/v2/docker.io/library/hardened-fixture/manifests/1");
+    let (_, by_mirror) = serve.get("GET", "/v2/library/hardened-fixture/manifests/1");
+    assert_eq!(by_prefix, by_mirror);
 }

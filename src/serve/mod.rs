@@ -47,6 +47,9 @@ pub struct Config {
     pub upstreams: Vec<(Upstream, Registries)>,
     pub rules: Vec<Rule>,
     pub default: Hardening,
+    /// The upstream of paths whose first component names none
+    /// (`/v2/library/redis/…`, as Docker's registry-mirrors send).
+    pub mirror_of: Option<String>,
     /// Bytes of hardened manifests, configs and layers held.
     pub cache_bytes: usize,
     /// Requests to upstreams at once (manifest reads, blob streams).
@@ -59,6 +62,7 @@ struct State {
     upstreams: HashMap<String, (Upstream, Arc<Registries>)>,
     rules: Vec<Rule>,
     default: Hardening,
+    mirror_of: Option<String>,
     cache: Cache,
     metrics: metrics::Metrics,
     permits: Arc<Semaphore>,
@@ -92,6 +96,7 @@ pub fn serve(config: Config) -> Result<()> {
             .collect(),
         rules: config.rules,
         default: config.default,
+        mirror_of: config.mirror_of,
         cache: Cache::new(config.cache_bytes),
         metrics: Default::default(),
         permits: Arc::new(Semaphore::new(config.upstream_concurrency.max(1))),
@@ -301,7 +306,33 @@ async fn answer(
 }
 
 impl State {
+    /// A name whose first component is no upstream's is a repository of
+    /// the mirrored upstream, when there is one.
+    fn resolve(&self, name: Name) -> Name {
+        match &self.mirror_of {
+            Some(m) if !self.upstreams.contains_key(&name.upstream) => Name {
+                upstream: m.clone(),
+                repository: format!("{}/{}", name.upstream, name.repository),
+            },
+            _ => name,
+        }
+    }
+
     async fn route(&self, route: Route, req: &Request<Incoming>, head: bool) -> Answer {
+        let route = match route {
+            Route::Manifest { name, reference } => Route::Manifest {
+                name: self.resolve(name),
+                reference,
+            },
+            Route::Blob { name, digest } => Route::Blob {
+                name: self.resolve(name),
+                digest,
+            },
+            Route::Tags { name } => Route::Tags {
+                name: self.resolve(name),
+            },
+            other => other,
+        };
         match route {
             Route::Base => Answer::bytes(
                 200,
