@@ -131,6 +131,39 @@ class Registry:
     def stop(self):
         self.p.send_signal(signal.SIGTERM); self.p.wait()
 
+class Serve:
+    """harden serve on a free port, in front of the registry at `upstream`."""
+    def __init__(self, upstream):
+        self.log = os.path.join(W, f"serve-{time.monotonic_ns()}.log")
+        self.p = subprocess.Popen([HARDEN, "serve", "--listen", "127.0.0.1:0", "--upstream", f"up=http://{upstream}"],
+                                  stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        for _ in range(400):
+            for line in open(self.log):
+                if "listening on " in line:
+                    self.addr = line.split("listening on ")[1].split()[0].removeprefix("http://")
+                    return
+            time.sleep(0.025)
+        raise SystemExit("bench: harden serve did not start")
+    def get(self, path):
+        """Seconds of one GET of `path` (body read), on a new connection."""
+        t = time.perf_counter()
+        host, port = self.addr.split(":")
+        c = socket.create_connection((host, int(port)))
+        c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while (chunk := c.recv(1 << 16)):
+            data += chunk
+        c.close()
+        if not data.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"bench: serve answered {data[:200]!r}")
+        return time.perf_counter() - t
+    def peak_kib(self):
+        for line in open(f"/proc/{self.p.pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    def stop(self):
+        self.p.terminate(); self.p.wait()
+
 class CountingProxy:
     def __init__(self, upstream):
         self.bytes = 0; self.lock = threading.Lock()
@@ -245,6 +278,34 @@ def main():
     results["cross_registry"] = {k: statistics.median(v) for k, v in cross.items()}
     c = results["cross_registry"]
     print(f"  {big} MiB: harden {c['harden']:.2f}s, skopeo copy {c['skopeo']:.2f}s ({c['skopeo']/c['harden']:.2f}x harden)")
+
+    # A pull through serve against a pull of the original from the registry
+    # itself (skopeo to a dir:, no unpacking); manifest latency from a new
+    # serve process (cold: read and hardened) and again (warm: one HEAD upstream).
+    print("== harden serve: a pull through serve vs a direct pull")
+    pulls = {"direct": [], "serve": []}
+    serve = Serve(reg.addr)
+    manifest = f"/v2/up/bench/img/manifests/{big}"
+    serve.get(manifest)
+    pull_dir = os.path.join(W, "pulled")
+    for i in range(REPS):
+        for tool, at in [("direct", f"{reg.addr}/bench/img:{big}"), ("serve", f"{serve.addr}/up/bench/img:{big}")]:
+            pulls[tool].append(timed(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{at}",
+                                      f"dir:{pull_dir}"], fresh(pull_dir))[0])
+    peak = serve.peak_kib()
+    serve.stop()
+    cold, warm = [], []
+    for i in range(REPS):
+        fresh_serve = Serve(reg.addr)
+        cold.append(fresh_serve.get(manifest))
+        warm.append(statistics.median(fresh_serve.get(manifest) for _ in range(5)))
+        fresh_serve.stop()
+    sv = {"mib": big, "direct": statistics.median(pulls["direct"]), "serve": statistics.median(pulls["serve"]),
+          "manifest_cold": statistics.median(cold), "manifest_warm": statistics.median(warm), "serve_rss_kib": peak}
+    results["serve"] = sv
+    print(f"  {big} MiB: direct {sv['direct']:.2f}s, through serve {sv['serve']:.2f}s "
+          f"({sv['serve']/sv['direct']:.2f}x direct); manifest cold {sv['manifest_cold']*1000:.0f} ms, "
+          f"warm {sv['manifest_warm']*1000:.1f} ms; serve's peak {peak // 1024} MiB")
 
     # Both gzip the archive's plain layers on the way; a fresh registry each
     # time (harden's gzip is deterministic: a second push would find the blobs).

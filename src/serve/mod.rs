@@ -423,12 +423,15 @@ impl State {
         );
         let repo = self.repo(&registries, &reference)?;
         let (rule, hardening) = self.rule(name);
-        let _permit = self.permits.acquire().await.expect("never closed");
         repo.want_pull().await;
         let fail = |e: anyhow::Error| upstream_failure(self, &e, "MANIFEST_UNKNOWN");
-        let current = repo.manifest_digest(tag).await.map_err(fail)?;
+        let current = {
+            let _permit = self.permits.acquire().await.expect("never closed");
+            repo.manifest_digest(tag).await.map_err(fail)?
+        };
         let key = current.map(|d| (name.clone(), d, rule));
         let flight = key.as_ref().map(|k| self.flight(k));
+        // Waiting for another request's hardening holds no upstream slot.
         let _turn = match &flight {
             Some(f) => Some(f.lock().await),
             None => None,
@@ -437,9 +440,11 @@ impl State {
             self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(made);
         }
+        let permit = self.permits.acquire().await.expect("never closed");
         let made = self
             .make(registries, reference, hardening.clone(), &repo)
             .await;
+        drop(permit);
         if let Some(k) = &key {
             self.flights
                 .lock()
@@ -621,7 +626,7 @@ impl State {
         let _permit = self.permits.acquire().await.expect("never closed");
         repo.want_pull().await;
         let fail = |e: anyhow::Error| upstream_failure(self, &e, "NAME_UNKNOWN");
-        let r = match repo.tags(query).await {
+        let r = match repo.tags(tags_query(query).as_deref()).await {
             Ok(r) => r,
             Err(e) => return fail(e),
         };
@@ -647,6 +652,22 @@ impl State {
         headers.extend(link.map(|l| ("Link", l)));
         Answer::bytes(200, headers, Bytes::from(list.to_string()))
     }
+}
+
+/// The paging parameters of a tag list (`n`, `last`), checked; nothing
+/// else of the client's query reaches the upstream.
+fn tags_query(query: Option<&str>) -> Option<String> {
+    let kept: Vec<&str> = query?
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some(("n", v)) => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
+            Some(("last", v)) => v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+            _ => false,
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
 }
 
 enum Failure {
@@ -732,6 +753,21 @@ impl futures_util::Stream for Sent {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_paging_reaches_the_upstream_tag_list() {
+        use super::tags_query;
+        assert_eq!(
+            tags_query(Some("n=10&last=v1.2")).as_deref(),
+            Some("n=10&last=v1.2")
+        );
+        assert_eq!(
+            tags_query(Some("n=10&x=1&last=a%26b")).as_deref(),
+            Some("n=10")
+        );
+        assert_eq!(tags_query(Some("n=-1")), None);
+        assert_eq!(tags_query(None), None);
+    }
+
     #[test]
     fn globs() {
         assert!(super::glob(
