@@ -182,6 +182,9 @@ Examples:
         /// The private key of --tls-cert (PEM)
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Only users of this file may pull (HTTP Basic; bcrypt entries, `htpasswd -B`)
+        #[arg(long, value_name = "FILE")]
+        htpasswd: Option<PathBuf>,
         #[command(flatten)]
         settings: SettingsArgs,
         #[command(flatten)]
@@ -758,6 +761,7 @@ fn run(cli: Cli) -> Result<()> {
             upstream_concurrency,
             tls_cert,
             tls_key,
+            htpasswd,
             settings,
             platforms,
             registry,
@@ -795,6 +799,7 @@ fn run(cli: Cli) -> Result<()> {
                 cache_bytes: cache_mib.saturating_mul(1 << 20),
                 upstream_concurrency,
                 tls: tls_cert.zip(tls_key),
+                htpasswd,
             })
         }
         Command::Completions { shell } => {

@@ -316,10 +316,45 @@ fn secured_upstreams_and_serving_https() {
             crt.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
+            "--htpasswd",
+            reg.dir.join("htpasswd").to_str().unwrap(),
         ],
     );
     let trust = tls.join("certs");
     let flags = format!("--cert-dir={}", trust.display());
+    // serve's own users (the same htpasswd file as the registry's here).
+    let anonymous_pull = cmd(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &flags,
+            &format!("docker://{}/sec/fix/echo:1", serve.addr),
+        ],
+    )
+    .output()
+    .unwrap();
+    let refused = String::from_utf8_lossy(&anonymous_pull.stderr);
+    assert!(!anonymous_pull.status.success());
+    assert!(
+        refused.contains("authentication required") || refused.contains("unauthorized"),
+        "{refused}"
+    );
+    let wrong = [flags.as_str(), "--creds=tester:wrong"];
+    assert!(!cmd(
+        "skopeo",
+        &[
+            &["inspect", "--raw"],
+            &wrong[..],
+            &[&format!("docker://{}/sec/fix/echo:1", serve.addr)]
+        ]
+        .concat()
+    )
+    .output()
+    .unwrap()
+    .status
+    .success());
+    let flags_creds = [flags.as_str(), "--creds=tester:s3cret"];
     let through = format!("docker://{}/sec/fix/echo:1", serve.addr);
     let expected = {
         let out = harden(&[
@@ -340,13 +375,13 @@ fn secured_upstreams_and_serving_https() {
             .unwrap()
             .to_string()
     };
-    assert_eq!(raw_digest(&through, &[&flags]), expected);
+    assert_eq!(raw_digest(&through, &flags_creds), expected);
     let src_flags = format!("--src-cert-dir={}", trust.display());
     let out = skopeo_pull(
         &serve,
         "sec/fix/echo:1",
         &scratch("serve-tls-pull"),
-        &[&src_flags],
+        &[&src_flags, "--src-creds=tester:s3cret"],
     );
     assert!(
         out.status.success(),

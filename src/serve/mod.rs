@@ -5,6 +5,7 @@
 //! streamed from the upstream and never stored. The output is deterministic,
 //! so replicas agree on every digest without sharing state.
 
+mod clients;
 mod made;
 mod metrics;
 pub mod route;
@@ -56,6 +57,8 @@ pub struct Config {
     pub upstream_concurrency: usize,
     /// A certificate chain and its key (PEM): serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Users who may pull (bcrypt htpasswd); none: anyone who reaches serve.
+    pub htpasswd: Option<PathBuf>,
 }
 
 struct State {
@@ -66,6 +69,7 @@ struct State {
     cache: Cache,
     metrics: metrics::Metrics,
     permits: Arc<Semaphore>,
+    clients: Option<clients::Htpasswd>,
     /// One hardening per key at a time: concurrent cold pulls of one tag wait
     /// for the first instead of each reading the upstream.
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
@@ -79,6 +83,11 @@ pub fn serve(config: Config) -> Result<()> {
         .tls
         .as_ref()
         .map(|(c, k)| tls_acceptor(c, k))
+        .transpose()?;
+    let clients = config
+        .htpasswd
+        .as_deref()
+        .map(clients::Htpasswd::read)
         .transpose()?;
     let names: Vec<String> = config
         .upstreams
@@ -100,6 +109,7 @@ pub fn serve(config: Config) -> Result<()> {
         cache: Cache::new(config.cache_bytes),
         metrics: Default::default(),
         permits: Arc::new(Semaphore::new(config.upstream_concurrency.max(1))),
+        clients,
         flights: Default::default(),
     });
     runtime().block_on(async move {
@@ -256,7 +266,27 @@ async fn answer(
         Ok(Route::Metrics) => "metrics",
         Err(_) => "other",
     };
+    // Health and metrics answer anyone: probes and scrapers carry no credentials.
+    let open = matches!(route, Ok(Route::Health | Route::Metrics));
+    let allowed = open || state.clients.is_none() || {
+        let authorization = req.headers().get(hyper::header::AUTHORIZATION);
+        let authorization = authorization
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let state = state.clone();
+        let check = move || {
+            let clients = state.clients.as_ref().expect("checked above");
+            clients.allows(authorization.as_deref())
+        };
+        tokio::task::spawn_blocking(check).await.unwrap_or(false)
+    };
     let answer = match route {
+        _ if !allowed => {
+            let mut a = Answer::error(401, "UNAUTHORIZED", "authentication required");
+            a.headers
+                .push(("WWW-Authenticate", "Basic realm=\"harden serve\"".into()));
+            a
+        }
         Err(r) => Answer::error(r.status, r.code, &r.message),
         Ok(route) => state.route(route, &req, head).await,
     };
