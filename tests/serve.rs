@@ -561,3 +561,103 @@ fn the_docker_engine_pulls_through_serve_as_its_registry_mirror() {
     let (_, by_mirror) = serve.get("GET", "/v2/library/hardened-fixture/manifests/1");
     assert_eq!(by_prefix, by_mirror);
 }
+
+#[test]
+fn containerd_pulls_through_serve_with_a_hosts_toml() {
+    // kubelet's runtime: a hosts.toml for docker.io whose host is serve,
+    // `override_path` because serve's API root is /v2/docker.io. There is no
+    // network beyond loopback: the pull can only succeed through serve.
+    which("containerd");
+    which("ctr");
+    let reg = Registry::plain("serve-containerd");
+    // Cmd `/busybox id`: `ctr run IMAGE ID ARGS` would replace the whole
+    // command line, step-down included (as `docker run --entrypoint`).
+    reg.push(
+        &fixtures().oci("scratch"),
+        "library/hardened-fixture:1",
+        &[],
+    );
+    let serve = Serve::start(
+        "containerd",
+        &["--upstream", &format!("docker.io=http://{}", reg.addr)],
+    );
+    let dir = scratch("serve-ctrd");
+    let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{}\"\n",
+            d("root"),
+            d("state"),
+            d("c.sock")
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("hosts/docker.io")).unwrap();
+    std::fs::write(
+        dir.join("hosts/docker.io/hosts.toml"),
+        format!(
+            "server = \"https://registry-1.docker.io\"\n\
+             [host.\"http://{}/v2/docker.io\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n",
+            serve.addr
+        ),
+    )
+    .unwrap();
+    struct Daemon(Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _containerd = Daemon(
+        Command::new("containerd")
+            .args(["--config", &d("config.toml")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ctr = |args: &[&str]| {
+        let mut c = cmd("ctr", &["--address", &d("c.sock"), "-n", "harden"]);
+        c.args(args);
+        c
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ctr(&["version"]).output().unwrap().status.success() {
+        assert!(Instant::now() < deadline, "containerd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let image = "docker.io/library/hardened-fixture:1";
+    let hosts = d("hosts");
+    sh(ctr(&[
+        "images",
+        "pull",
+        "--snapshotter",
+        "native",
+        "--hosts-dir",
+        &hosts,
+        image,
+    ]));
+    let listed = sh(ctr(&["images", "ls"]));
+    let (_, served) = serve.get("GET", "/v2/docker.io/library/hardened-fixture/manifests/1");
+    let served = {
+        use sha2::{Digest, Sha256};
+        format!("sha256:{}", hex::encode(Sha256::digest(served.as_bytes())))
+    };
+    assert!(
+        listed.contains(&served),
+        "{listed}\nserve's digest {served}"
+    );
+    let id = sh(ctr(&[
+        "run",
+        "--snapshotter",
+        "native",
+        "--rm",
+        image,
+        // runc's state lives in /run, beyond this test's directory.
+        &format!("harden-serve-{}", std::process::id()),
+    ]));
+    assert!(id.contains("uid=1000(app) gid=1000(app)"), "{id}");
+}
