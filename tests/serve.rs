@@ -661,3 +661,36 @@ fn containerd_pulls_through_serve_with_a_hosts_toml() {
     ]));
     assert!(id.contains("uid=1000(app) gid=1000(app)"), "{id}");
 }
+
+#[test]
+fn a_manifest_whose_base_layer_is_gone_upstream_is_not_served() {
+    let reg = Registry::plain("serve-gone");
+    reg.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
+    let raw = reg.inspect("fix/busybox:1", true).unwrap();
+    let manifest: Value = serde_json::from_str(&raw).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The registry's delete API (enabled in its config) takes the blob away.
+    let mut s = TcpStream::connect(&reg.addr).unwrap();
+    write!(
+        s,
+        "DELETE /v2/fix/busybox/blobs/{layer} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+
+    let serve = Serve::start("gone", &["--upstream", &format!("up=http://{}", reg.addr)]);
+    let (status, body) = serve.get("GET", "/v2/up/fix/busybox/manifests/1");
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("BLOB_UNKNOWN") && body.contains(&layer),
+        "{body}"
+    );
+    // Nothing was kept: asking again checks again.
+    assert_eq!(serve.get("GET", "/v2/up/fix/busybox/manifests/1").0, 502);
+    assert_eq!(serve.metric("harden_serve_cache_entries"), 0);
+}
