@@ -13,6 +13,8 @@ mod pool;
 mod push;
 mod read;
 mod repo;
+#[cfg(test)]
+mod testing;
 mod tls;
 mod upload;
 

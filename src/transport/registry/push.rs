@@ -357,3 +357,114 @@ async fn ensure_growing(repo: &Repo, g: &Arc<Growing>, progress: &Progress) -> R
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::read::read;
+    use super::super::testing::TestRegistry;
+    use super::*;
+    use crate::image::Family;
+    use crate::transport::testing::{corrupted, image};
+
+    fn at(reg: &TestRegistry, repo_tag: &str) -> Reference {
+        crate::transport::parse_reference(&format!("{}/{repo_tag}", reg.addr)).unwrap()
+    }
+
+    fn quiet() -> Progress {
+        Progress::new(true)
+    }
+
+    #[test]
+    fn an_image_written_reads_back_the_same_and_the_tag_comes_last() {
+        let reg = TestRegistry::start();
+        let registries = reg.registries();
+        let img = image(Family::Oci, &[("a", b"one"), ("b", b"two")]);
+        let r = at(&reg, "app:1");
+        let written = write(
+            &Content::Image(img.clone()),
+            &r,
+            &registries,
+            &quiet(),
+            None,
+        )
+        .unwrap();
+        let manifest = img.manifest();
+        assert_eq!(
+            written.manifest_digest,
+            Some(Digest::of(&manifest).to_string())
+        );
+        let summary = written.blobs.unwrap();
+        assert_eq!(
+            (summary.uploaded, summary.skipped, summary.mounted),
+            (3, 0, 0)
+        );
+        assert_eq!(reg.log().last().unwrap(), "PUT /v2/app/manifests/1");
+
+        let Content::Image(back) = read(&r, &registries).unwrap() else {
+            panic!("an image was written");
+        };
+        assert_eq!(back.manifest(), manifest);
+        assert_eq!(back.config, img.config);
+        for layer in &back.layers {
+            layer
+                .blob
+                .read_verified(&layer.digest, 1 << 20, "layer")
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn blobs_there_are_not_sent_and_other_repositories_mount_them() {
+        let reg = TestRegistry::start();
+        let registries = reg.registries();
+        let img = Content::Image(image(Family::Docker, &[("a", b"base")]));
+        write(&img, &at(&reg, "app:1"), &registries, &quiet(), None).unwrap();
+
+        reg.clear_log();
+        let again = write(&img, &at(&reg, "app:2"), &registries, &quiet(), None).unwrap();
+        assert_eq!(again.blobs.unwrap().skipped, 2);
+        assert!(
+            !reg.log().iter().any(|l| l.contains("/blobs/uploads/")),
+            "{:?}",
+            reg.log()
+        );
+
+        // Read from app, written to other: each blob is mounted, none uploaded.
+        let from_app = read(&at(&reg, "app:1"), &registries).unwrap();
+        reg.clear_log();
+        let other = write(&from_app, &at(&reg, "other:1"), &registries, &quiet(), None).unwrap();
+        let summary = other.blobs.unwrap();
+        // The config harden holds as bytes is uploaded; the layer is mounted.
+        assert_eq!(
+            (summary.mounted, summary.uploaded),
+            (1, 1),
+            "{:?}",
+            reg.log()
+        );
+        assert!(
+            !reg.log().iter().any(|l| l.starts_with("PATCH")),
+            "{:?}",
+            reg.log()
+        );
+    }
+
+    #[test]
+    fn a_blob_that_fails_its_digest_is_not_committed_and_no_tag_is_pushed() {
+        let reg = TestRegistry::start();
+        let registries = reg.registries();
+        let bad = corrupted(image(Family::Oci, &[("a", &[7u8; 4096])]));
+        let digest = bad.layers[0].digest.to_string();
+        let e = write(
+            &Content::Image(bad),
+            &at(&reg, "app:1"),
+            &registries,
+            &quiet(),
+            None,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains(&digest), "{e:#}");
+        let store = reg.store.lock().unwrap();
+        assert!(!store.blobs.contains_key(&("app".to_string(), digest)));
+        assert!(store.manifests.is_empty(), "{:?}", store.log);
+    }
+}
