@@ -195,12 +195,8 @@ pub fn harden_one(
     let content = match dst.capabilities().layers {
         LayerForm::Gzip if !run.dry_run => {
             // A registry starts pushing each layer while it is gzipped.
-            let mut uploads = match dst {
-                ImageRef::Docker(r) => {
-                    Some(early.insert(registry::EarlyUploads::new(r, registries, progress)?))
-                }
-                _ => None,
-            };
+            let mut uploads =
+                transport::early_uploads(dst, registries, progress)?.map(|u| early.insert(u));
             compress::gzip_layers(content, progress, |growing| match uploads.as_mut() {
                 Some(uploads) => uploads.push(growing),
                 None => Ok(()),
@@ -373,9 +369,10 @@ fn print_dry_run(
     }
     let images: Vec<&Image> = pairs.iter().map(|(_, _, after)| after).collect();
     println!("== would write {dst} ==");
-    match dst {
-        ImageRef::Docker(r) => {
-            let mut plan = registry::plan(&images, r, registries)?;
+    match transport::plan(&images, dst, registries)? {
+        Some(mut plan) => {
+            let tag = dst.to_string();
+            let tag = tag.trim_start_matches("docker://");
             let plain = |d: &digest::Digest| {
                 let layers = images.iter().flat_map(|i| &i.layers);
                 layers
@@ -403,10 +400,10 @@ fn print_dry_run(
                 n => format!(" and {n} bytes of plain layers to gzip and upload"),
             };
             println!(
-                "{upload} bytes to upload{gzip}, then {manifests} manifest(s); the tag {r} last"
+                "{upload} bytes to upload{gzip}, then {manifests} manifest(s); the tag {tag} last"
             );
         }
-        _ => {
+        None => {
             for image in &images {
                 let new: Vec<_> = image
                     .layers

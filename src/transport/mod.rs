@@ -43,6 +43,33 @@ pub fn read(r: &ImageRef, registries: &Registries) -> Result<Content> {
     result.with_context(|| format!("reading {r}"))
 }
 
+/// A writer that starts while the layers are still being gzipped, where the
+/// destination has one (a registry pushes each layer as it grows).
+pub fn early_uploads(
+    dest: &ImageRef,
+    registries: &Registries,
+    progress: &Progress,
+) -> Result<Option<registry::EarlyUploads>> {
+    match dest {
+        ImageRef::Docker(r) => Ok(Some(registry::EarlyUploads::new(r, registries, progress)?)),
+        _ => Ok(None),
+    }
+}
+
+/// What a write of `images` would do with each blob, found without writing
+/// (a registry's HEAD requests); none for a destination that is written
+/// whole, where every blob is copied.
+pub fn plan(
+    images: &[&crate::image::Image],
+    dest: &ImageRef,
+    registries: &Registries,
+) -> Result<Option<Vec<registry::PlannedBlob>>> {
+    match dest {
+        ImageRef::Docker(r) => Ok(Some(registry::plan(images, r, registries)?)),
+        _ => Ok(None),
+    }
+}
+
 /// Refuses, before anything is read, a destination that cannot be written
 /// (`@INDEX`) or would overwrite the source.
 pub fn check_destination(src: &ImageRef, dest: &ImageRef) -> Result<()> {

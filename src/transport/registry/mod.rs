@@ -22,6 +22,6 @@ pub use auth::{AuthFile, Credential};
 pub use blob::RemoteBlob;
 pub use client::Access;
 pub use pool::{runtime, Registries};
-pub use push::{plan, write, BlobKind, EarlyUploads};
+pub use push::{plan, write, BlobKind, EarlyUploads, PlannedBlob};
 pub use read::read;
 pub use repo::{read_capped, Repo};

@@ -222,6 +222,9 @@ pub fn write(
     })
 }
 
+/// A blob of a `--dry-run` plan: digest, kind, size, what would happen.
+pub type PlannedBlob = (Digest, BlobKind, u64, String);
+
 /// What a blob is to the images pushed, as the progress lines say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobKind {
@@ -264,11 +267,7 @@ fn blobs_of(images: &[&Image]) -> Vec<(Digest, Blob, BlobKind)> {
 
 /// What a push of `images` to `r` would do with each blob, found with HEAD
 /// requests only (`--dry-run`): `(digest, kind, size, "present" | "mount from REPO" | "upload")`.
-pub fn plan(
-    images: &[&Image],
-    r: &Reference,
-    registries: &Registries,
-) -> Result<Vec<(Digest, BlobKind, u64, String)>> {
+pub fn plan(images: &[&Image], r: &Reference, registries: &Registries) -> Result<Vec<PlannedBlob>> {
     let repo = registries.repo(r)?;
     let blobs = blobs_of(images);
     runtime().block_on(async {
