@@ -572,16 +572,17 @@ impl State {
         req: &Request<Incoming>,
         head: bool,
     ) -> Answer {
-        let headers = |len: Option<u64>| {
+        // Upstream blobs take `Range: bytes=N-` (passed on); serve's own are small.
+        let headers = |ranges: bool| {
             let mut h = vec![
                 ("Content-Type", "application/octet-stream".to_string()),
                 ("Docker-Content-Digest", digest.to_string()),
             ];
-            h.extend(len.map(|_| ("Accept-Ranges", "bytes".to_string())));
+            h.extend(ranges.then(|| ("Accept-Ranges", "bytes".to_string())));
             h
         };
         if let Some(bytes) = self.cache.blob(name, digest) {
-            return Answer::bytes(200, headers(None), bytes);
+            return Answer::bytes(200, headers(false), bytes);
         }
         let (registries, reference) = match self.upstream(name) {
             Ok((_, registries, reference)) => (registries, reference),
@@ -602,7 +603,7 @@ impl State {
             return match repo.blob_size(digest).await {
                 Ok(Some(size)) => Answer {
                     status: 200,
-                    headers: headers(Some(size)),
+                    headers: headers(true),
                     body: Payload::Stream(stream::empty().boxed(), Some(size), permit),
                 },
                 Ok(None) => Answer::error(
@@ -623,7 +624,7 @@ impl State {
             .unwrap_or(0);
         match repo.blob_response(digest, from).await {
             Ok(r) => {
-                let mut h = headers(Some(0));
+                let mut h = headers(true);
                 if let Some(range) = r
                     .headers()
                     .get("Content-Range")
