@@ -401,10 +401,9 @@ impl State {
         }
     }
 
-    fn upstream(
-        &self,
-        name: &Name,
-    ) -> Result<(&Upstream, Arc<Registries>, ImageReference), Answer> {
+    /// The upstream registry of `name`, the reference `name` is there (its
+    /// tag `latest`: callers name what they ask for) and its repository.
+    fn upstream(&self, name: &Name) -> Result<(Arc<Registries>, ImageReference, Repo), Answer> {
         let Some((upstream, registries)) = self.upstreams.get(&name.upstream) else {
             let mut known: Vec<&str> = self.upstreams.keys().map(String::as_str).collect();
             known.sort();
@@ -419,16 +418,12 @@ impl State {
             ));
         };
         let text = format!("{}/{}", upstream.host, name.repository);
-        match crate::transport::parse_reference(&text) {
-            Ok(r) => Ok((upstream, registries.clone(), r)),
-            Err(e) => Err(Answer::error(400, "NAME_INVALID", &format!("{e:#}"))),
-        }
-    }
-
-    fn repo(&self, registries: &Registries, r: &ImageReference) -> Result<Repo, Answer> {
-        registries
-            .repo(r)
-            .map_err(|e| Answer::error(502, "UNAVAILABLE", &format!("{e:#}")))
+        let reference = crate::transport::parse_reference(&text)
+            .map_err(|e| Answer::error(400, "NAME_INVALID", &format!("{e:#}")))?;
+        let repo = registries
+            .repo(&reference)
+            .map_err(|e| Answer::error(502, "UNAVAILABLE", &format!("{e:#}")))?;
+        Ok((registries.clone(), reference, repo))
     }
 
     /// The rule for `name` (its index; the command line's is `rules.len()`).
@@ -445,13 +440,12 @@ impl State {
     /// The hardened image or index for `name:tag`: from the cache when the
     /// upstream tag still names the manifest it was made from.
     async fn hardened(&self, name: &Name, tag: &str) -> Result<Arc<Made>, Answer> {
-        let (_, registries, base) = self.upstream(name)?;
+        let (registries, base, repo) = self.upstream(name)?;
         let reference = ImageReference::with_tag(
             base.registry().to_string(),
             base.repository().to_string(),
             tag.to_string(),
         );
-        let repo = self.repo(&registries, &reference)?;
         let (rule, hardening) = self.rule(name);
         repo.want_pull().await;
         let fail = |e: anyhow::Error| upstream_failure(self, &e, "MANIFEST_UNKNOWN");
@@ -584,12 +578,8 @@ impl State {
         if let Some(bytes) = self.cache.blob(name, digest) {
             return Answer::bytes(200, headers(false), bytes);
         }
-        let (registries, reference) = match self.upstream(name) {
-            Ok((_, registries, reference)) => (registries, reference),
-            Err(answer) => return answer,
-        };
-        let repo = match self.repo(&registries, &reference) {
-            Ok(repo) => repo,
+        let (_, _, repo) = match self.upstream(name) {
+            Ok(found) => found,
             Err(answer) => return answer,
         };
         let permit = self
@@ -646,12 +636,8 @@ impl State {
 
     /// The upstream's tag list under serve's name for the repository.
     async fn tags(&self, name: &Name, query: Option<&str>) -> Answer {
-        let (registries, reference) = match self.upstream(name) {
-            Ok((_, registries, reference)) => (registries, reference),
-            Err(answer) => return answer,
-        };
-        let repo = match self.repo(&registries, &reference) {
-            Ok(repo) => repo,
+        let (_, reference, repo) = match self.upstream(name) {
+            Ok(found) => found,
             Err(answer) => return answer,
         };
         let _permit = self.permits.acquire().await.expect("never closed");
