@@ -101,6 +101,22 @@ impl Drop for Serve {
     }
 }
 
+/// One request (`METHOD PATH` and extra header lines) on a new connection:
+/// the response head and body.
+fn request(addr: &str, line: &str, headers: &str) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{line} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..end + 2]).into_owned();
+    (head, all[end + 4..].to_vec())
+}
+
 /// `skopeo inspect --raw`'s manifest digest (an index stays an index).
 fn raw_digest(reference: &str, flags: &[&str]) -> String {
     use sha2::{Digest, Sha256};
@@ -501,10 +517,43 @@ fn a_client_that_leaves_mid_blob_stops_the_upstream_stream() {
     let layer = &manifest["layers"][0];
     let size = layer["size"].as_u64().unwrap();
     assert!(size > 60 << 20);
+    // HEAD says the size; a resumed download (Range: bytes=N-) gets the
+    // upstream's 206 and the bytes from N on, as the registry itself sends them.
+    let path = format!("/v2/up/fix/big/blobs/{}", layer["digest"].as_str().unwrap());
+    let head = request(&serve.addr, &format!("HEAD {path}"), "");
+    assert!(head.0.starts_with("HTTP/1.1 200"), "{}", head.0);
+    assert!(
+        head.0
+            .to_lowercase()
+            .contains(&format!("content-length: {size}\r\n")),
+        "{}",
+        head.0
+    );
+    let range = format!("Range: bytes={}-\r\n", size - 100);
+    let through = request(&serve.addr, &format!("GET {path}"), &range);
+    let direct = request(
+        &reg.addr,
+        &format!(
+            "GET /v2/fix/big/blobs/{}",
+            layer["digest"].as_str().unwrap()
+        ),
+        &range,
+    );
+    assert!(through.0.starts_with("HTTP/1.1 206"), "{}", through.0);
+    assert!(
+        through.0.to_lowercase().contains(&format!(
+            "content-range: bytes {}-{}/{size}",
+            size - 100,
+            size - 1
+        )),
+        "{}",
+        through.0
+    );
+    assert_eq!(through.1.len(), 100);
+    assert_eq!(through.1, direct.1);
     proxy.reset();
 
     let mut s = TcpStream::connect(&serve.addr).unwrap();
-    let path = format!("/v2/up/fix/big/blobs/{}", layer["digest"].as_str().unwrap());
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut got = vec![0u8; 1 << 20];
     s.read_exact(&mut got).unwrap();
