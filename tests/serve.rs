@@ -743,3 +743,36 @@ fn a_manifest_whose_base_layer_is_gone_upstream_is_not_served() {
     assert_eq!(serve.get("GET", "/v2/up/fix/busybox/manifests/1").0, 502);
     assert_eq!(serve.metric("harden_serve_cache_entries"), 0);
 }
+
+#[test]
+fn a_client_that_leaves_during_a_cold_hardening_is_logged_and_let_go() {
+    let reg = Registry::plain("serve-slow");
+    reg.push(&fixtures().oci("busybox"), "fix/busybox:1", &[]);
+    // 1 KiB/s: the manifest and config take seconds to come.
+    let slow = Proxy::start(
+        &reg.addr,
+        Faults {
+            throttle: Some(1024),
+            ..Faults::default()
+        },
+    );
+    let serve = Serve::start("slow", &["--upstream", &format!("up=http://{}", slow.addr)]);
+    let mut s = TcpStream::connect(&serve.addr).unwrap();
+    write!(
+        s,
+        "GET /v2/up/fix/busybox/manifests/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !serve
+        .log()
+        .contains("GET /v2/up/fix/busybox/manifests/1 499")
+    {
+        assert!(Instant::now() < deadline, "{}", serve.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Only the metrics request itself is in flight.
+    assert_eq!(serve.metric("harden_serve_in_flight_requests"), 1);
+}

@@ -253,7 +253,6 @@ async fn answer(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let start = Instant::now();
     state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let head = req.method() == hyper::Method::HEAD;
     let route = route::parse(req.method().as_str(), req.uri().path());
@@ -265,6 +264,18 @@ async fn answer(
         Ok(Route::Health) => "healthz",
         Ok(Route::Metrics) => "metrics",
         Err(_) => "other",
+    };
+    // Made first, so that a request whose client leaves before the answer
+    // (a cold hardening) is logged and counted too, as nginx's 499.
+    let mut log = Log {
+        state: state.clone(),
+        peer,
+        line: format!("{} {}", req.method(), req.uri()),
+        kind,
+        status: 499,
+        start: Instant::now(),
+        sent: 0,
+        expected: None,
     };
     // Health and metrics answer anyone: probes and scrapers carry no credentials.
     let open = matches!(route, Ok(Route::Health | Route::Metrics));
@@ -290,16 +301,7 @@ async fn answer(
         Err(r) => Answer::error(r.status, r.code, &r.message),
         Ok(route) => state.route(route, &req, head).await,
     };
-    let log = Log {
-        state: state.clone(),
-        peer,
-        line: format!("{} {}", req.method(), req.uri()),
-        kind,
-        status: answer.status,
-        start,
-        sent: 0,
-        expected: None,
-    };
+    log.status = answer.status;
     let mut response = Response::builder().status(answer.status);
     for (name, value) in &answer.headers {
         response = response.header(*name, value);
@@ -324,7 +326,7 @@ async fn answer(
         _permit: permit,
     };
     let body = if head {
-        // Headers only; the body (and its permit) goes now.
+        // Headers only: an empty body, which ends (and frees its permit) at once.
         sent.inner = stream::empty().boxed();
         sent.log.expected = Some(0);
         StreamBody::new(sent).boxed_unsync()
