@@ -283,7 +283,7 @@ struct RegistryArgs {
     plain_http: bool,
 }
 
-/// The registry options of the commands that only read (inspect, check):
+/// The registry options of the commands that only read (inspect, check, serve):
 /// no `--src-…`/`--dest-…` forms, as there is no destination.
 #[derive(Args, Clone)]
 #[command(next_help_heading = "Registry options")]
