@@ -207,7 +207,7 @@ pub fn harden_one(
     let Hardened {
         source_digest,
         content: hardened,
-        report,
+        mut report,
         dropped,
         pairs,
     } = harden_content(&run.hardening, &content)?;
@@ -225,7 +225,6 @@ pub fn harden_one(
     let written = transport::write(&hardened, dst, registries, progress, early, run.sync)?;
     progress.say(&format!("wrote {}", written.destination));
     say_inferred(progress, &report, settings.mode);
-    let mut report = report;
     if written.manifest_digest.is_none() {
         // A docker-archive stores no manifest: no manifest digests to report.
         report

@@ -66,17 +66,9 @@ impl Serve {
 
     /// GET (or HEAD) `path`: the status and the body.
     fn get(&self, method: &str, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-        (status, body.unwrap_or_default())
+        let (head, body) = request(&self.addr, &format!("{method} {path}"), "");
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
 
     fn metric(&self, name: &str) -> u64 {
@@ -722,14 +714,11 @@ fn a_manifest_whose_base_layer_is_gone_upstream_is_not_served() {
         .unwrap()
         .to_string();
     // The registry's delete API (enabled in its config) takes the blob away.
-    let mut s = TcpStream::connect(&reg.addr).unwrap();
-    write!(
-        s,
-        "DELETE /v2/fix/busybox/blobs/{layer} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
+    let (answer, _) = request(
+        &reg.addr,
+        &format!("DELETE /v2/fix/busybox/blobs/{layer}"),
+        "",
+    );
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
 
     let serve = Serve::start("gone", &["--upstream", &format!("up=http://{}", reg.addr)]);

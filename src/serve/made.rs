@@ -33,57 +33,42 @@ impl Made {
     /// The documents and blobs of a hardened image or index.
     pub fn of(content: &Content) -> Made {
         let mut made = Made {
-            top: Digest::of(b""),
+            top: Digest::of(b""), // set below, once the top document is known
             manifests: HashMap::new(),
             blobs: HashMap::new(),
             upstream_blobs: Vec::new(),
         };
-        let (media_type, bytes) = match content {
-            Content::Image(image) => (image.manifest_media_type(), image.manifest()),
+        made.top = match content {
+            Content::Image(image) => {
+                made.add_blobs(image);
+                made.add_document(image.manifest_media_type(), image.manifest())
+            }
             Content::Index(index) => {
-                for entry in &index.entries {
-                    made.add_image(&entry.image);
+                for image in index.entries.iter().map(|e| &e.image) {
+                    made.add_blobs(image);
+                    made.add_document(image.manifest_media_type(), image.manifest());
                 }
                 for other in &index.others {
-                    let digest = Digest::of(&other.manifest);
-                    made.manifests.insert(
-                        digest,
-                        Document {
-                            media_type: other.media_type().to_string(),
-                            bytes: Bytes::from(other.manifest.clone()),
-                        },
-                    );
+                    made.add_document(other.media_type(), other.manifest.clone());
                     for (digest, blob) in &other.blobs {
                         made.add_blob(digest, blob);
                     }
                 }
-                (index.media_type(), index.manifest())
+                made.add_document(index.media_type(), index.manifest())
             }
         };
-        made.top = Digest::of(&bytes);
-        made.manifests.insert(
-            made.top.clone(),
-            Document {
-                media_type: media_type.to_string(),
-                bytes: Bytes::from(bytes),
-            },
-        );
-        if let Content::Image(image) = content {
-            made.add_blobs(image);
-        }
         made
     }
 
-    fn add_image(&mut self, image: &Image) {
-        let bytes = image.manifest();
-        self.manifests.insert(
-            Digest::of(&bytes),
-            Document {
-                media_type: image.manifest_media_type().to_string(),
-                bytes: Bytes::from(bytes),
-            },
-        );
-        self.add_blobs(image);
+    /// Holds a manifest or index; returns its digest.
+    fn add_document(&mut self, media_type: &str, bytes: Vec<u8>) -> Digest {
+        let digest = Digest::of(&bytes);
+        let doc = Document {
+            media_type: media_type.to_string(),
+            bytes: Bytes::from(bytes),
+        };
+        self.manifests.insert(digest.clone(), doc);
+        digest
     }
 
     fn add_blobs(&mut self, image: &Image) {
