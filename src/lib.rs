@@ -15,8 +15,8 @@ pub mod transport;
 
 // The core crate's modules, where the rest of harden names them (`crate::image`).
 pub use harden_core::{
-    accounts, decompress, digest, image, inspect, layer, limits, manifest, platform, rewrite,
-    rootfs,
+    accounts, config, decompress, digest, image, inspect, layer, limits, manifest, platform,
+    rewrite, rootfs,
 };
 
 // The registry transport, where the pipeline names it (`crate::registry`).

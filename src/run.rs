@@ -1,6 +1,7 @@
 //! One harden run: read an image or index, harden each platform with the
 //! step-down of its architecture, write it; and batches of such runs.
 
+use crate::config::User;
 use crate::image::{self, Content, Image, Index, IndexEntry};
 use crate::transport::{self, ImageRef, LayerForm};
 use crate::{
@@ -555,7 +556,9 @@ fn say_inferred(progress: &progress::Progress, report: &[Value], mode: rewrite::
 
 /// The platform an image's config names.
 fn image_platform(image: &Image) -> Result<platform::Platform> {
-    platform::Platform::of(&image.config_json()?)
+    image
+        .image_config()?
+        .platform()
         .context("the image config names no os/architecture")
 }
 
@@ -571,29 +574,21 @@ fn harden_image(
     if !platform::supported(platform) {
         bail!(platform::no_stepdown_for(platform));
     }
-    // The paths whose owner the defaults take, for the report.
-    let config = rewrite::unharden(image)?.config_json()?;
-    let section = config.get("config").and_then(Value::as_object);
-    let inferred = section
-        .map(|section| rewrite::inferred_owners(settings, section))
-        .unwrap_or_default();
-    let ports = section.map(rewrite::privileged_ports).unwrap_or_default();
+    // The defaults come from the image as it was before any harden run.
+    let base = rewrite::unharden(image)?;
+    let config = base.image_config()?;
+    let inferred = rewrite::infer(settings, config.run());
+    let ports = rewrite::privileged_ports(config.run());
     let (account, extra, writable, left) = match settings.mode {
-        rewrite::Mode::Runtime => {
-            let writable = section
-                .map(|section| rewrite::inferred_writable(settings, section))
-                .unwrap_or_default();
-            (None, Vec::new(), writable, Vec::new())
-        }
+        rewrite::Mode::Runtime => (None, Vec::new(), inferred.writable.clone(), Vec::new()),
         rewrite::Mode::Static => {
-            let (account, extra, baked) = static_account(image, settings)?;
+            let user = config.run().user();
+            let (account, extra, baked) = static_account(&base, user, settings, &inferred)?;
             (Some(account), extra, baked.given, baked.left)
         }
     };
-    let mounted_home =
-        section.and_then(|section| rewrite::inferred_mounted_home(settings, section));
     let layer = layer::stepdown_layer(stepdown_for(&platform.architecture)?, &extra)?;
-    let hardened = rewrite::harden(image, settings, &layer, account.as_ref(), ctx)
+    let hardened = rewrite::harden(image, settings, &inferred, &layer, account.as_ref(), ctx)
         .with_context(|| format!("hardening {platform}"))?;
     report.push(serde_json::json!({
         "platform": platform.to_string(),
@@ -602,10 +597,10 @@ fn harden_image(
         "image_id": hardened.config_digest().as_str(),
         "added_layer": {"digest": layer.digest.as_str(), "size": layer.gzip.len(), "diff_id": layer.diff_id.as_str()},
         "inferred": {
-            "match_owner": inferred,
+            "match_owner": inferred.match_owner,
             "writable": writable,
             "writable_left": left,
-            "mounted_home": mounted_home,
+            "mounted_home": inferred.mounted_home,
         },
         "privileged_ports": ports,
     }));
@@ -626,35 +621,36 @@ pub fn stepdown_for(arch: &str) -> Result<&'static [u8]> {
     Ok(bytes)
 }
 
-/// Static mode: settles the user from the account files of the image as it
-/// was before any harden run, and bakes the inferred writable directories
-/// (the only step that reads layer content).
+/// Static mode: settles the user from the account files of `base` (the
+/// image as it was before any harden run, whose User is `user`), and bakes
+/// the inferred writable directories (the only step that reads layer
+/// content).
 fn static_account(
-    image: &image::Image,
+    base: &image::Image,
+    user: User,
     settings: &rewrite::Settings,
+    inferred: &rewrite::Inferred,
 ) -> Result<(rewrite::Account, Vec<layer::LayerEntry>, rewrite::Baked)> {
-    let base = rewrite::unharden(image)?;
-    let config = base.config_json()?;
-    let empty = serde_json::Map::new();
-    let section = config
-        .get("config")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let user = section.get("User").and_then(Value::as_str).unwrap_or("");
     // The account files, then the directories whose owner a root image
     // prepared for itself (read now: a static image has no run-time choice).
-    let dirs = rewrite::inferred_owners(settings, section);
-    let home = rewrite::inferred_mounted_home(settings, section);
+    let home = &inferred.mounted_home;
     let mut paths = vec!["etc/passwd", "etc/group"];
     paths.extend(home.iter().map(|h| h.trim_start_matches('/')));
-    paths.extend(dirs.iter().map(|d| d.trim_start_matches('/')));
-    let writable = rewrite::inferred_writable(settings, section);
+    paths.extend(
+        inferred
+            .match_owner
+            .iter()
+            .map(|d| d.trim_start_matches('/')),
+    );
+    let writable = &inferred.writable;
     let roots: Vec<&str> = writable.iter().map(|w| w.trim_start_matches('/')).collect();
-    let (found, trees) = rootfs::scan(&base, &paths, &roots)?;
+    let (found, trees) = rootfs::scan(base, &paths, &roots)?;
     let mut found = found.into_iter();
     let passwd = rootfs::file(paths[0], found.next().flatten())?;
     let group = rootfs::file(paths[1], found.next().flatten())?;
-    let searchable = home.and_then(|home| rewrite::searchable_home(&home, found.next()?));
+    let searchable = home
+        .as_deref()
+        .and_then(|home| rewrite::searchable_home(home, found.next()?));
     let id = |n: u64| u32::try_from(n).ok().filter(|n| *n <= accounts::MAX_ID);
     let owner = found.find_map(|f| match f {
         Some(rootfs::Found::Dir { uid, gid, .. }) if uid != 0 => Some((id(uid)?, id(gid)?)),
@@ -664,7 +660,7 @@ fn static_account(
         rewrite::plan_static(settings, user, passwd.as_ref(), group.as_ref(), owner)?;
     // A HOME that is the account's own already has its entry.
     entries.extend(searchable.filter(|s| !entries.iter().any(|e| e.path == s.path)));
-    let trees: Vec<_> = writable.into_iter().zip(trees).collect();
+    let trees: Vec<_> = writable.iter().cloned().zip(trees).collect();
     let baked = rewrite::baked_writable(&account, &trees, &entries);
     entries.extend(baked.entries.iter().cloned());
     Ok((account, entries, baked))

@@ -1,6 +1,7 @@
 //! The image model shared by every source, the rewrite and every sink.
 //! Blobs are references: nothing is read until a sink copies it.
 
+use crate::config::ImageConfig;
 use crate::decompress::{self, Compression};
 use crate::digest::Digest;
 use anyhow::{Context, Result};
@@ -245,8 +246,9 @@ impl Image {
         Digest::of(&self.config)
     }
 
-    pub fn config_json(&self) -> Result<Value> {
-        serde_json::from_slice(&self.config).context("the image config is not valid JSON")
+    /// The config, parsed (`config::ImageConfig`).
+    pub fn image_config(&self) -> Result<ImageConfig> {
+        ImageConfig::parse(&self.config)
     }
 
     pub fn config_media_type(&self) -> &'static str {
@@ -320,17 +322,6 @@ pub fn gzip_layer_media_type(family: Family) -> &'static str {
         Family::Docker => DOCKER_LAYER_GZIP,
         Family::Oci => OCI_LAYER_GZIP,
     }
-}
-
-/// `rootfs.diff_ids` of a config, checked.
-pub fn diff_ids(config: &Value) -> Result<Vec<Digest>> {
-    let ids = config
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .context("the image config has no rootfs.diff_ids")?;
-    ids.iter()
-        .map(|v| Digest::parse(v.as_str().unwrap_or_default()).context("in rootfs.diff_ids"))
-        .collect()
 }
 
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";

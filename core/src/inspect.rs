@@ -1,26 +1,20 @@
 //! `harden inspect`: what an image runs, as whom, and whether harden touched it.
 
+use crate::config::{ImageConfig, User};
 use crate::image::Image;
 use crate::layer::STEPDOWN_PATH;
-use crate::rewrite::{self, LABEL_MODE, LABEL_ORIGINAL, LABEL_VERSION};
+use crate::rewrite::{LABEL_MODE, LABEL_ORIGINAL, LABEL_VERSION};
 use anyhow::Result;
 use serde_json::{json, Value};
 
 pub fn describe(image: &Image) -> Result<Value> {
-    let config = image.config_json()?;
-    let c = config.get("config").cloned().unwrap_or(json!({}));
-    let label = |k: &str| {
-        c.pointer(&format!("/Labels/{}", k.replace('/', "~1")))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let user = c
-        .get("User")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let starts_as_root = rewrite::user_is_root(&user);
-    let entrypoint = c.get("Entrypoint").cloned().unwrap_or(Value::Null);
+    let config = image.image_config()?;
+    let c = config.run();
+    let field = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+    let label = |k: &str| c.label(k).map(str::to_string);
+    let user = c.user_str();
+    let starts_as_root = c.user().is_root();
+    let entrypoint = field("Entrypoint");
     let wrapped = entrypoint.get(0).and_then(Value::as_str) == Some(STEPDOWN_PATH);
     let hardened = match (label(LABEL_VERSION), wrapped) {
         (Some(version), true) => {
@@ -43,24 +37,21 @@ pub fn describe(image: &Image) -> Result<Value> {
         }
         _ => Value::Null,
     };
-    // kubelet's runAsNonRoot accepts only a numeric, non-zero image User.
-    let uid_part = user.split(':').next().unwrap_or("");
-    let kubelet_verifies_non_root = uid_part.parse::<u32>().is_ok_and(|u| u != 0);
     // The command runs as root when the image starts as root and nothing steps down.
     let command_runs_as_root = starts_as_root && hardened.is_null();
     Ok(json!({
         "user": user,
         "entrypoint": entrypoint,
-        "cmd": c.get("Cmd").cloned().unwrap_or(Value::Null),
-        "env": c.get("Env").cloned().unwrap_or(Value::Null),
-        "working_dir": c.get("WorkingDir").cloned().unwrap_or(Value::Null),
-        "healthcheck": c.pointer("/Healthcheck/Test").cloned().unwrap_or(Value::Null),
+        "cmd": field("Cmd"),
+        "env": field("Env"),
+        "working_dir": field("WorkingDir"),
+        "healthcheck": c.healthcheck().and_then(|h| h.get("Test")).cloned().unwrap_or(Value::Null),
         "image_id": image.config_digest().as_str(),
         "manifest_digest": image.manifest_digest.as_ref().map(|d| d.as_str()),
         "layers": image.layers.len(),
         "starts_as_root": starts_as_root,
         "command_runs_as_root": command_runs_as_root,
-        "kubelet_run_as_non_root": kubelet_verifies_non_root,
+        "kubelet_run_as_non_root": c.user().kubelet_verifies_non_root(),
         "hardened": hardened,
     }))
 }
@@ -117,12 +108,8 @@ pub fn human(d: &Value) -> String {
 /// Before → after, field by field, for `--dry-run` and `inspect A B`:
 /// `=` unchanged, `-`/`+` the old and new value; Env and Labels per entry.
 pub fn diff(before: &Image, after: &Image) -> Result<String> {
-    let (a, b) = (before.config_json()?, after.config_json()?);
-    let field = |c: &Value, k: &str| {
-        c.pointer(&format!("/config/{k}"))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+    let (a, b) = (before.image_config()?, after.image_config()?);
+    let field = |c: &ImageConfig, k: &str| c.run().get(k).cloned().unwrap_or(Value::Null);
     let show = |v: &Value| match v {
         Value::Null => "(none)".to_string(),
         Value::String(s) if s.is_empty() => "\"\" (root)".to_string(),
@@ -230,7 +217,8 @@ pub fn check(
     uid_of_name: impl FnOnce(&str) -> Result<Option<u32>>,
 ) -> Result<Verdict> {
     let user = d["user"].as_str().unwrap_or("");
-    let uid_part = user.split(':').next().unwrap_or("");
+    let parsed = User::parse(user);
+    let uid_part = parsed.user;
     let verdict = |pass: bool, reason: String| Ok(Verdict { pass, reason });
     // kubelet: "image has non-numeric user (x), cannot verify user is non-root".
     if d["kubelet_run_as_non_root"] == true {
@@ -242,7 +230,7 @@ pub fn check(
     if require == Require::Static {
         let why = if !d["hardened"].is_null() {
             "hardened in runtime mode: the image starts as root for the step-down; harden --mode static makes a numeric non-root User".to_string()
-        } else if uid_part.parse::<u32>().is_ok() || rewrite::user_is_root(user) {
+        } else if parsed.uid().is_some() || parsed.is_root() {
             format!("User {user:?} is root: kubelet's runAsNonRoot refuses the image")
         } else {
             format!("User {user:?} is not numeric: kubelet's runAsNonRoot cannot verify it and refuses the image")
@@ -260,7 +248,7 @@ pub fn check(
             ),
         );
     }
-    if rewrite::user_is_root(user) || uid_part.parse::<u32>().is_ok() {
+    if parsed.is_root() || parsed.uid().is_some() {
         return verdict(false, format!("User {user:?}: the command runs as root"));
     }
     match uid_of_name(uid_part)? {
@@ -275,11 +263,10 @@ mod tests {
     use super::*;
 
     fn judge(user: &str, hardened: Value, require: Require, passwd: Option<u32>) -> Verdict {
-        let uid = user.split(':').next().unwrap_or("");
         let d = json!({
             "user": user,
             "hardened": hardened,
-            "kubelet_run_as_non_root": uid.parse::<u32>().is_ok_and(|u| u != 0),
+            "kubelet_run_as_non_root": User::parse(user).kubelet_verifies_non_root(),
         });
         check(&d, require, |_| Ok(passwd)).unwrap()
     }

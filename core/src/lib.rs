@@ -4,6 +4,7 @@
 //! blob when asked; transports, the async runtime and the CLI are in the
 //! harden crate.
 
+pub mod config;
 pub mod decompress;
 pub mod digest;
 pub mod image;

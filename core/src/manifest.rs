@@ -2,6 +2,7 @@
 //! the transport's way to load a child manifest and to find a blob passed in,
 //! so the registry and the OCI layout read manifests with the same code.
 
+use crate::config::ImageConfig;
 use crate::digest::Digest;
 use crate::image::{
     self, Blob, Content, Family, Image, Index, IndexEntry, Layer, OtherEntry, Skipped, MAX_CONFIG,
@@ -150,7 +151,7 @@ fn read_index(
             }
         };
         let platform =
-            match platform.or_else(|| image.config_json().ok().as_ref().and_then(Platform::of)) {
+            match platform.or_else(|| image.image_config().ok().and_then(|c| c.platform())) {
                 Some(p) => p,
                 None => bail!(
                     "index entry {} names no platform, nor does its config",
@@ -290,7 +291,7 @@ pub fn read_manifest(
         MAX_CONFIG,
         "config",
     )?;
-    let diff_ids = image::diff_ids(&parse_json(&config, "config")?)?;
+    let diff_ids = parse_json::<ImageConfig>(&config, "config")?.diff_ids()?;
     let layer_values = manifest
         .get("layers")
         .and_then(Value::as_array)

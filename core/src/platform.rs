@@ -2,7 +2,7 @@
 //! index to harden: pure, no I/O.
 
 use anyhow::{bail, Result};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,11 @@ impl Platform {
 
     /// From an index descriptor's `platform` or an image config (same field names).
     pub fn of(v: &Value) -> Option<Platform> {
+        Platform::of_map(v.as_object()?)
+    }
+
+    /// The platform an object names (`os`, `architecture`, `variant`).
+    pub fn of_map(v: &Map<String, Value>) -> Option<Platform> {
         let s = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
         Some(Platform::new(s("os")?, s("architecture")?, s("variant")))
     }

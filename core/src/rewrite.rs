@@ -2,6 +2,7 @@
 //! one. No I/O: blobs stay references, the new layer is bytes in memory.
 
 use crate::accounts;
+use crate::config::{Entrypoint, ImageConfig, RunConfig, User};
 use crate::digest::Digest;
 use crate::image::{self, Image, Layer};
 use crate::layer::{LayerEntry, StepdownLayer, STEPDOWN_PATH};
@@ -80,15 +81,26 @@ pub struct RunContext {
     pub base_name: Option<String>,
 }
 
-/// Is a config `User` root (or empty, which means root)?
-pub fn user_is_root(user: &str) -> bool {
-    let uid = user.split(':').next().unwrap_or("");
-    matches!(uid, "" | "0" | "root")
+/// What harden reads out of a root image for the step-down's defaults
+/// (`infer`): computed once per image, for the rewrite and the report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inferred {
+    /// `--match-owner` paths: see `inferred_owners`.
+    pub match_owner: Vec<String>,
+    /// `--writable` paths: see `inferred_writable`.
+    pub writable: Vec<String>,
+    /// `--mounted-home`: see `inferred_mounted_home`.
+    pub mounted_home: Option<String>,
 }
 
-/// Does a config section's `User` (absent: root) run the command as root?
-fn runs_as_root(section: &Map<String, Value>) -> bool {
-    user_is_root(section.get("User").and_then(Value::as_str).unwrap_or(""))
+/// The defaults harden takes from the image itself (its config as it was
+/// before any harden run), under the user's settings.
+pub fn infer(settings: &Settings, run: RunConfig) -> Inferred {
+    Inferred {
+        match_owner: inferred_owners(settings, run),
+        writable: inferred_writable(settings, run),
+        mounted_home: inferred_mounted_home(settings, run),
+    }
 }
 
 /// Where the hardened image looks for the account to run as when nothing
@@ -99,21 +111,14 @@ fn runs_as_root(section: &Map<String, Value>) -> bool {
 /// matched as well. Empty when the user chose (`--user`, `--uid`,
 /// `--match-owner`), when the image already runs as a non-root User, and
 /// with `--no-infer`.
-pub fn inferred_owners(settings: &Settings, section: &Map<String, Value>) -> Vec<String> {
+fn inferred_owners(settings: &Settings, run: RunConfig) -> Vec<String> {
     let chosen =
         settings.user.is_some() || settings.uid.is_some() || !settings.match_owner.is_empty();
-    if settings.no_infer || chosen || !runs_as_root(section) {
+    if settings.no_infer || chosen || !run.runs_as_root() {
         return Vec::new();
     }
-    let volumes = section.get("Volumes").and_then(Value::as_object);
-    let working_dir = section.get("WorkingDir").and_then(Value::as_str);
     let mut paths: Vec<String> = Vec::new();
-    for path in volumes
-        .into_iter()
-        .flat_map(|v| v.keys())
-        .map(String::as_str)
-        .chain(working_dir)
-    {
+    for path in run.volumes().chain(run.working_dir()) {
         let path = path.trim_end_matches('/');
         // The step-down's own rules for a --match-owner path; `/` is root's.
         let usable = accounts::valid_home(path.as_bytes()) && accounts::normalised(path.as_bytes());
@@ -132,17 +137,15 @@ pub fn inferred_owners(settings: &Settings, section: &Map<String, Value>) -> Vec
 /// are there to the user at start (`--writable`); static mode bakes their
 /// owner into harden's layer. Empty with `--no-infer` and for an image that
 /// already runs as a non-root User (it works as it is).
-pub fn inferred_writable(settings: &Settings, section: &Map<String, Value>) -> Vec<String> {
-    if settings.no_infer || !runs_as_root(section) {
+fn inferred_writable(settings: &Settings, run: RunConfig) -> Vec<String> {
+    if settings.no_infer || !run.runs_as_root() {
         return Vec::new();
     }
-    let volumes = section.get("Volumes").and_then(Value::as_object);
-    let volumes = volumes
-        .into_iter()
-        .flat_map(|v| v.keys())
+    let volumes = run
+        .volumes()
         .map(|v| v.trim_end_matches('/').to_string())
         .filter(|v| accounts::valid_home(v.as_bytes()) && !accounts::home_refused(v.as_bytes()));
-    let names = app_names(section);
+    let names = app_names(run);
     let own = names.iter().flat_map(|n| {
         ["/run", "/var/lib", "/var/log", "/var/cache"].map(|root| format!("{root}/{n}"))
     });
@@ -164,19 +167,12 @@ pub fn inferred_writable(settings: &Settings, section: &Map<String, Value>) -> V
 /// paths) and lets the user search it. None when the user chose the account
 /// or HOME (`--user`, `--uid`, `--home`), for an image that already runs as
 /// a non-root User, and with `--no-infer`.
-pub fn inferred_mounted_home(settings: &Settings, section: &Map<String, Value>) -> Option<String> {
+fn inferred_mounted_home(settings: &Settings, run: RunConfig) -> Option<String> {
     let chosen = settings.user.is_some() || settings.uid.is_some() || settings.home.is_some();
-    if settings.no_infer || chosen || !runs_as_root(section) {
+    if settings.no_infer || chosen || !run.runs_as_root() {
         return None;
     }
-    let env = section.get("Env").and_then(Value::as_array);
-    let home = env
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter_map(|var| var.strip_prefix("HOME="))
-        .next_back()
-        .unwrap_or("/root");
+    let home = run.env_var("HOME").unwrap_or("/root");
     // The step-down's rules for a HOME: `/` and system directories are not one.
     let usable = accounts::valid_home(home.as_bytes()) && !accounts::home_refused(home.as_bytes());
     usable.then(|| home.to_string())
@@ -203,19 +199,16 @@ pub fn searchable_home(home: &str, found: Option<rootfs::Found>) -> Option<Layer
 /// The ExposedPorts below 1024 of a root image ("80/tcp"): as a user, its
 /// app binds them only where net.ipv4.ip_unprivileged_port_start allows it
 /// (Docker sets 0 for every container; podman and Kubernetes leave 1024).
-pub fn privileged_ports(section: &Map<String, Value>) -> Vec<String> {
-    if !runs_as_root(section) {
+pub fn privileged_ports(run: RunConfig) -> Vec<String> {
+    if !run.runs_as_root() {
         return Vec::new();
     }
-    let ports = section.get("ExposedPorts").and_then(Value::as_object);
-    ports
-        .into_iter()
-        .flat_map(|p| p.keys())
+    run.exposed_ports()
         .filter(|p| {
             let number = p.split('/').next().unwrap_or("");
             number.parse::<u16>().is_ok_and(|n| n < 1024)
         })
-        .cloned()
+        .map(str::to_string)
         .collect()
 }
 
@@ -227,7 +220,7 @@ pub const MAX_WRITABLE: usize = 16;
 /// and a script's extension; a wrapper (a shell, an init, an
 /// `*entrypoint*` script) passes to Cmd. `redis-server` also gives `redis`,
 /// `mysqld` `mysql` (daemons' directories drop the suffix).
-pub fn app_names(section: &Map<String, Value>) -> Vec<String> {
+fn app_names(run: RunConfig) -> Vec<String> {
     const WRAPPERS: [&str; 10] = [
         "sh",
         "bash",
@@ -241,8 +234,7 @@ pub fn app_names(section: &Map<String, Value>) -> Vec<String> {
         "su-exec",
     ];
     let first = |key: &str| {
-        let program = section.get(key)?.as_array()?.first()?.as_str()?;
-        let base = program.rsplit('/').next()?;
+        let base = run.program(key)?.rsplit('/').next()?;
         let base = [".sh", ".py", ".pl", ".rb", ".js"]
             .iter()
             .find_map(|ext| base.strip_suffix(ext))
@@ -270,15 +262,14 @@ pub fn app_names(section: &Map<String, Value>) -> Vec<String> {
 
 /// The entrypoint options that carry the settings into the image. An image
 /// that already ran as a non-root user keeps that user as the default target.
-pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String> {
+pub fn stepdown_options(settings: &Settings, original_user: User) -> Vec<String> {
     let mut s = settings.clone();
-    if s.user.is_none() && s.uid.is_none() && s.gid.is_none() && !user_is_root(original_user) {
-        let (u, g) = original_user.split_once(':').unwrap_or((original_user, ""));
-        match u.parse::<u32>() {
-            Ok(uid) => s.uid = Some(uid),
-            Err(_) => s.user = Some(u.to_string()),
+    if s.user.is_none() && s.uid.is_none() && s.gid.is_none() && !original_user.is_root() {
+        match original_user.uid() {
+            Some(uid) => s.uid = Some(uid),
+            None => s.user = Some(original_user.user.to_string()),
         }
-        s.gid = g.parse().ok().filter(|g| *g != 0);
+        s.gid = original_user.non_root_gid();
     }
     let mut args = Vec::new();
     let mut push = |flag: &str, value: Option<String>| {
@@ -315,18 +306,27 @@ pub fn stepdown_options(settings: &Settings, original_user: &str) -> Vec<String>
 /// The hardened image: the source with harden's layer appended (replacing the
 /// layer of an earlier harden run) and the config rewritten.
 ///
-/// `account` is the static-mode user (see `plan_static`); None in runtime mode.
+/// `inferred` is `infer` of the image as it was before any harden run;
+/// `account` the static-mode user (see `plan_static`), None in runtime mode.
 pub fn harden(
     src: &Image,
     settings: &Settings,
+    inferred: &Inferred,
     layer: &StepdownLayer,
     account: Option<&Account>,
     ctx: &RunContext,
 ) -> Result<Image> {
     let base = unharden(src)?;
-    let mut config = base.config_json()?;
+    let mut config = base.image_config()?;
     let mut layers = base.layers;
-    rewrite_config(&mut config, settings, account, &layer.diff_id, ctx)?;
+    rewrite_config(
+        &mut config,
+        settings,
+        inferred,
+        account,
+        &layer.diff_id,
+        ctx,
+    )?;
 
     let media_type = image::gzip_layer_media_type(src.family);
     layers.push(Layer::new(
@@ -347,7 +347,7 @@ pub fn harden(
     }
     Ok(Image {
         family: src.family,
-        config: serde_json::to_vec(&config)?,
+        config: config.to_vec(),
         layers,
         manifest_annotations: annotations,
         manifest_digest: None,
@@ -358,8 +358,8 @@ pub fn harden(
 /// The image as it was before harden touched it (the same image when it never
 /// did): original Entrypoint, User and Env back, harden's top layer gone.
 pub fn unharden(src: &Image) -> Result<Image> {
-    let mut config = src.config_json()?;
-    let ids = image::diff_ids(&config)?;
+    let mut config = src.image_config()?;
+    let ids = config.diff_ids()?;
     if ids.len() != src.layers.len() {
         bail!(
             "the image config lists {} diff_ids but the manifest has {} layers",
@@ -368,68 +368,48 @@ pub fn unharden(src: &Image) -> Result<Image> {
         );
     }
     let mut image = src.clone();
-    if labels(&config).is_some_and(|l| l.contains_key(LABEL_ORIGINAL)) {
+    if config.run().label(LABEL_ORIGINAL).is_some() {
         if undo_previous(&mut config)? {
             image.layers.pop();
         }
-        image.config = serde_json::to_vec(&config)?;
+        image.config = config.to_vec();
     }
     Ok(image)
-}
-
-fn labels(config: &Value) -> Option<&Map<String, Value>> {
-    config.pointer("/config/Labels").and_then(Value::as_object)
 }
 
 /// If harden already hardened this image, puts back the original Entrypoint and
 /// User and drops harden's layer and history entry. Returns whether the top
 /// layer must be dropped.
-fn undo_previous(config: &mut Value) -> Result<bool> {
-    let Some(labels) = labels(config) else {
-        return Ok(false);
-    };
-    let Some(original) = labels.get(LABEL_ORIGINAL).and_then(Value::as_str) else {
+fn undo_previous(config: &mut ImageConfig) -> Result<bool> {
+    let Some(original) = config.run().label(LABEL_ORIGINAL) else {
         return Ok(false);
     };
     let original: Value =
         serde_json::from_str(original).context("label dev.harden.original is not JSON")?;
-    let layer = labels
-        .get(LABEL_LAYER)
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let c = config_section(config);
+    let layer = config.run().label(LABEL_LAYER).map(str::to_string);
+    let mut run = config.run_mut();
     for key in ["Entrypoint", "User", "Env", "Healthcheck"] {
         match original.get(key) {
-            Some(v) if !v.is_null() => c.insert(key.into(), v.clone()),
             // Absent: the image had no health check (or was hardened before they were wrapped).
-            None if key == "Healthcheck" => None,
-            _ => c.remove(key),
-        };
+            None if key == "Healthcheck" => {}
+            v => run.restore(key, v.filter(|v| !v.is_null()).cloned()),
+        }
     }
-    if let Some(l) = c.get_mut("Labels").and_then(Value::as_object_mut) {
+    if let Some(l) = run.existing_labels_mut() {
         for k in [LABEL_VERSION, LABEL_MODE, LABEL_LAYER, LABEL_ORIGINAL] {
             l.remove(k);
         }
     }
     if let (Some(h), Some(legacy)) = (
         original.get("LegacyHealthcheck"),
-        config.pointer_mut("/container_config/Healthcheck"),
+        config.legacy_healthcheck_mut(),
     ) {
         *legacy = h.clone();
     }
     // Only the top layer can be taken off: anything built on top stays as it is.
-    let ids = config
-        .pointer_mut("/rootfs/diff_ids")
-        .and_then(Value::as_array_mut);
-    let top_is_ours = match (ids, layer) {
-        (Some(ids), Some(layer)) if ids.last().and_then(Value::as_str) == Some(&layer) => {
-            ids.pop();
-            true
-        }
-        _ => false,
-    };
+    let top_is_ours = layer.is_some_and(|layer| config.pop_diff_id(&layer));
     if top_is_ours {
-        if let Some(history) = config.get_mut("history").and_then(Value::as_array_mut) {
+        if let Some(history) = config.history_mut() {
             let ours = history
                 .iter()
                 .rposition(|h| h.get("empty_layer") != Some(&Value::Bool(true)));
@@ -446,41 +426,27 @@ fn undo_previous(config: &mut Value) -> Result<bool> {
     Ok(top_is_ours)
 }
 
-fn config_section(config: &mut Value) -> &mut Map<String, Value> {
-    let root = config.as_object_mut().expect("config is an object");
-    let c = root.entry("config").or_insert_with(|| json!({}));
-    if !c.is_object() {
-        *c = json!({});
-    }
-    c.as_object_mut().unwrap()
-}
-
 fn rewrite_config(
-    config: &mut Value,
+    config: &mut ImageConfig,
     settings: &Settings,
+    inferred: &Inferred,
     account: Option<&Account>,
     diff_id: &Digest,
     ctx: &RunContext,
 ) -> Result<()> {
-    if !config.is_object() {
-        bail!("the image config is not a JSON object");
-    }
     // Docker's classic builder also writes the legacy container_config, and
     // podman takes the health check from there first: set aside, made to
     // agree with config's, and put back at the end.
-    let mut legacy_check = config
-        .pointer_mut("/container_config/Healthcheck")
-        .map(Value::take);
-    let c = config_section(config);
-    let entrypoint = c.get("Entrypoint").cloned().unwrap_or(Value::Null);
-    let user = c
-        .get("User")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let env = c.get("Env").cloned().unwrap_or(Value::Null);
-    let mut original = json!({"Entrypoint": entrypoint, "User": user, "Env": env});
-    if let Some(h) = c.get("Healthcheck") {
+    let mut legacy_check = config.legacy_healthcheck_mut().map(Value::take);
+    let run = config.run();
+    let entrypoint = run.entrypoint()?;
+    let user = run.user();
+    let mut original = json!({
+        "Entrypoint": run.get("Entrypoint").cloned().unwrap_or(Value::Null),
+        "User": run.user_str(),
+        "Env": run.get("Env").cloned().unwrap_or(Value::Null),
+    });
+    if let Some(h) = run.healthcheck() {
         original["Healthcheck"] = h.clone();
     }
     if let Some(h) = &legacy_check {
@@ -491,12 +457,12 @@ fn rewrite_config(
     // for when someone starts the container as root anyway.
     let settings = match account {
         None => Settings {
-            match_owner: match inferred_owners(settings, c) {
-                inferred if !inferred.is_empty() => inferred,
+            match_owner: match &inferred.match_owner {
+                inferred if !inferred.is_empty() => inferred.clone(),
                 _ => settings.match_owner.clone(),
             },
-            writable: inferred_writable(settings, c),
-            mounted_home: inferred_mounted_home(settings, c),
+            writable: inferred.writable.clone(),
+            mounted_home: inferred.mounted_home.clone(),
             ..settings.clone()
         },
         Some(a) => Settings {
@@ -504,82 +470,77 @@ fn rewrite_config(
             uid: Some(a.uid),
             gid: Some(a.gid),
             home: Some(a.home.clone()),
-            mounted_home: inferred_mounted_home(settings, c),
+            mounted_home: inferred.mounted_home.clone(),
             ..settings.clone()
         },
     };
-    let options = stepdown_options(&settings, &user);
+    let options = stepdown_options(&settings, user);
     let mut new_entrypoint: Vec<Value> = vec![STEPDOWN_PATH.into()];
     new_entrypoint.extend(options.iter().map(|o| Value::from(o.as_str())));
     new_entrypoint.push("--".into());
-    match &entrypoint {
-        // [""] means "no entrypoint" to docker and podman.
-        Value::Array(a) if a.len() == 1 && a[0] == "" => {}
-        Value::Array(a) => new_entrypoint.extend(a.iter().cloned()),
-        Value::Null => {}
-        Value::String(s) if s.is_empty() => {}
-        // A string Entrypoint is not in the spec, but some tools write one: treat it as one argument.
-        Value::String(s) => new_entrypoint.push(s.as_str().into()),
-        other => bail!("the image config's Entrypoint is neither a list nor null: {other}"),
+    match entrypoint {
+        Entrypoint::None => {}
+        Entrypoint::Args(a) => new_entrypoint.extend(a.iter().cloned()),
+        Entrypoint::One(s) => new_entrypoint.push(s.into()),
     }
-    c.insert("Entrypoint".into(), Value::Array(new_entrypoint));
-    match account {
+    // A health check is exec'd as the config's User, root in runtime mode:
+    // it goes through the step-down too (without --chown and --init, which
+    // are for the container's start, not for every check).
+    let check_settings = Settings {
+        chown: Vec::new(),
+        writable: Vec::new(),
+        init: false,
+        ..settings.clone()
+    };
+    let check_options = stepdown_options(&check_settings, user);
+    let shell = run.shell().map(<[Value]>::to_vec);
+    // Static mode's User (numeric, so that kubelet can verify runAsNonRoot)
+    // and Env (the account's HOME and USER instead of the image's).
+    let static_user = account.map(|a| {
+        let kept = run
+            .get("Env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        let kept = kept.filter(|v| {
+            !v.as_str()
+                .is_some_and(|s| s.starts_with("HOME=") || s.starts_with("USER="))
+        });
+        let mut env: Vec<Value> = kept.cloned().collect();
+        env.push(format!("HOME={}", a.home).into());
+        env.push(format!("USER={}", a.name).into());
+        (format!("{}:{}", a.uid, a.gid), env)
+    });
+
+    let mut run = config.run_mut();
+    run.set_entrypoint(new_entrypoint);
+    match static_user {
+        Some((user, env)) => {
+            run.set_user(&user);
+            run.set_env(env);
+        }
         // The step-down must start as root; it picks the user at run time.
         None => {
-            c.insert("User".into(), "0:0".into());
-            // A health check is exec'd as the config's User, root now: it goes
-            // through the step-down too (without --chown and --init, which are
-            // for the container's start, not for every check).
-            let check_settings = Settings {
-                chown: Vec::new(),
-                writable: Vec::new(),
-                init: false,
-                ..settings.clone()
-            };
-            let check_options = stepdown_options(&check_settings, &user);
-            let shell = c.get("Shell").cloned();
+            run.set_user("0:0");
             let wrap = |check: Option<&mut Value>| {
                 if let Some(test) = check.and_then(|h| h.get_mut("Test")) {
-                    if let Some(wrapped) = healthcheck_test(test, &check_options, shell.as_ref()) {
+                    if let Some(wrapped) = healthcheck_test(test, &check_options, shell.as_deref())
+                    {
                         *test = wrapped;
                     }
                 }
             };
-            wrap(c.get_mut("Healthcheck"));
+            wrap(run.healthcheck_mut());
             // The legacy check gets the same wrapped check as config (or its
             // own wrapped, when config has none).
-            match (legacy_check.as_mut(), c.get("Healthcheck")) {
+            match (legacy_check.as_mut(), run.read().healthcheck()) {
                 (Some(legacy), Some(wrapped)) => *legacy = wrapped.clone(),
                 (legacy, _) => wrap(legacy),
             }
         }
-        // Numeric, so that kubelet can verify runAsNonRoot.
-        Some(a) => {
-            c.insert("User".into(), format!("{}:{}", a.uid, a.gid).into());
-            let mut env: Vec<Value> = c
-                .get("Env")
-                .and_then(Value::as_array)
-                .map(|e| {
-                    e.iter()
-                        .filter(|v| {
-                            !v.as_str()
-                                .is_some_and(|s| s.starts_with("HOME=") || s.starts_with("USER="))
-                        })
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            env.push(format!("HOME={}", a.home).into());
-            env.push(format!("USER={}", a.name).into());
-            c.insert("Env".into(), Value::Array(env));
-        }
     }
 
-    let labels = c.entry("Labels").or_insert_with(|| json!({}));
-    if !labels.is_object() {
-        *labels = json!({});
-    }
-    let labels = labels.as_object_mut().unwrap();
+    let labels = run.labels_mut();
     labels.insert(LABEL_VERSION.into(), ctx.version.as_str().into());
     labels.insert(LABEL_MODE.into(), settings.mode.as_str().into());
     labels.insert(LABEL_LAYER.into(), diff_id.as_str().into());
@@ -588,25 +549,16 @@ fn rewrite_config(
         serde_json::to_string(&original)?.into(),
     );
 
-    if let Some(check) = legacy_check {
-        config["container_config"]["Healthcheck"] = check;
+    if let (Some(check), Some(legacy)) = (legacy_check, config.legacy_healthcheck_mut()) {
+        *legacy = check;
     }
-    let root = config.as_object_mut().unwrap();
-    let rootfs = root
-        .entry("rootfs")
-        .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
-    rootfs
-        .get_mut("diff_ids")
-        .and_then(Value::as_array_mut)
-        .context("rootfs.diff_ids is not a list")?
-        .push(diff_id.as_str().into());
-
-    if let Some(history) = root.get_mut("history").and_then(Value::as_array_mut) {
+    config.push_diff_id(diff_id)?;
+    let created = ctx
+        .created
+        .clone()
+        .or_else(|| root_created(config.history()?).map(str::to_string));
+    if let Some(history) = config.history_mut() {
         let mut entry = Map::new();
-        let created = ctx
-            .created
-            .clone()
-            .or_else(|| root_created(history).map(str::to_string));
         if let Some(created) = created {
             entry.insert("created".into(), created.into());
         }
@@ -634,15 +586,15 @@ fn rewrite_config(
 /// keeps its arguments, `CMD-SHELL` runs the image's `Shell` (as docker does;
 /// default `/bin/sh -c`). None for `NONE`, an empty test (inherit) or anything
 /// unknown, which stay as they are.
-fn healthcheck_test(test: &Value, options: &[String], shell: Option<&Value>) -> Option<Value> {
+fn healthcheck_test(test: &Value, options: &[String], shell: Option<&[Value]>) -> Option<Value> {
     let test = test.as_array()?;
     let command: Vec<Value> = match test.first()?.as_str()? {
         "CMD" => test[1..].to_vec(),
         "CMD-SHELL" => {
             let script = test.get(1)?.clone();
-            let shell = match shell.and_then(Value::as_array) {
-                Some(s) if !s.is_empty() => s.clone(),
-                _ => vec!["/bin/sh".into(), "-c".into()],
+            let shell = match shell {
+                Some(s) => s.to_vec(),
+                None => vec!["/bin/sh".into(), "-c".into()],
             };
             shell.into_iter().chain([script]).collect()
         }
@@ -663,7 +615,7 @@ fn healthcheck_test(test: &Value, options: &[String], shell: Option<&Value>) -> 
 /// image, the account a root image prepared for itself.
 pub fn plan_static(
     settings: &Settings,
-    original_user: &str,
+    original_user: User,
     passwd: Option<&FileEntry>,
     group: Option<&FileEntry>,
     owner: Option<(u32, u32)>,
@@ -676,14 +628,14 @@ pub fn plan_static(
         .unwrap_or_default();
     let by_name = |n: &str| users.iter().find(|u| u.name == n.as_bytes());
 
-    let (orig_uid, orig_gid) = original_user.split_once(':').unwrap_or((original_user, ""));
-    let orig_gid = orig_gid.parse::<u32>().ok().filter(|g| *g != 0);
+    let orig_uid = original_user.user;
+    let orig_gid = original_user.non_root_gid();
     let (uid, entry_gid) = if let Some(uid) = settings.uid {
         (uid, users.iter().find(|u| u.uid == uid).map(|u| u.gid))
-    } else if !user_is_root(original_user) && settings.user.is_none() {
-        match orig_uid.parse::<u32>() {
-            Ok(uid) => (uid, users.iter().find(|u| u.uid == uid).map(|u| u.gid)),
-            Err(_) => {
+    } else if !original_user.is_root() && settings.user.is_none() {
+        match original_user.uid() {
+            Some(uid) => (uid, users.iter().find(|u| u.uid == uid).map(|u| u.gid)),
+            None => {
                 let u = by_name(orig_uid).with_context(|| {
                     format!("the image's User {orig_uid:?} is not in its /etc/passwd")
                 })?;
@@ -911,7 +863,14 @@ mod tests {
     }
 
     fn cfg(img: &Image) -> Value {
-        img.config_json().unwrap()
+        serde_json::from_slice(&img.config).unwrap()
+    }
+
+    /// `harden` with the defaults `infer` takes from the image, as run.rs calls it.
+    fn hardened(src: &Image, settings: &Settings, account: Option<&Account>) -> Result<Image> {
+        let base = unharden(src)?;
+        let inferred = infer(settings, base.image_config()?.run());
+        harden(src, settings, &inferred, &layer(), account, &ctx())
     }
 
     #[test]
@@ -923,7 +882,7 @@ mod tests {
             match_owner: vec!["/home/aws/.aws".into()],
             ..Settings::default()
         };
-        let out = harden(&src, &settings, &layer(), None, &ctx()).unwrap();
+        let out = hardened(&src, &settings, None).unwrap();
         let c = cfg(&out);
         assert_eq!(
             c["config"]["Entrypoint"],
@@ -994,15 +953,13 @@ mod tests {
             let mut config = source_config();
             config["config"]["Entrypoint"] = none;
             // Without the inferred --match-owner options of its VOLUME.
-            let out = harden(
+            let out = hardened(
                 &image(config, 1),
                 &Settings {
                     no_infer: true,
                     ..Settings::default()
                 },
-                &layer(),
                 None,
-                &ctx(),
             )
             .unwrap();
             assert_eq!(
@@ -1021,7 +978,7 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(
-            stepdown_options(&s, ""),
+            stepdown_options(&s, User::parse("")),
             ["--chown", "/data", "--chown", "/cache", "--init"]
         );
     }
@@ -1036,10 +993,16 @@ mod tests {
             .clone()
         };
         let d = Settings::default();
-        assert_eq!(inferred_owners(&d, &section("")), ["/data", "/srv/app"]);
-        assert_eq!(inferred_owners(&d, &section("0:0")), ["/data", "/srv/app"]);
+        assert_eq!(
+            inferred_owners(&d, RunConfig::of(&section(""))),
+            ["/data", "/srv/app"]
+        );
+        assert_eq!(
+            inferred_owners(&d, RunConfig::of(&section("0:0"))),
+            ["/data", "/srv/app"]
+        );
         // The image's own non-root User, or the user's choice, comes first.
-        assert!(inferred_owners(&d, &section("redis")).is_empty());
+        assert!(inferred_owners(&d, RunConfig::of(&section("redis"))).is_empty());
         for chosen in [
             Settings {
                 user: Some("x".into()),
@@ -1059,11 +1022,11 @@ mod tests {
             },
         ] {
             assert!(
-                inferred_owners(&chosen, &section("root")).is_empty(),
+                inferred_owners(&chosen, RunConfig::of(&section("root"))).is_empty(),
                 "{chosen:?}"
             );
         }
-        assert!(inferred_owners(&d, &Map::new()).is_empty());
+        assert!(inferred_owners(&d, RunConfig::of(&Map::new())).is_empty());
     }
 
     fn object(v: Value) -> Map<String, Value> {
@@ -1072,7 +1035,7 @@ mod tests {
 
     #[test]
     fn app_names_come_from_the_program_past_wrappers() {
-        let names = |v: Value| app_names(&object(v));
+        let names = |v: Value| app_names(RunConfig::of(&object(v)));
         assert_eq!(
             names(json!({"Cmd": ["nginx", "-g", "daemon off;"]})),
             ["nginx"]
@@ -1107,7 +1070,7 @@ mod tests {
         };
         let d = Settings::default();
         assert_eq!(
-            inferred_writable(&d, &section("")),
+            inferred_writable(&d, RunConfig::of(&section(""))),
             [
                 "/data",
                 "/run",
@@ -1122,16 +1085,18 @@ mod tests {
             chown: vec!["/run".into()],
             ..d.clone()
         };
-        assert!(!inferred_writable(&asked, &section("0")).contains(&"/run".to_string()));
-        assert!(inferred_writable(&d, &section("www-data")).is_empty());
+        assert!(
+            !inferred_writable(&asked, RunConfig::of(&section("0"))).contains(&"/run".to_string())
+        );
+        assert!(inferred_writable(&d, RunConfig::of(&section("www-data"))).is_empty());
         let off = Settings {
             no_infer: true,
             ..d.clone()
         };
-        assert!(inferred_writable(&off, &section("root")).is_empty());
+        assert!(inferred_writable(&off, RunConfig::of(&section("root"))).is_empty());
         let ports = |user: &str| {
-            privileged_ports(&object(json!({"User": user,
-                "ExposedPorts": {"80/tcp": {}, "8080/tcp": {}, "53/udp": {}, "x": {}}})))
+            privileged_ports(RunConfig::of(&object(json!({"User": user,
+                "ExposedPorts": {"80/tcp": {}, "8080/tcp": {}, "53/udp": {}, "x": {}}}))))
         };
         assert_eq!(ports(""), ["53/udp", "80/tcp"]);
         assert!(ports("nginx").is_empty());
@@ -1139,7 +1104,7 @@ mod tests {
         let mut config = source_config();
         config["config"] = json!({"Cmd": ["nginx"], "Healthcheck": {"Test": ["CMD", "true"]}});
         let img = image(config, 1);
-        let out = harden(&img, &d, &layer(), None, &ctx()).unwrap();
+        let out = hardened(&img, &d, None).unwrap();
         let config = cfg(&out);
         let entrypoint = config["config"]["Entrypoint"].to_string();
         assert!(entrypoint.contains(r#""--writable","/run","--writable","/run/nginx""#));
@@ -1151,8 +1116,9 @@ mod tests {
     fn a_root_image_looks_for_mounts_below_the_home_it_ran_with() {
         let section = |user: &str, env: Value| object(json!({"User": user, "Env": env}));
         let d = Settings::default();
-        let home =
-            |s: &Settings, user: &str, env: Value| inferred_mounted_home(s, &section(user, env));
+        let home = |s: &Settings, user: &str, env: Value| {
+            inferred_mounted_home(s, RunConfig::of(&section(user, env)))
+        };
         assert_eq!(home(&d, "", Value::Null).as_deref(), Some("/root"));
         let env = json!(["PATH=/bin", "HOME=/home/x", "HOME=/srv/aws"]);
         assert_eq!(
@@ -1203,7 +1169,7 @@ mod tests {
         // (they must pick the same user).
         let mut config = source_config();
         config["config"] = json!({"Cmd": ["aws"], "Healthcheck": {"Test": ["CMD", "true"]}});
-        let out = harden(&image(config, 1), &d, &layer(), None, &ctx()).unwrap();
+        let out = hardened(&image(config, 1), &d, None).unwrap();
         let config = cfg(&out);
         for part in [
             &config["config"]["Entrypoint"],
@@ -1286,30 +1252,26 @@ mod tests {
     #[test]
     fn non_root_image_user_becomes_the_default_target() {
         assert_eq!(
-            stepdown_options(&Settings::default(), "1001:1002"),
+            stepdown_options(&Settings::default(), User::parse("1001:1002")),
             ["--uid", "1001", "--gid", "1002"]
         );
         assert_eq!(
-            stepdown_options(&Settings::default(), "node"),
+            stepdown_options(&Settings::default(), User::parse("node")),
             ["--user", "node"]
         );
-        assert!(stepdown_options(&Settings::default(), "root").is_empty());
-        assert!(stepdown_options(&Settings::default(), "0:0").is_empty());
+        assert!(stepdown_options(&Settings::default(), User::parse("root")).is_empty());
+        assert!(stepdown_options(&Settings::default(), User::parse("0:0")).is_empty());
         let explicit = Settings {
             uid: Some(5),
             ..Settings::default()
         };
-        assert_eq!(stepdown_options(&explicit, "node"), ["--uid", "5"]);
+        assert_eq!(
+            stepdown_options(&explicit, User::parse("node")),
+            ["--uid", "5"]
+        );
         let mut config = source_config();
         config["config"]["User"] = "1001".into();
-        let out = harden(
-            &image(config, 1),
-            &Settings::default(),
-            &layer(),
-            None,
-            &ctx(),
-        )
-        .unwrap();
+        let out = hardened(&image(config, 1), &Settings::default(), None).unwrap();
         assert_eq!(
             cfg(&out)["config"]["Entrypoint"].as_array().unwrap()[1..4],
             json!(["--uid", "1001", "--"]).as_array().unwrap()[..]
@@ -1320,13 +1282,13 @@ mod tests {
     #[test]
     fn hardening_twice_replaces_instead_of_stacking() {
         let src = image(source_config(), 1);
-        let once = harden(&src, &Settings::default(), &layer(), None, &ctx()).unwrap();
+        let once = hardened(&src, &Settings::default(), None).unwrap();
         let settings = Settings {
             uid: Some(42),
             ..Settings::default()
         };
-        let twice = harden(&once, &settings, &layer(), None, &ctx()).unwrap();
-        let direct = harden(&src, &settings, &layer(), None, &ctx()).unwrap();
+        let twice = hardened(&once, &settings, None).unwrap();
+        let direct = hardened(&src, &settings, None).unwrap();
         assert_eq!(twice.layers.len(), 2);
         assert_eq!(cfg(&twice), cfg(&direct));
         assert_eq!(twice.config, direct.config, "byte-identical config");
@@ -1334,26 +1296,19 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_configs() {
-        assert!(harden(
-            &image(source_config(), 2),
-            &Settings::default(),
-            &layer(),
-            None,
-            &ctx()
-        )
-        .is_err());
+        assert!(hardened(&image(source_config(), 2), &Settings::default(), None).is_err());
         let mut bad = source_config();
         bad["config"]["Entrypoint"] = json!(5);
-        assert!(harden(&image(bad, 1), &Settings::default(), &layer(), None, &ctx()).is_err());
+        assert!(hardened(&image(bad, 1), &Settings::default(), None).is_err());
     }
 
     #[test]
     fn root_detection() {
         for root in ["", "0", "root", "0:0", "root:wheel"] {
-            assert!(user_is_root(root), "{root}");
+            assert!(User::parse(root).is_root(), "{root}");
         }
         for user in ["1000", "node", "1000:0"] {
-            assert!(!user_is_root(user), "{user}");
+            assert!(!User::parse(user).is_root(), "{user}");
         }
     }
 
@@ -1378,7 +1333,7 @@ mod tests {
         };
         let (account, entries) = plan_static(
             &static_settings,
-            "",
+            User::parse(""),
             Some(&file(DEB_PASSWD, 0o600)),
             Some(&file(DEB_GROUP, 0o644)),
             None,
@@ -1427,7 +1382,7 @@ mod tests {
         };
         let (account, entries) = plan_static(
             &s,
-            "",
+            User::parse(""),
             Some(&file(DEB_PASSWD, 0o644)),
             Some(&file(DEB_GROUP, 0o644)),
             None,
@@ -1441,7 +1396,7 @@ mod tests {
         // The image's own non-root User, by name.
         let (account, _) = plan_static(
             &Settings::default(),
-            "www-data",
+            User::parse("www-data"),
             Some(&file(DEB_PASSWD, 0o644)),
             None,
             None,
@@ -1451,7 +1406,7 @@ mod tests {
         // A root image: the owner of its data directory, with its passwd entry.
         let (account, entries) = plan_static(
             &Settings::default(),
-            "",
+            User::parse(""),
             Some(&file(DEB_PASSWD, 0o644)),
             Some(&file(DEB_GROUP, 0o644)),
             Some((33, 33)),
@@ -1461,7 +1416,7 @@ mod tests {
         assert!(entries.is_empty());
         assert!(plan_static(
             &Settings::default(),
-            "nobody-here",
+            User::parse("nobody-here"),
             Some(&file(DEB_PASSWD, 0o644)),
             None,
             None
@@ -1473,7 +1428,7 @@ mod tests {
                 uid: Some(2000),
                 ..Settings::default()
             },
-            "",
+            User::parse(""),
             None,
             None,
             None,
@@ -1502,7 +1457,7 @@ mod tests {
             if in_config {
                 config["config"]["Healthcheck"] = check.clone();
             }
-            let out = harden(&image(config, 1), &settings, &layer(), None, &ctx()).unwrap();
+            let out = hardened(&image(config, 1), &settings, None).unwrap();
             let c = cfg(&out);
             assert_eq!(c["container_config"]["Healthcheck"]["Test"], wrapped);
             assert_eq!(c["container_config"]["Healthcheck"]["Interval"], 1);
@@ -1510,7 +1465,7 @@ mod tests {
             if in_config {
                 assert_eq!(c["config"]["Healthcheck"]["Test"], wrapped);
             }
-            let again = harden(&out, &settings, &layer(), None, &ctx()).unwrap();
+            let again = hardened(&out, &settings, None).unwrap();
             assert_eq!(
                 cfg(&again)["container_config"]["Healthcheck"]["Test"],
                 wrapped
@@ -1556,12 +1511,12 @@ mod tests {
                 Some(s) => config["config"]["Shell"] = s,
                 None => drop(config["config"].as_object_mut().unwrap().remove("Shell")),
             }
-            let out = harden(&image(config.clone(), 1), &settings, &layer(), None, &ctx()).unwrap();
+            let out = hardened(&image(config.clone(), 1), &settings, None).unwrap();
             let c = cfg(&out);
             assert_eq!(c["config"]["Healthcheck"]["Test"], expected, "{test}");
             assert_eq!(c["config"]["Healthcheck"]["Interval"], 30_000_000_000u64);
             // Hardening again starts from the original check, not the wrapped one.
-            let again = harden(&out, &settings, &layer(), None, &ctx()).unwrap();
+            let again = hardened(&out, &settings, None).unwrap();
             assert_eq!(cfg(&again)["config"]["Healthcheck"]["Test"], expected);
             let account = Account {
                 uid: 1000,
@@ -1569,20 +1524,14 @@ mod tests {
                 name: "app".into(),
                 home: "/home/app".into(),
             };
-            let stat = harden(&out, &settings, &layer(), Some(&account), &ctx()).unwrap();
+            let stat = hardened(&out, &settings, Some(&account)).unwrap();
             assert_eq!(
                 cfg(&stat)["config"]["Healthcheck"]["Test"],
                 test,
                 "static mode: the check runs as the image's User already"
             );
         }
-        let no_check = harden(
-            &image(source_config(), 1),
-            &settings,
-            &layer(),
-            None,
-            &ctx(),
-        );
+        let no_check = hardened(&image(source_config(), 1), &settings, None);
         assert!(cfg(&no_check.unwrap())["config"]
             .get("Healthcheck")
             .is_none());
@@ -1602,14 +1551,7 @@ mod tests {
             mode: Mode::Static,
             ..Settings::default()
         };
-        let out = harden(
-            &image(config.clone(), 1),
-            &s,
-            &layer(),
-            Some(&account),
-            &ctx(),
-        )
-        .unwrap();
+        let out = hardened(&image(config.clone(), 1), &s, Some(&account)).unwrap();
         let c = cfg(&out);
         assert_eq!(c["config"]["User"], "1000:1000");
         assert_eq!(
@@ -1637,7 +1579,7 @@ mod tests {
             ])
         );
         // Back to runtime mode: Env and User return to what they were.
-        let back = harden(&out, &Settings::default(), &layer(), None, &ctx()).unwrap();
+        let back = hardened(&out, &Settings::default(), None).unwrap();
         assert_eq!(cfg(&back)["config"]["Env"], config["config"]["Env"]);
         assert_eq!(cfg(&back)["config"]["User"], "0:0");
         assert_eq!(back.layers.len(), 2);

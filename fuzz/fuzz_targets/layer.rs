@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         if let (Ok(passwd), Ok(group)) = (passwd, group) {
             let _ = rewrite::plan_static(
                 &rewrite::Settings::default(),
-                "",
+                harden::config::User::parse(""),
                 passwd.as_ref(),
                 group.as_ref(),
                 owner,

@@ -38,9 +38,15 @@ fuzz_target!(|data: &[u8]| {
     };
     for image in images {
         let _ = inspect::describe(&image);
-        if let Ok(hardened) =
-            rewrite::harden(&image, &rewrite::Settings::default(), &stepdown, None, &ctx)
-        {
+        let settings = rewrite::Settings::default();
+        let Ok(base) = rewrite::unharden(&image) else {
+            continue;
+        };
+        let Ok(config) = base.image_config() else {
+            continue;
+        };
+        let inferred = rewrite::infer(&settings, config.run());
+        if let Ok(hardened) = rewrite::harden(&image, &settings, &inferred, &stepdown, None, &ctx) {
             let _ = hardened.manifest();
             let _ = inspect::diff(&image, &hardened);
         }

@@ -6,6 +6,7 @@ use super::reference::{hardened_tag, same_image, Select};
 use super::store::Store;
 use super::tar_output::TarOutput;
 use super::written::Written;
+use crate::config::ImageConfig;
 use crate::decompress::{self, Compression};
 use crate::digest::{self, HashingReader};
 use crate::exit::NotFound;
@@ -109,8 +110,8 @@ pub fn read(store: &Store, select: &Select) -> Result<Image> {
     // the image ID is the digest of the content, and the layers are checked
     // against its diff_ids as they are copied.
     let config = config_blob.read_capped(MAX_CONFIG, &format!("config {}", entry.config))?;
-    let config_json: Value = parse_json(&config, &format!("config {}", entry.config))?;
-    let diff_ids = image::diff_ids(&config_json)?;
+    let config_doc: ImageConfig = parse_json(&config, &format!("config {}", entry.config))?;
+    let diff_ids = config_doc.diff_ids()?;
     if diff_ids.len() != entry.layers.len() {
         bail!(
             "manifest.json lists {} layers but the config has {} diff_ids",
