@@ -226,11 +226,15 @@ pub fn harden_one(
     let written = transport::write(&hardened, dst, registries, progress, early, run.sync)?;
     progress.say(&format!("wrote {}", written.destination));
     say_inferred(progress, &report, settings.mode);
-    if written.manifest_digest.is_none() {
+    match (&written.manifest_digest, &hardened) {
         // A docker-archive stores no manifest: no manifest digests to report.
-        report
+        (None, _) => report
             .iter_mut()
-            .for_each(|p| p["manifest_digest"] = Value::Null);
+            .for_each(|p| p["manifest_digest"] = Value::Null),
+        // One image's manifest is the one the destination stores (an engine's
+        // containerd store holds its layers plain, not gzipped).
+        (Some(d), Content::Image(_)) => report[0]["manifest_digest"] = d.as_str().into(),
+        (Some(_), Content::Index(_)) => {}
     }
     let mut out = serde_json::json!({
         "source": src.to_string(),

@@ -133,6 +133,130 @@ fn docker_images_are_hardened_in_the_engine_and_run_there() {
     assert!(!out.status.success(), "the unhardened source fails check");
 }
 
+/// Docker's containerd image store (Docker 29's default; trixie's dockerd 26
+/// with the feature on): an image ID is its manifest's or index's digest,
+/// `docker save` writes an OCI layout, and one name holds every platform
+/// pulled for it.
+#[test]
+fn dockers_containerd_image_store_is_read_and_written() {
+    let docker = Docker::start_containerd_store("dd-ctrd");
+    let host = docker.host();
+    let dir = scratch("daemon-containerd");
+    let status = sh(docker
+        .command()
+        .args(["info", "--format", "{{json .DriverStatus}}"]));
+    assert!(status.contains("io.containerd.snapshotter.v1"), "{status}");
+    build(&docker, &dir, "app:1");
+    let source_id = docker_id(&docker, "app:1");
+
+    // daemon → daemon: the engine names the image by the manifest harden
+    // wrote, and the report says so.
+    let report = harden_ok(
+        &host,
+        &[
+            "rewrite",
+            "-q",
+            "--json",
+            "docker-daemon:app:1",
+            "docker-daemon:app:1-hardened",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let id = docker_id(&docker, "app:1-hardened");
+    assert_eq!(report["manifest_digest"], id.as_str(), "{report}");
+    assert_eq!(report["platforms"][0]["manifest_digest"], id.as_str());
+    assert_eq!(report["source_manifest_digest"], source_id.as_str());
+    assert_eq!(
+        docker_id(&docker, "app:1"),
+        source_id,
+        "the source is untouched"
+    );
+    assert_eq!(docker.run_ok(&[], "app:1-hardened", &[]).trim(), "1000");
+    let out = docker.run_ok(&["-e", "HARDEN_UID=4321"], "app:1-hardened", &[]);
+    assert_eq!(out.trim(), "4321");
+    let out = harden_ok(&host, &["check", "docker-daemon:app:1-hardened"]);
+    assert!(out.contains("PASS"), "{out}");
+
+    // daemon → archive → daemon: the same config, loaded and run.
+    let tar = dir.join("hardened.tar");
+    let archive = format!("docker-archive:{}", tar.display());
+    harden_ok(&host, &["rewrite", "-q", "docker-daemon:app:1", &archive]);
+    let again = harden_ok(
+        &host,
+        &["rewrite", "-q", "--json", &archive, "docker-daemon:again:1"],
+    );
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["image_id"], report["image_id"]);
+    assert_eq!(
+        again["manifest_digest"],
+        docker_id(&docker, "again:1").as_str()
+    );
+    assert_eq!(docker.run_ok(&[], "again:1", &[]).trim(), "1000");
+
+    // Two platforms pulled under one name: --platform chooses between them.
+    let registry = Registry::plain("daemon-ctrd");
+    let multi = registry.push(&multiarch().oci(), "multi:1", &["--all"]);
+    sh(docker.command().args(["pull", "-q", &multi]));
+    sh(docker
+        .command()
+        .args(["pull", "-q", "--platform", "linux/arm64", &multi]));
+    let source = format!("docker-daemon:{multi}");
+    harden_ok(
+        &host,
+        &[
+            "rewrite",
+            "-q",
+            "--platform",
+            "linux/arm64",
+            &source,
+            "docker-daemon:multi:arm",
+        ],
+    );
+    let arch = sh(docker.command().args([
+        "image",
+        "inspect",
+        "--format",
+        "{{.Os}}/{{.Architecture}}",
+        "multi:arm",
+    ]));
+    assert_eq!(arch.trim(), "linux/arm64");
+    // The engine's name holds only some platforms of its index: harden
+    // says which and asks for a choice, or takes the ones chosen.
+    let out = harden_at(
+        &host,
+        &["rewrite", "-q", &source, "docker-daemon:multi:all"],
+    );
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--platform") && err.contains("linux/arm64"),
+        "{err}"
+    );
+    let layout = format!("oci:{}:both", dir.join("layout").display());
+    let both = harden_ok(
+        &host,
+        &[
+            "rewrite",
+            "-q",
+            "--json",
+            "--platform",
+            "linux/amd64",
+            "--platform",
+            "linux/arm64",
+            &source,
+            &layout,
+        ],
+    );
+    let both: serde_json::Value = serde_json::from_str(&both).unwrap();
+    let platforms: Vec<&str> = both["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"], "{both}");
+}
+
 #[test]
 fn a_load_that_fails_leaves_no_tag() {
     let docker = Docker::start_named("dd-broken");

@@ -2,20 +2,20 @@
 //! with uncompressed layers named by diff_id and a manifest.json. Read
 //! through `Store`, so only small JSON documents are read here.
 
-use super::reference::{hardened_tag, same_image, Select};
+use super::reference::{hardened_tag, parse_reference, same_image, Select};
 use super::store::Store;
 use super::tar_output::TarOutput;
 use super::written::Written;
 use crate::config::ImageConfig;
 use crate::decompress::{self, Compression};
-use crate::digest::{self, HashingReader};
+use crate::digest::{self, Digest, HashingReader};
 use crate::exit::NotFound;
 use crate::image::{self, Family, Image, Layer, MAX_CONFIG, MAX_MANIFEST};
 use crate::layer::header;
-use crate::manifest::parse_json;
+use crate::manifest::{parse_json, REF_NAME};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
 use std::path::Path;
@@ -168,7 +168,12 @@ pub fn hardened_name(name: &str) -> Option<String> {
 /// The `docker save` format: uncompressed layers named by diff_id, the config
 /// named by its digest, and manifest.json.
 pub fn write(image: &Image, path: &Path, repo_tag: Option<String>, sync: bool) -> Result<Written> {
-    write_tar(image, TarOutput::create(path, sync)?, repo_tag.as_deref())?;
+    write_tar(
+        image,
+        TarOutput::create(path, sync)?,
+        repo_tag.as_deref(),
+        Layout::Legacy,
+    )?;
     Ok(Written {
         destination: format!(
             "docker-archive:{}{}",
@@ -181,49 +186,127 @@ pub fn write(image: &Image, path: &Path, repo_tag: Option<String>, sync: bool) -
     })
 }
 
-/// Writes the archive of `image`, tagged `repo_tag`, into `stream` in order
-/// (what `docker load` reads from a pipe).
-pub fn write_stream(image: &Image, stream: File, repo_tag: &str) -> Result<()> {
-    write_tar(image, TarOutput::stream(stream)?, Some(repo_tag))
+/// How an archive names its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `DIFFID.tar` layers and `CONFIG.json`, as `docker save` wrote before
+    /// Docker 25: what every reader takes.
+    Legacy,
+    /// An OCI image layout inside (`blobs/sha256/…`, `index.json`, plain
+    /// layers) with the manifest.json older readers use, as Docker 25+
+    /// saves: Docker's containerd image store keeps its manifest as it is,
+    /// so the image ID it gives the image (the manifest's digest) is known.
+    OciInside,
 }
 
-/// The members in order: layers, config, and manifest.json last, so that a
-/// reader of a cut-off stream finds no image in it.
-fn write_tar(image: &Image, mut out: TarOutput, repo_tag: Option<&str>) -> Result<()> {
+/// Writes the archive of `image`, tagged `repo_tag`, into `stream` in order
+/// (what `docker load` reads from a pipe). For `Layout::OciInside`, the
+/// digest of the manifest its index.json names.
+pub fn write_stream(
+    image: &Image,
+    stream: File,
+    repo_tag: &str,
+    layout: Layout,
+) -> Result<Option<Digest>> {
+    write_tar(image, TarOutput::stream(stream)?, Some(repo_tag), layout)
+}
+
+/// The members in order: layers, config, (the OCI manifest, oci-layout and
+/// index.json,) and manifest.json last, so that a reader of a cut-off
+/// stream finds no image in it.
+fn write_tar(
+    image: &Image,
+    mut out: TarOutput,
+    repo_tag: Option<&str>,
+    layout: Layout,
+) -> Result<Option<Digest>> {
+    let name_of = |digest: &Digest, legacy_ext: &str| match layout {
+        Layout::Legacy => format!("{}.{legacy_ext}", digest.hex()),
+        Layout::OciInside => format!("blobs/sha256/{}", digest.hex()),
+    };
     let mut layer_names = Vec::new();
-    let mut written = HashSet::new();
+    let mut layer_descriptors = Vec::new();
+    // Plain size by diff_id: a layer that comes twice is written once.
+    let mut written: HashMap<&Digest, u64> = HashMap::new();
     for layer in &image.layers {
-        let name = format!("{}.tar", layer.diff_id.hex());
-        if written.insert(name.clone()) {
-            if layer.is_compressed() {
-                append_decompressed(&mut out.tar, &name, layer, &out.out.scratch_dir())?;
-            } else {
-                out.append_blob(&name, &layer.blob, &layer.diff_id)?;
+        let name = name_of(&layer.diff_id, "tar");
+        let size = match written.get(&layer.diff_id) {
+            Some(size) => *size,
+            None => {
+                let size = if layer.is_compressed() {
+                    append_decompressed(&mut out.tar, &name, layer, &out.out.scratch_dir())?
+                } else {
+                    out.append_blob(&name, &layer.blob, &layer.diff_id)?;
+                    layer.blob.len()
+                };
+                written.insert(&layer.diff_id, size);
+                size
             }
-        }
+        };
+        layer_descriptors.push(image::descriptor(image::OCI_LAYER, &layer.diff_id, size));
         layer_names.push(name);
     }
     let config_digest = image.config_digest();
-    let config_name = format!("{}.json", config_digest.hex());
+    let config_name = name_of(&config_digest, "json");
     out.append_bytes(&config_name, &image.config)?;
+    let manifest_digest = match layout {
+        Layout::Legacy => None,
+        Layout::OciInside => {
+            let mut manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": image::OCI_MANIFEST,
+                "config": image::descriptor(
+                    image::OCI_CONFIG,
+                    &config_digest,
+                    image.config.len() as u64
+                ),
+                "layers": layer_descriptors,
+            });
+            if !image.manifest_annotations.is_empty() {
+                manifest["annotations"] = Value::Object(image.manifest_annotations.clone());
+            }
+            let bytes = serde_json::to_vec(&manifest)?;
+            let digest = Digest::of(&bytes);
+            out.append_bytes(&name_of(&digest, ""), &bytes)?;
+            let mut entry = image::descriptor(image::OCI_MANIFEST, &digest, bytes.len() as u64);
+            if let Some(name) = repo_tag {
+                // As docker save names it: containerd's full name, and the tag.
+                let full = parse_reference(name).map(|r| r.to_string());
+                let tag = name.rsplit_once(':').map(|(_, t)| t).unwrap_or(name);
+                entry["annotations"] = json!({
+                    "io.containerd.image.name": full.unwrap_or_else(|_| name.to_string()),
+                    REF_NAME: tag,
+                });
+            }
+            out.append_bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            let index = json!({
+                "schemaVersion": 2,
+                "mediaType": image::OCI_INDEX,
+                "manifests": [entry],
+            });
+            out.append_bytes("index.json", &serde_json::to_vec(&index)?)?;
+            Some(digest)
+        }
+    };
     let manifest = json!([{
         "Config": config_name,
         "RepoTags": repo_tag.iter().collect::<Vec<_>>(),
         "Layers": layer_names,
     }]);
     out.append_bytes("manifest.json", &serde_json::to_vec(&manifest)?)?;
-    out.finish()
+    out.finish()?;
+    Ok(manifest_digest)
 }
 
 /// docker-archive layers are uncompressed: decompress (gzip or zstd) into a
 /// scratch file (the tar header needs the size first), checking the
-/// compressed digest and the diff_id.
+/// compressed digest and the diff_id. The plain size.
 fn append_decompressed<W: Write>(
     tar: &mut tar::Builder<W>,
     name: &str,
     layer: &Layer,
     scratch_dir: &Path,
-) -> Result<()> {
+) -> Result<u64> {
     let mut scratch = tempfile::tempfile_in(scratch_dir)?;
     let mut compressed = HashingReader::new(layer.blob.open()?);
     let mut tar_stream = decompress::layer_tar(
@@ -258,7 +341,7 @@ fn append_decompressed<W: Write>(
     scratch.rewind()?;
     let mut h = header(EntryType::Regular, 0o644, plain.1);
     tar.append_data(&mut h, name, &mut scratch)?;
-    Ok(())
+    Ok(plain.1)
 }
 
 #[cfg(test)]
@@ -283,8 +366,8 @@ mod tests {
         assert_eq!(hardened_name("localhost:5000/notag"), None);
     }
 
-    use crate::image::Family;
-    use crate::transport::testing;
+    use crate::image::{Content, Family};
+    use crate::transport::{oci_layout, testing};
 
     #[test]
     fn what_it_writes_it_reads_back() {
@@ -326,11 +409,58 @@ mod tests {
         let path = dir.path().join("file.tar");
         write(&image, &path, Some("t:1".into()), false).unwrap();
         let streamed = dir.path().join("stream.tar");
-        write_stream(&image, File::create(&streamed).unwrap(), "t:1").unwrap();
+        write_stream(
+            &image,
+            File::create(&streamed).unwrap(),
+            "t:1",
+            Layout::Legacy,
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read(path).unwrap(),
             std::fs::read(streamed).unwrap()
         );
+    }
+
+    #[test]
+    fn an_oci_layout_inside_reads_as_either_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar");
+        // A layer that comes twice is written once.
+        let image = testing::image(Family::Docker, &[("a", b"one"), ("a", b"one")]);
+        let manifest = write_stream(
+            &image,
+            File::create(&path).unwrap(),
+            "example/t:1",
+            Layout::OciInside,
+        )
+        .unwrap()
+        .unwrap();
+        let store = Store::tar(&path).unwrap();
+        let Some(Content::Image(oci)) = oci_layout::read_digest(&store, &manifest).unwrap() else {
+            panic!("index.json names no image {manifest}");
+        };
+        assert_eq!(oci.manifest_digest.as_ref(), Some(&manifest));
+        let legacy = read(&store, &Select::Only).unwrap();
+        assert_eq!(legacy.name.as_deref(), Some("example/t:1"));
+        for back in [&oci, &legacy] {
+            assert_eq!(back.config, image.config);
+            assert_eq!(back.layers.len(), 2);
+            for (a, b) in back.layers.iter().zip(&image.layers) {
+                assert_eq!(a.diff_id, b.diff_id);
+                assert_eq!(a.digest, b.diff_id, "plain, named by its diff_id");
+            }
+        }
+        assert!(oci_layout::read_digest(&store, &image.config_digest())
+            .unwrap()
+            .is_none());
+        let members: Vec<String> = tar::Archive::new(File::open(&path).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(members.len(), 6, "{members:?}");
+        assert_eq!(members.last().map(String::as_str), Some("manifest.json"));
     }
 
     #[test]
@@ -353,7 +483,7 @@ mod tests {
             streamed
         });
         let file = File::from(std::os::fd::OwnedFd::from(into));
-        assert!(write_stream(&image, file, "t:1").is_err());
+        assert!(write_stream(&image, file, "t:1", Layout::Legacy).is_err());
         let streamed = reader.join().unwrap();
         let mut names = Vec::new();
         for e in tar::Archive::new(&streamed[..])

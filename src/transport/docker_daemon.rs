@@ -9,11 +9,13 @@
 //! `DOCKER_CERT_PATH` when `DOCKER_TLS_VERIFY` is set).
 
 use super::docker_archive;
+use super::oci_layout;
 use super::reference::Select;
 use super::store::Store;
 use super::written::Written;
+use crate::digest::Digest;
 use crate::exit::{AuthError, NotFound};
-use crate::image::Image;
+use crate::image::{Content, Image};
 use crate::registry::runtime;
 use anyhow::{bail, Context, Result};
 use futures_util::stream::{self, StreamExt};
@@ -116,7 +118,23 @@ impl Engine {
         anyhow::anyhow!("cannot reach the engine at {}: {e}", self.host)
     }
 
-    /// The image ID (config digest) the engine has under `name`.
+    /// Whether the engine keeps images in containerd's store (Docker 29's
+    /// default, 24+ with the `containerd-snapshotter` feature): its image ID
+    /// is then a manifest's digest, not the config's.
+    async fn containerd_store(&self) -> Result<bool> {
+        let missing = format!("the engine at {} has no info endpoint", self.host);
+        let r = self
+            .check(self.http.get(self.url("/info")).send().await, &missing)
+            .await?;
+        let body = r.bytes().await.context("reading the engine's info")?;
+        let info: Value = serde_json::from_slice(&body).context("the engine's info is not JSON")?;
+        let status = info["DriverStatus"].as_array().into_iter().flatten();
+        Ok(status
+            .filter_map(|pair| Some((pair.get(0)?.as_str()?, pair.get(1)?.as_str()?)))
+            .any(|pair| pair == ("driver-type", "io.containerd.snapshotter.v1")))
+    }
+
+    /// The image ID (config or manifest digest) the engine has under `name`.
     async fn image_id(&self, name: &str) -> Result<String> {
         let url = self.url(&format!("/images/{}/json", path_segment(name)));
         let missing = format!("the engine at {} has no image {name}", self.host);
@@ -173,9 +191,13 @@ fn path_segment(name: &str) -> String {
 }
 
 /// Reads the image the engine has as `name`: its `docker save` stream,
-/// spooled to a temp file (removed with the image, or on Ctrl-C), read as a
-/// docker-archive, and checked to be the image the engine names so.
-pub fn read(name: &str) -> Result<Image> {
+/// spooled to a temp file (removed with the image, or on Ctrl-C), and
+/// checked to be the image the engine names so. An engine's image ID is the
+/// digest of its config, or, in Docker's containerd image store, of its
+/// manifest or index: that archive is an OCI layout (with a manifest.json
+/// for older readers) whose index.json names it, and is read as one, every
+/// platform it holds.
+pub fn read(name: &str) -> Result<Content> {
     let engine = Engine::from_env()?;
     let (id, spooled) = runtime().block_on(async {
         let id = engine.image_id(name).await?;
@@ -197,24 +219,41 @@ pub fn read(name: &str) -> Result<Image> {
         anyhow::Ok((id, spooled))
     })?;
     let store = Store::tar_spooled(spooled, Path::new("the engine's archive"))?;
+    let digest = Digest::parse(&id).context("the engine's image ID")?;
+    // An archive of an image ID names no tag: the name asked for is its name.
+    let named = |image: &mut Image| {
+        image.name.get_or_insert_with(|| name.to_string());
+    };
+    if let Some(mut content) = oci_layout::read_digest(&store, &digest)? {
+        match &mut content {
+            Content::Image(image) => named(image),
+            Content::Index(index) => index.entries.iter_mut().for_each(|e| named(&mut e.image)),
+        }
+        return Ok(content);
+    }
     let mut image = docker_archive::read(&store, &Select::Only)?;
-    if image.config_digest().as_str() != id {
+    if image.config_digest() != digest {
         bail!(
             "the engine sent image {}, not the {id} it has as {name}",
             image.config_digest()
         );
     }
-    // An archive of an image ID names no tag: the name asked for is its name.
-    image.name.get_or_insert_with(|| name.to_string());
-    Ok(image)
+    named(&mut image);
+    Ok(Content::Image(image))
 }
 
 /// Loads `image` into the engine as `name` (NAME:TAG): the archive is
 /// written into a pipe that is the request's body. The engine tags an image
 /// only once it has read the whole archive, whose manifest.json comes last:
 /// a write that fails ends the request with an error, and no tag is made.
+/// Into containerd's store the archive has an OCI layout inside, whose
+/// manifest the engine keeps: the image ID is then that manifest's digest.
 pub fn write(image: &Image, name: &str) -> Result<Written> {
     let engine = Engine::from_env()?;
+    let layout = match runtime().block_on(engine.containerd_store())? {
+        true => docker_archive::Layout::OciInside,
+        false => docker_archive::Layout::Legacy,
+    };
     let (pipe_out, pipe_in) = io::pipe().context("cannot make a pipe")?;
     // 1 MiB in flight instead of 64 KiB: fewer wake-ups of each side. Only
     // a cost saved; the default works.
@@ -223,8 +262,12 @@ pub fn write(image: &Image, name: &str) -> Result<Written> {
     let (done, finished) = tokio::sync::oneshot::channel::<std::result::Result<(), String>>();
     let (written, loaded) = std::thread::scope(|scope| {
         let writer = scope.spawn(move || {
-            let result =
-                docker_archive::write_stream(image, File::from(OwnedFd::from(pipe_in)), name);
+            let result = docker_archive::write_stream(
+                image,
+                File::from(OwnedFd::from(pipe_in)),
+                name,
+                layout,
+            );
             let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
             result
         });
@@ -272,26 +315,28 @@ pub fn write(image: &Image, name: &str) -> Result<Written> {
             .filter_map(|c| c.downcast_ref::<io::Error>())
             .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
     };
-    match (written, loaded) {
+    let manifest_digest = match (written, loaded) {
         (Err(w), Err(l)) if reader_gone(&w) => return Err(l),
         (Err(w), _) => return Err(w.context("writing the archive for the engine")),
-        (Ok(()), Err(l)) => {
+        (Ok(_), Err(l)) => {
             return Err(l.context(format!(
                 "the engine at {} did not load the image",
                 engine.host
             )))
         }
-        (Ok(()), Ok(())) => {}
-    }
+        (Ok(manifest), Ok(())) => manifest,
+    };
     let id = runtime().block_on(engine.image_id(name))?;
-    let want = image.config_digest();
+    let want = manifest_digest
+        .clone()
+        .unwrap_or_else(|| image.config_digest());
     if id != want.as_str() {
         bail!("the engine has {id} as {name} after the load, not the {want} harden wrote");
     }
     Ok(Written {
         destination: format!("docker-daemon:{name}"),
-        manifest_digest: None,
-        image_id: Some(id),
+        manifest_digest: manifest_digest.map(|d| d.to_string()),
+        image_id: Some(image.config_digest().to_string()),
         blobs: None,
     })
 }

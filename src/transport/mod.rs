@@ -38,7 +38,7 @@ pub fn read(r: &ImageRef, registries: &Registries) -> Result<Content> {
         ImageRef::OciArchive { path, select } => {
             Store::tar(path).and_then(|s| oci_layout::read(&s, select))
         }
-        ImageRef::DockerDaemon(name) => docker_daemon::read(name).map(Content::Image),
+        ImageRef::DockerDaemon(name) => docker_daemon::read(name),
     };
     result.with_context(|| format!("reading {r}"))
 }

@@ -87,7 +87,25 @@ pub fn layout_ref_name(dir: &Path, select: &Select) -> Result<Option<String>> {
 
 pub fn read(store: &Store, select: &Select) -> Result<Content> {
     let manifests = layout_manifests(store)?;
-    let chosen = select_manifest(&manifests, select)?;
+    read_descriptor(store, select_manifest(&manifests, select)?)
+}
+
+/// The image or index a layout's index.json names by `digest`; None when
+/// the store is no OCI layout or its index names no such manifest (an
+/// engine's archive of the image `digest` is, from Docker's containerd
+/// image store).
+pub fn read_digest(store: &Store, digest: &Digest) -> Result<Option<Content>> {
+    if store.get("oci-layout").is_err() || store.get("index.json").is_err() {
+        return Ok(None);
+    }
+    let manifests = layout_manifests(store)?;
+    match manifests.iter().find(|d| d.digest == digest.as_str()) {
+        Some(chosen) => read_descriptor(store, chosen).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn read_descriptor(store: &Store, chosen: &Descriptor) -> Result<Content> {
     let digest = Digest::parse(&chosen.digest).context("in index.json")?;
     let bytes =
         blob(store, &digest, chosen.size)?.read_verified(&digest, MAX_MANIFEST, "manifest")?;

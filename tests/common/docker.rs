@@ -1,11 +1,16 @@
 //! A private Docker Engine (Debian's docker.io: dockerd 20.10, its own
 //! containerd, runc) on a unix socket in a short temp dir, started as
-//! ../shared/RECIPES.md shows, and stopped when dropped.
+//! ../shared/RECIPES.md shows, and stopped when dropped; or trixie's dockerd
+//! 26 with the containerd image store (Docker 29's default), which
+//! `scripts/install-deps test` unpacks into NEWER_DOCKERD.
 
 use super::{cmd, sh, text, which};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// Where `scripts/install-deps test` unpacks trixie's docker.io and containerd.
+pub const NEWER_DOCKERD: &str = "/var/cache/harden-tests/dockerd-trixie";
 
 pub struct Docker {
     dir: PathBuf,
@@ -25,8 +30,44 @@ impl Docker {
 
     /// An engine that also takes `extra` arguments (another `-H`, TLS).
     pub fn start_with(name: &str, extra: &[String]) -> Docker {
-        which("dockerd");
+        Docker::spawn(name, extra, false)
+    }
+
+    /// Trixie's dockerd with the containerd image store, where an image ID is
+    /// its manifest's (or index's) digest, not its config's. The docker CLI is
+    /// still bookworm's (API 1.41, which dockerd 26 serves).
+    pub fn start_containerd_store(name: &str) -> Docker {
+        Docker::spawn(name, &[], true)
+    }
+
+    fn spawn(name: &str, extra: &[String], containerd_store: bool) -> Docker {
         which("docker");
+        let mut dockerd = Command::new("dockerd");
+        let (config, storage) = if containerd_store {
+            let bin = Path::new(NEWER_DOCKERD).join("root/usr");
+            assert!(
+                bin.join("sbin/dockerd").exists(),
+                "no {}/sbin/dockerd: `scripts/install-deps test` (make test) unpacks it",
+                bin.display()
+            );
+            // Its containerd (1.7; bookworm's 1.6 is too old) and docker-init.
+            let path = format!(
+                "{}:{}:{}",
+                bin.join("sbin").display(),
+                bin.join("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            dockerd = Command::new(bin.join("sbin/dockerd"));
+            dockerd.env("PATH", path);
+            // containerd has no vfs snapshotter: native is its copying one.
+            (
+                r#"{"features": {"containerd-snapshotter": true}}"#,
+                "native",
+            )
+        } else {
+            which("dockerd");
+            ("{}", "vfs")
+        };
         // Its sockets' paths must stay short (sun_path is 108 bytes): dockerd's
         // own, and containerd's below exec/.
         let dir = super::scratch(name);
@@ -35,10 +76,10 @@ impl Docker {
             "{}: too long a path for dockerd's sockets (set a shorter TMPDIR)",
             dir.display()
         );
-        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        std::fs::write(dir.join("daemon.json"), config).unwrap();
         let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
         let log = std::fs::File::create(dir.join("log")).unwrap();
-        let dockerd = Command::new("dockerd")
+        let dockerd = dockerd
             .args([
                 "--config-file",
                 &d("daemon.json"),
@@ -49,7 +90,7 @@ impl Docker {
             .args(["-H", &format!("unix://{}", d("docker.sock"))])
             .args([
                 "--storage-driver",
-                "vfs",
+                storage,
                 "--iptables=false",
                 "--ip6tables=false",
             ])
