@@ -45,6 +45,14 @@ impl Engine {
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        Engine::at(host)
+    }
+
+    /// The engine `host` names, as DOCKER_HOST does.
+    fn at(host: String) -> Result<Engine> {
+        // reqwest's TLS needs a provider even for a socket: ring, as for
+        // registries (pure Rust and C, builds static everywhere).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
         let (builder, base) = if let Some(path) = host.strip_prefix("unix://") {
             (
@@ -170,8 +178,6 @@ fn tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder> {
     let mut identity = read("cert.pem")?;
     identity.extend_from_slice(&read("key.pem")?);
     let identity = reqwest::Identity::from_pem(&identity).context("cert.pem and key.pem")?;
-    // ring, as for registries: pure Rust and C, builds static everywhere.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(builder.tls_certs_only([ca]).identity(identity))
 }
 
@@ -198,7 +204,10 @@ fn path_segment(name: &str) -> String {
 /// for older readers) whose index.json names it, and is read as one, every
 /// platform it holds.
 pub fn read(name: &str) -> Result<Content> {
-    let engine = Engine::from_env()?;
+    read_from(&Engine::from_env()?, name)
+}
+
+fn read_from(engine: &Engine, name: &str) -> Result<Content> {
     let (id, spooled) = runtime().block_on(async {
         let id = engine.image_id(name).await?;
         // By ID: the image inspected, even if the name moves meanwhile.
@@ -249,7 +258,10 @@ pub fn read(name: &str) -> Result<Content> {
 /// Into containerd's store the archive has an OCI layout inside, whose
 /// manifest the engine keeps: the image ID is then that manifest's digest.
 pub fn write(image: &Image, name: &str) -> Result<Written> {
-    let engine = Engine::from_env()?;
+    write_to(&Engine::from_env()?, image, name)
+}
+
+fn write_to(engine: &Engine, image: &Image, name: &str) -> Result<Written> {
     let layout = match runtime().block_on(engine.containerd_store())? {
         true => docker_archive::Layout::OciInside,
         false => docker_archive::Layout::Legacy,
@@ -367,8 +379,100 @@ fn load_outcome(said: &str) -> Result<()> {
 }
 
 #[cfg(test)]
+mod testing;
+
+#[cfg(test)]
 mod tests {
+    use super::testing::TestEngine;
     use super::*;
+    use crate::image::Family;
+    use crate::transport::testing::image;
+
+    /// The archive `docker save` of `image` sends, and the ID the engine has it as.
+    fn saved(image: &Image, name: &str, containerd_store: bool) -> (Vec<u8>, String) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let layout = match containerd_store {
+            true => docker_archive::Layout::OciInside,
+            false => docker_archive::Layout::Legacy,
+        };
+        let manifest =
+            docker_archive::write_stream(image, file.reopen().unwrap(), name, layout).unwrap();
+        let id = manifest.unwrap_or_else(|| image.config_digest());
+        (std::fs::read(file.path()).unwrap(), id.to_string())
+    }
+
+    fn engine(e: &TestEngine) -> Engine {
+        Engine::at(e.host.clone()).unwrap()
+    }
+
+    #[test]
+    fn either_store_is_read_and_written() {
+        for containerd_store in [false, true] {
+            let fake = TestEngine::start(containerd_store);
+            let source = image(Family::Docker, &[("a", b"one"), ("b", b"two")]);
+            let (archive, id) = saved(&source, "example/t:1", containerd_store);
+            fake.add("example/t:1", &id, archive);
+
+            let Content::Image(read) = read_from(&engine(&fake), "example/t:1").unwrap() else {
+                panic!("an index");
+            };
+            assert_eq!(read.config, source.config);
+            assert_eq!(read.name.as_deref(), Some("example/t:1"));
+            let manifest = read.manifest_digest.as_ref().map(Digest::to_string);
+            assert_eq!(manifest.is_some(), containerd_store, "{manifest:?}");
+
+            let written = write_to(&engine(&fake), &read, "example/t:2").unwrap();
+            assert_eq!(written.image_id, Some(source.config_digest().to_string()));
+            let loaded = fake.state.lock().unwrap().names["example/t:2"].clone();
+            let want = match containerd_store {
+                true => written.manifest_digest.clone().unwrap(),
+                false => source.config_digest().to_string(),
+            };
+            assert_eq!(loaded, want);
+            let Content::Image(back) = read_from(&engine(&fake), "example/t:2").unwrap() else {
+                panic!("an index");
+            };
+            assert_eq!(back.config, source.config);
+        }
+    }
+
+    #[test]
+    fn an_archive_of_another_image_is_refused() {
+        let fake = TestEngine::start(false);
+        let (a, b) = (
+            image(Family::Docker, &[("a", b"one")]),
+            image(Family::Docker, &[("b", b"two")]),
+        );
+        let (archive, _) = saved(&b, "t:1", false);
+        fake.add("t:1", a.config_digest().as_str(), archive);
+        let e = read_from(&engine(&fake), "t:1").unwrap_err();
+        assert!(format!("{e:#}").contains("the engine sent image"), "{e:#}");
+    }
+
+    #[test]
+    fn a_load_the_engine_refuses_is_an_error_and_no_tag() {
+        let fake = TestEngine::start(true);
+        fake.state.lock().unwrap().load_answer = Some("unexpected EOF".into());
+        let source = image(Family::Oci, &[("a", b"one")]);
+        let e = write_to(&engine(&fake), &source, "t:1").unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("did not load") && e.contains("unexpected EOF"),
+            "{e}"
+        );
+        assert!(fake.state.lock().unwrap().names.is_empty());
+    }
+
+    #[test]
+    fn a_missing_image_and_a_missing_engine_are_named() {
+        let fake = TestEngine::start(false);
+        let e = read_from(&engine(&fake), "ghost:1").unwrap_err();
+        assert!(e.downcast_ref::<NotFound>().is_some(), "{e:#}");
+        assert!(format!("{e:#}").contains("No such image: ghost:1"), "{e:#}");
+        let gone = Engine::at("unix:///nonexistent/engine.sock".into()).unwrap();
+        let e = read_from(&gone, "t:1").unwrap_err();
+        assert!(format!("{e:#}").contains("no engine answers at"), "{e:#}");
+    }
 
     #[test]
     fn load_answers() {
