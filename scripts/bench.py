@@ -93,16 +93,25 @@ def make_archive(path, mib):
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
+# Trixie's dockerd 26 and containerd 1.7, unpacked by scripts/install-deps test.
+NEWER_DOCKERD = "/var/cache/harden-tests/dockerd-trixie/root/usr"
+
 class Engine:
-    """A private dockerd on a unix socket, as ../shared/RECIPES.md starts it."""
-    def __init__(self):
-        d = os.path.join(W, "dd"); os.makedirs(d)
-        open(os.path.join(d, "daemon.json"), "w").write("{}")
+    """A private dockerd on a unix socket, as ../shared/RECIPES.md starts it: bookworm's
+    (classic store, vfs), or with containerd's image store (trixie's, native snapshotter)."""
+    def __init__(self, containerd_store=False):
+        d = os.path.join(W, "dd-ctrd" if containerd_store else "dd"); os.makedirs(d)
+        config, storage, dockerd, env = "{}", "vfs", "dockerd", None
+        if containerd_store:
+            config, storage = '{"features": {"containerd-snapshotter": true}}', "native"
+            dockerd = f"{NEWER_DOCKERD}/sbin/dockerd"
+            env = dict(os.environ, PATH=f"{NEWER_DOCKERD}/sbin:{NEWER_DOCKERD}/bin:{os.environ['PATH']}")
+        open(os.path.join(d, "daemon.json"), "w").write(config)
         self.host = f"unix://{d}/docker.sock"
-        self.p = subprocess.Popen(["dockerd", "--config-file", f"{d}/daemon.json", "--data-root", f"{d}/data",
+        self.p = subprocess.Popen([dockerd, "--config-file", f"{d}/daemon.json", "--data-root", f"{d}/data",
                                    "--exec-root", f"{d}/exec", "--pidfile", f"{d}/d.pid", "-H", self.host,
-                                   "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
-                                   "--bridge=none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   "--storage-driver", storage, "--iptables=false", "--ip6tables=false",
+                                   "--bridge=none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         for _ in range(300):
             if subprocess.run(["docker", "version"], env=dict(os.environ, DOCKER_HOST=self.host),
                               capture_output=True).returncode == 0:
@@ -328,25 +337,27 @@ def main():
           f"{f['skopeo']:.2f}s ({f['skopeo_mib_stored']:.0f} MiB stored) ({f['skopeo']/f['harden']:.2f}x harden)")
     reg.stop()
 
-    print("== Docker engine: docker-daemon: -> docker-daemon: vs docker save | harden | docker load")
-    engine = Engine()
-    try:
-        big = SIZES[-1]
-        env = dict(os.environ, DOCKER_HOST=engine.host)
-        sh("docker", "load", "-q", "-i", f"{W}/img-{big}.tar", env=env)
-        name = f"bench/img:{big}"  # the name make_archive gives it
-        untag = lambda: subprocess.run(["docker", "rmi", "-f", "bench/img:h"], env=env, capture_output=True)
-        pipe = median(f"DOCKER_HOST={engine.host} docker save {name} | {HARDEN} rewrite -q "
-                      f"docker-archive:/dev/stdin docker-archive:/dev/stdout:bench/img:h | "
-                      f"DOCKER_HOST={engine.host} docker load -q", untag)
-        direct = median(f"DOCKER_HOST={engine.host} {HARDEN} rewrite -q docker-daemon:{name} "
-                        f"docker-daemon:bench/img:h", untag)
-        results["docker_daemon"] = {"mib": big, "save_harden_load": pipe[0], "harden": direct[0],
-                                    "harden_rss_kib": direct[1]}
-        print(f"  {big:4} MiB  save|harden|load {pipe[0]:6.2f}s  docker-daemon: {direct[0]:6.2f}s"
-              f" ({direct[0]/pipe[0]:.2f}x the pipe, peak {direct[1]//1024} MiB)")
-    finally:
-        engine.stop()
+    for key, containerd_store in [("docker_daemon", False), ("docker_daemon_containerd", True)]:
+        store = "containerd image store, dockerd 26" if containerd_store else "classic store, dockerd 20.10"
+        print(f"== Docker engine ({store}): docker-daemon: -> docker-daemon: vs docker save | harden | docker load")
+        engine = Engine(containerd_store)
+        try:
+            big = SIZES[-1]
+            env = dict(os.environ, DOCKER_HOST=engine.host)
+            sh("docker", "load", "-q", "-i", f"{W}/img-{big}.tar", env=env)
+            name = f"bench/img:{big}"  # the name make_archive gives it
+            untag = lambda: subprocess.run(["docker", "rmi", "-f", "bench/img:h"], env=env, capture_output=True)
+            pipe = median(f"DOCKER_HOST={engine.host} docker save {name} | {HARDEN} rewrite -q "
+                          f"docker-archive:/dev/stdin docker-archive:/dev/stdout:bench/img:h | "
+                          f"DOCKER_HOST={engine.host} docker load -q", untag)
+            direct = median(f"DOCKER_HOST={engine.host} {HARDEN} rewrite -q docker-daemon:{name} "
+                            f"docker-daemon:bench/img:h", untag)
+            results[key] = {"mib": big, "save_harden_load": pipe[0], "harden": direct[0],
+                            "harden_rss_kib": direct[1]}
+            print(f"  {big:4} MiB  save|harden|load {pipe[0]:6.2f}s  docker-daemon: {direct[0]:6.2f}s"
+                  f" ({direct[0]/pipe[0]:.2f}x the pipe, peak {direct[1]//1024} MiB)")
+        finally:
+            engine.stop()
 
     print("== step-down: TOOL 1000:1000 /bin/true, 3 x 2000 spawns of each (posix_spawn + wait, no shell)")
     spawn = build_c(SPAWN_C, "spawn")
