@@ -1,8 +1,10 @@
 //! The `docker-daemon:` transport: an image in a Docker Engine, over its API
 //! (dockerd, or podman's Docker-compatible service). Reading streams
 //! `GET /images/{name}/get` (the `docker save` format) into a temp file and
-//! reads it as a docker-archive; writing streams the archive writer's output
-//! into `POST /images/load` through a pipe, so no archive is written to disk.
+//! reads it as a docker-archive, or as the OCI layout inside it that
+//! Docker's containerd image store writes; writing streams the archive
+//! writer's output into `POST /images/load` through a pipe, so no archive is
+//! written to disk.
 //!
 //! The engine is the one the docker CLI talks to: `DOCKER_HOST` (default
 //! `unix:///var/run/docker.sock`; `tcp://HOST:PORT`, with TLS from
@@ -131,11 +133,7 @@ impl Engine {
     /// is then a manifest's digest, not the config's.
     async fn containerd_store(&self) -> Result<bool> {
         let missing = format!("the engine at {} has no info endpoint", self.host);
-        let r = self
-            .check(self.http.get(self.url("/info")).send().await, &missing)
-            .await?;
-        let body = r.bytes().await.context("reading the engine's info")?;
-        let info: Value = serde_json::from_slice(&body).context("the engine's info is not JSON")?;
+        let info = self.get_json("/info", &missing, "info").await?;
         let status = info["DriverStatus"].as_array().into_iter().flatten();
         Ok(status
             .filter_map(|pair| Some((pair.get(0)?.as_str()?, pair.get(1)?.as_str()?)))
@@ -144,21 +142,25 @@ impl Engine {
 
     /// The image ID (config or manifest digest) the engine has under `name`.
     async fn image_id(&self, name: &str) -> Result<String> {
-        let url = self.url(&format!("/images/{}/json", path_segment(name)));
+        let path = format!("/images/{}/json", path_segment(name));
         let missing = format!("the engine at {} has no image {name}", self.host);
-        let r = self
-            .check(self.http.get(url).send().await, &missing)
-            .await?;
-        let body = r
-            .bytes()
-            .await
-            .context("reading the engine's image inspect")?;
-        let info: Value =
-            serde_json::from_slice(&body).context("the engine's image inspect is not JSON")?;
+        let info = self.get_json(&path, &missing, "image inspect").await?;
         info["Id"]
             .as_str()
             .map(str::to_string)
             .context("the engine's image inspect has no Id")
+    }
+
+    /// The JSON answer to `GET path` (`what` it is, for messages).
+    async fn get_json(&self, path: &str, missing: &str, what: &str) -> Result<Value> {
+        let r = self
+            .check(self.http.get(self.url(path)).send().await, missing)
+            .await?;
+        let body = r
+            .bytes()
+            .await
+            .with_context(|| format!("reading the engine's {what}"))?;
+        serde_json::from_slice(&body).with_context(|| format!("the engine's {what} is not JSON"))
     }
 }
 
