@@ -7,8 +7,9 @@ pub struct Written {
     pub destination: String,
     /// Digest of the manifest written (none in a docker-archive, which has no manifest).
     pub manifest_digest: Option<String>,
-    /// The config digest, which docker and podman show as the image ID
-    /// (none for an index).
+    /// The config digest, which dockerd's classic store and podman show as
+    /// the image ID (Docker's containerd store shows the manifest's); none
+    /// for an index.
     pub image_id: Option<String>,
     /// What a registry push moved (none for the file transports).
     #[serde(skip_serializing_if = "Option::is_none")]
