@@ -139,7 +139,7 @@ fn docker_images_are_hardened_in_the_engine_and_run_there() {
 /// pulled for it.
 #[test]
 fn dockers_containerd_image_store_is_read_and_written() {
-    let docker = Docker::start_containerd_store("dd-ctrd");
+    let docker = Docker::start_containerd_store("dd-ctrd", &[]);
     let host = docker.host();
     let dir = scratch("daemon-containerd");
     let status = sh(docker

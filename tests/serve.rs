@@ -4,6 +4,7 @@
 //! from the proxy, 50 pulls at once, a client that leaves mid-blob.
 
 mod common;
+use common::docker::Docker;
 use common::proxy::{Faults, Proxy};
 use common::registry::{make_certs, Registry};
 use common::*;
@@ -585,18 +586,25 @@ fn the_docker_engine_pulls_through_serve_as_its_registry_mirror() {
             "docker.io",
         ],
     );
-    let docker = common::docker::Docker::start_with(
-        "dk-mirror",
-        &["--registry-mirror".into(), format!("http://{}", serve.addr)],
-    );
-    sh(docker.command().args(["pull", "-q", "hardened-fixture:1"]));
-    let id = docker.run_ok(&[], "hardened-fixture:1", &["id"]);
-    assert!(id.contains("uid=1000(app)"), "{id}");
-    let log = serve.log();
-    assert!(
-        log.contains("HEAD /v2/library/hardened-fixture/manifests/1 200"),
-        "{log}"
-    );
+    // dockerd's classic store, and the containerd image store (Docker 29's
+    // default), which pulls through containerd's resolver.
+    let mirror = ["--registry-mirror".into(), format!("http://{}", serve.addr)];
+    for docker in [
+        Docker::start_with("dk-mirror", &mirror),
+        Docker::start_containerd_store("dk-mirror-ctrd", &mirror),
+    ] {
+        let seen = serve.log().len();
+        sh(docker.command().args(["pull", "-q", "hardened-fixture:1"]));
+        let id = docker.run_ok(&[], "hardened-fixture:1", &["id"]);
+        assert!(id.contains("uid=1000(app)"), "{id}");
+        // containerd's resolver adds `?ns=docker.io`.
+        let log = serve.log()[seen..].to_string();
+        let asked = |l: &str| l.contains("HEAD /v2/library/hardened-fixture/manifests/1");
+        assert!(
+            log.lines().any(|l| asked(l) && l.contains(" 200 ")),
+            "{log}"
+        );
+    }
     // The mirror and the prefixed name give one digest.
     let (_, by_prefix) = serve.get("GET", "/v2/docker.io/library/hardened-fixture/manifests/1");
     let (_, by_mirror) = serve.get("GET", "/v2/library/hardened-fixture/manifests/1");

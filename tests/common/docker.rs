@@ -36,8 +36,8 @@ impl Docker {
     /// Trixie's dockerd with the containerd image store, where an image ID is
     /// its manifest's (or index's) digest, not its config's. The docker CLI is
     /// still bookworm's (API 1.41, which dockerd 26 serves).
-    pub fn start_containerd_store(name: &str) -> Docker {
-        Docker::spawn(name, &[], true)
+    pub fn start_containerd_store(name: &str, extra: &[String]) -> Docker {
+        Docker::spawn(name, extra, true)
     }
 
     fn spawn(name: &str, extra: &[String], containerd_store: bool) -> Docker {
