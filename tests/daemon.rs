@@ -27,6 +27,15 @@ fn harden_ok(host: &str, args: &[&str]) -> String {
     o
 }
 
+/// The JSON report of `harden rewrite -q --json ARGS`.
+fn rewrite_report(host: &str, args: &[&str]) -> serde_json::Value {
+    let args: Vec<&str> = ["rewrite", "-q", "--json"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    serde_json::from_str(&harden_ok(host, &args)).unwrap()
+}
+
 /// `docker build` of a FROM-scratch busybox image (root, HOME /root).
 fn build(docker: &Docker, dir: &Path, tag: &str) {
     docker.build_busybox(tag, dir, "CMD [\"id\", \"-u\"]\n");
@@ -49,17 +58,10 @@ fn docker_images_are_hardened_in_the_engine_and_run_there() {
     let source_id = docker_id(&docker, "app:1");
 
     // daemon → daemon, with the report's ID the engine's.
-    let report = harden_ok(
+    let report = rewrite_report(
         &host,
-        &[
-            "rewrite",
-            "-q",
-            "--json",
-            "docker-daemon:app:1",
-            "docker-daemon:app:1-hardened",
-        ],
+        &["docker-daemon:app:1", "docker-daemon:app:1-hardened"],
     );
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let id = docker_id(&docker, "app:1-hardened");
     assert_eq!(report["image_id"], id.as_str(), "{report}");
     assert_eq!(report["destination"], "docker-daemon:app:1-hardened");
@@ -151,17 +153,10 @@ fn dockers_containerd_image_store_is_read_and_written() {
 
     // daemon → daemon: the engine names the image by the manifest harden
     // wrote, and the report says so.
-    let report = harden_ok(
+    let report = rewrite_report(
         &host,
-        &[
-            "rewrite",
-            "-q",
-            "--json",
-            "docker-daemon:app:1",
-            "docker-daemon:app:1-hardened",
-        ],
+        &["docker-daemon:app:1", "docker-daemon:app:1-hardened"],
     );
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let id = docker_id(&docker, "app:1-hardened");
     assert_eq!(report["manifest_digest"], id.as_str(), "{report}");
     assert_eq!(report["platforms"][0]["manifest_digest"], id.as_str());
@@ -181,11 +176,7 @@ fn dockers_containerd_image_store_is_read_and_written() {
     let tar = dir.join("hardened.tar");
     let archive = format!("docker-archive:{}", tar.display());
     harden_ok(&host, &["rewrite", "-q", "docker-daemon:app:1", &archive]);
-    let again = harden_ok(
-        &host,
-        &["rewrite", "-q", "--json", &archive, "docker-daemon:again:1"],
-    );
-    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    let again = rewrite_report(&host, &[&archive, "docker-daemon:again:1"]);
     assert_eq!(again["image_id"], report["image_id"]);
     assert_eq!(
         again["manifest_digest"],
@@ -233,12 +224,9 @@ fn dockers_containerd_image_store_is_read_and_written() {
         "{err}"
     );
     let layout = format!("oci:{}:both", dir.join("layout").display());
-    let both = harden_ok(
+    let both = rewrite_report(
         &host,
         &[
-            "rewrite",
-            "-q",
-            "--json",
             "--platform",
             "linux/amd64",
             "--platform",
@@ -247,7 +235,6 @@ fn dockers_containerd_image_store_is_read_and_written() {
             &layout,
         ],
     );
-    let both: serde_json::Value = serde_json::from_str(&both).unwrap();
     let platforms: Vec<&str> = both["platforms"]
         .as_array()
         .unwrap()
