@@ -267,22 +267,27 @@ impl Image {
 
     /// The manifest for this image in its family: the exact bytes to store.
     pub fn manifest(&self) -> Vec<u8> {
+        let layers = self.layers.iter().map(Layer::descriptor).collect();
+        self.manifest_as(self.family, layers)
+    }
+
+    /// The manifest of this image in `family` with `layers` as its layer
+    /// descriptors, for a destination that stores the layers in another
+    /// form (an engine's archive: plain, named by diff_id).
+    pub fn manifest_as(&self, family: Family, layers: Vec<Value>) -> Vec<u8> {
+        let (manifest_type, config_type) = match family {
+            Family::Docker => (DOCKER_MANIFEST, DOCKER_CONFIG),
+            Family::Oci => (OCI_MANIFEST, OCI_CONFIG),
+        };
         let mut m = Map::new();
         m.insert("schemaVersion".into(), 2.into());
-        m.insert("mediaType".into(), self.manifest_media_type().into());
+        m.insert("mediaType".into(), manifest_type.into());
         m.insert(
             "config".into(),
-            descriptor(
-                self.config_media_type(),
-                &self.config_digest(),
-                self.config.len() as u64,
-            ),
+            descriptor(config_type, &self.config_digest(), self.config.len() as u64),
         );
-        m.insert(
-            "layers".into(),
-            self.layers.iter().map(Layer::descriptor).collect(),
-        );
-        if self.family == Family::Oci && !self.manifest_annotations.is_empty() {
+        m.insert("layers".into(), Value::Array(layers));
+        if family == Family::Oci && !self.manifest_annotations.is_empty() {
             m.insert(
                 "annotations".into(),
                 Value::Object(self.manifest_annotations.clone()),

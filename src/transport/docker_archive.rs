@@ -2,6 +2,7 @@
 //! with uncompressed layers named by diff_id and a manifest.json. Read
 //! through `Store`, so only small JSON documents are read here.
 
+use super::oci_layout;
 use super::reference::{hardened_tag, parse_reference, same_image, Select};
 use super::store::Store;
 use super::tar_output::TarOutput;
@@ -252,20 +253,7 @@ fn write_tar(
     let manifest_digest = match layout {
         Layout::Legacy => None,
         Layout::OciInside => {
-            let mut manifest = json!({
-                "schemaVersion": 2,
-                "mediaType": image::OCI_MANIFEST,
-                "config": image::descriptor(
-                    image::OCI_CONFIG,
-                    &config_digest,
-                    image.config.len() as u64
-                ),
-                "layers": layer_descriptors,
-            });
-            if !image.manifest_annotations.is_empty() {
-                manifest["annotations"] = Value::Object(image.manifest_annotations.clone());
-            }
-            let bytes = serde_json::to_vec(&manifest)?;
+            let bytes = image.manifest_as(Family::Oci, layer_descriptors);
             let digest = Digest::of(&bytes);
             out.append_bytes(&name_of(&digest, ""), &bytes)?;
             let mut entry = image::descriptor(image::OCI_MANIFEST, &digest, bytes.len() as u64);
@@ -278,7 +266,7 @@ fn write_tar(
                     REF_NAME: tag,
                 });
             }
-            out.append_bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            out.append_bytes("oci-layout", oci_layout::LAYOUT_MARKER)?;
             let index = json!({
                 "schemaVersion": 2,
                 "mediaType": image::OCI_INDEX,

@@ -24,6 +24,9 @@ use std::sync::Arc;
 use tar::EntryType;
 use tempfile::NamedTempFile;
 
+/// The `oci-layout` file of a layout harden writes.
+pub const LAYOUT_MARKER: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
 fn blob(store: &Store, digest: &Digest, size: u64) -> Result<Blob> {
     let b = store.get(&format!("blobs/sha256/{}", digest.hex()))?;
     if b.len() != size {
@@ -309,10 +312,9 @@ impl Layout {
 
     fn finish(self, index: &Value) -> Result<()> {
         let index = serde_json::to_vec(index)?;
-        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
         match self {
             Layout::Tar { mut tar, .. } => {
-                tar.append_bytes("oci-layout", layout)?;
+                tar.append_bytes("oci-layout", LAYOUT_MARKER)?;
                 tar.append_bytes("index.json", &index)?;
                 tar.finish()
             }
@@ -324,7 +326,7 @@ impl Layout {
                     sync_dir(&root.join("blobs/sha256"))?;
                     sync_dir(&root.join("blobs"))?;
                 }
-                for (name, bytes) in [("oci-layout", &layout[..]), ("index.json", &index[..])] {
+                for (name, bytes) in [("oci-layout", LAYOUT_MARKER), ("index.json", &index[..])] {
                     write_file(&root.join(name), bytes, 0o644, sync)?;
                 }
                 if let Some((tmp, final_path)) = fresh {

@@ -263,11 +263,17 @@ pub fn write(image: &Image, name: &str) -> Result<Written> {
     write_to(&Engine::from_env()?, image, name)
 }
 
-fn write_to(engine: &Engine, image: &Image, name: &str) -> Result<Written> {
-    let layout = match runtime().block_on(engine.containerd_store())? {
+/// The archive an engine keeps the image of as written: one with an OCI
+/// layout inside for containerd's store (which then keeps harden's manifest).
+fn archive_layout(containerd_store: bool) -> docker_archive::Layout {
+    match containerd_store {
         true => docker_archive::Layout::OciInside,
         false => docker_archive::Layout::Legacy,
-    };
+    }
+}
+
+fn write_to(engine: &Engine, image: &Image, name: &str) -> Result<Written> {
+    let layout = archive_layout(runtime().block_on(engine.containerd_store())?);
     let (pipe_out, pipe_in) = io::pipe().context("cannot make a pipe")?;
     // 1 MiB in flight instead of 64 KiB: fewer wake-ups of each side. Only
     // a cost saved; the default works.
@@ -393,10 +399,7 @@ mod tests {
     /// The archive `docker save` of `image` sends, and the ID the engine has it as.
     fn saved(image: &Image, name: &str, containerd_store: bool) -> (Vec<u8>, String) {
         let file = tempfile::NamedTempFile::new().unwrap();
-        let layout = match containerd_store {
-            true => docker_archive::Layout::OciInside,
-            false => docker_archive::Layout::Legacy,
-        };
+        let layout = archive_layout(containerd_store);
         let manifest =
             docker_archive::write_stream(image, file.reopen().unwrap(), name, layout).unwrap();
         let id = manifest.unwrap_or_else(|| image.config_digest());
